@@ -1,0 +1,1146 @@
+//! The configuration file: YAML → raw structs → a validated [`Config`].
+//!
+//! This is the only module that reads YAML. Parsing happens in two steps, as
+//! in ripgrep: serde decodes the file into `Raw*` structs whose leaf types
+//! (durations, addresses, CIDRs, names) validate themselves while decoding, so
+//! a bad value is reported with the file, the key path and the line; then
+//! [`Config::load`] checks what spans several keys (resolver references, empty
+//! services, duplicate checks) and builds a `Config` that holds only checked
+//! types. Unknown keys and duplicate keys are errors.
+//!
+//! It does not build network clients: `probe::Catalogue` does that from a
+//! `Config`. It does read the files the config names (`ca_file`,
+//! `resolv_conf`), so that `--config.check` catches a missing one.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::{MessageFormatter, Spanned};
+
+/// Default listen address (the port registered for this exporter's family).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9799";
+/// Default per-check timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The resolver every config has: the host's own.
+pub const SYSTEM_RESOLVER: &str = "system";
+/// Where the system resolver's servers come from unless configured.
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// A config file that could not be loaded. The message names the file and,
+/// for content errors, the line, column and key path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is invalid.
+    #[error("{file}:{line}:{column}: {path}: {message}")]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// Key path, e.g. `services.whatsapp.tls[1].timeout`.
+        path: String,
+        /// What rule was broken.
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Resolvers; index 0 is always `system`.
+    pub resolvers: Vec<Resolver>,
+    /// Services in file order.
+    pub services: Vec<Service>,
+}
+
+/// A named resolver.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    /// Its name in the config (a label value).
+    pub name: String,
+    /// How to reach it.
+    pub kind: ResolverKind,
+}
+
+impl Resolver {
+    /// Every resolver but `system` is a control.
+    pub fn is_control(&self) -> bool {
+        self.name != SYSTEM_RESOLVER
+    }
+}
+
+/// How a resolver is reached.
+#[derive(Debug, Clone)]
+pub enum ResolverKind {
+    /// Plain DNS, UDP with TCP fallback on truncation, to these servers (the
+    /// system resolver from resolv.conf).
+    UdpAndTcp(Vec<SocketAddr>),
+    /// Plain DNS over UDP only.
+    Udp(SocketAddr),
+    /// Plain DNS over TCP only.
+    Tcp(SocketAddr),
+    /// DNS over TLS.
+    Dot {
+        /// Server address.
+        addr: SocketAddr,
+        /// TLS name to verify.
+        server_name: String,
+        /// Trust roots.
+        trust: Trust,
+    },
+    /// DNS over HTTPS.
+    Doh {
+        /// Server address.
+        addr: SocketAddr,
+        /// TLS name to verify (and HTTP authority).
+        server_name: String,
+        /// URL path, e.g. `/dns-query`.
+        path: String,
+        /// Trust roots.
+        trust: Trust,
+    },
+}
+
+/// Which certificates a TLS client trusts.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The Mozilla roots compiled in (webpki-roots).
+    WebPki,
+    /// The certificates of a PEM file.
+    CaFile {
+        /// The file, as resolved against the config's directory.
+        path: PathBuf,
+        /// Its certificates.
+        roots: Arc<RootCertStore>,
+    },
+    /// No verification at all.
+    Insecure,
+}
+
+/// A service: a named group of checks.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Its name (the `service` label).
+    pub name: String,
+    /// Index into [`Config::resolvers`] used to resolve TCP/TLS hosts.
+    pub resolve_with: usize,
+    /// Ranges exempt from the bogon rule (top-level plus the service's own).
+    pub allowed_ranges: Vec<IpNet>,
+    /// Its checks in file order.
+    pub checks: Vec<Check>,
+}
+
+/// One check of a service.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Resolve a name through one resolver.
+    Dns(DnsCheck),
+    /// Connect over TCP.
+    Tcp(TcpCheck),
+    /// Connect over TCP, then a TLS handshake.
+    Tls(TlsCheck),
+}
+
+impl Check {
+    /// The check's kind (the `check` label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Dns(_) => "dns",
+            Check::Tcp(_) => "tcp",
+            Check::Tls(_) => "tls",
+        }
+    }
+
+    /// Its own time limit.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Check::Dns(c) => c.timeout,
+            Check::Tcp(c) => c.timeout,
+            Check::Tls(c) => c.timeout,
+        }
+    }
+}
+
+/// DNS record types a DNS check can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum RecordKind {
+    /// IPv4 addresses.
+    A,
+    /// IPv6 addresses.
+    AAAA,
+}
+
+impl RecordKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::A => "A",
+            RecordKind::AAAA => "AAAA",
+        }
+    }
+}
+
+/// Resolve `name` for `kind` through resolver `resolver`.
+#[derive(Debug, Clone)]
+pub struct DnsCheck {
+    /// The name as written (without a trailing dot).
+    pub name: String,
+    /// Index into [`Config::resolvers`].
+    pub resolver: usize,
+    /// Record type.
+    pub kind: RecordKind,
+    /// Time limit.
+    pub timeout: Duration,
+}
+
+/// A TCP connect to a target.
+#[derive(Debug, Clone)]
+pub struct TcpCheck {
+    /// Where to.
+    pub target: Target,
+    /// Time limit (resolution and connect together).
+    pub timeout: Duration,
+}
+
+/// A TLS handshake with a target.
+#[derive(Debug, Clone)]
+pub struct TlsCheck {
+    /// Where to.
+    pub target: Target,
+    /// Server name sent and verified; `None` sends no SNI (bare IP target).
+    pub sni: Option<String>,
+    /// Which roots to trust.
+    pub trust: Trust,
+    /// Time limit (resolution, connect and handshake together).
+    pub timeout: Duration,
+}
+
+/// A `host:port` as written in the config, parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Exactly as written (the `target` label).
+    pub written: String,
+    /// The host part.
+    pub host: Host,
+    /// The port.
+    pub port: u16,
+}
+
+/// The host part of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A literal address: no resolution.
+    Ip(IpAddr),
+    /// A DNS name, resolved with the service's resolver.
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(ip) => ip.fmt(f),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text as if read from `path` (relative paths inside
+    /// it are resolved against `path`'s directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw = decode(text, &file)?;
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        Validator {
+            file: &file,
+            base: &base,
+        }
+        .config(raw)
+    }
+
+    /// Every check with its service, in file order.
+    pub fn checks(&self) -> impl Iterator<Item = (&Service, &Check)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+fn decode(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let path = RefCell::new(String::new());
+    let res = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            *path.borrow_mut() = format_path(e.path());
+            e.into_inner()
+        })
+    });
+    res.map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
+        let message = serde_saphyr::DefaultMessageFormatter
+            .format_message(e.without_snippet())
+            .escape_debug()
+            .to_string();
+        let path = path.into_inner();
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            path: if path.is_empty() { ".".into() } else { path },
+            message,
+        }
+    })
+}
+
+/// Formats a serde path as `a.b[0].c`, dropping the `value` segment that
+/// [`Spanned`] inserts under a service, a resolver and each list entry.
+fn format_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let segs: Vec<&Segment> = path.iter().collect();
+    let mut out = String::new();
+    for (i, seg) in segs.iter().enumerate() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                let spanned_value = key == "value"
+                    && (matches!(segs.get(i.wrapping_sub(1)), Some(Segment::Seq { .. }))
+                        || (i == 2
+                            && matches!(segs[0], Segment::Map { key } if key == "services" || key == "resolvers")));
+                if spanned_value {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(variant);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
+/// A YAML mapping decoded in file order (keys are unique: serde-saphyr
+/// rejects duplicates).
+#[derive(Debug)]
+struct OrderedMap<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V2<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V2<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, V>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_map(V2(std::marker::PhantomData))
+    }
+}
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Listen>,
+    timeout: Option<Dur>,
+    #[serde(default)]
+    allowed_ranges: Vec<Cidr>,
+    #[serde(default)]
+    resolvers: OrderedMap<Spanned<RawResolver>>,
+    services: Option<OrderedMap<Spanned<RawService>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    resolv_conf: Option<String>,
+    udp: Option<ServerAddr<53>>,
+    tcp: Option<ServerAddr<53>>,
+    dot: Option<ServerAddr<853>>,
+    doh: Option<DohUrl>,
+    server_name: Option<DnsName>,
+    ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    resolve_with: Option<Spanned<String>>,
+    timeout: Option<Dur>,
+    #[serde(default)]
+    allowed_ranges: Vec<Cidr>,
+    dns: Option<RawDns>,
+    #[serde(default)]
+    tcp: Vec<Spanned<TcpEntry>>,
+    #[serde(default)]
+    tls: Vec<Spanned<TlsEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    names: Vec<Spanned<DnsName>>,
+    resolvers: Option<Vec<Spanned<String>>>,
+    types: Option<Vec<RecordKind>>,
+}
+
+#[derive(Debug)]
+struct TcpEntry {
+    target: HostPort,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcpObject {
+    target: HostPort,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTlsObject {
+    target: Option<HostPort>,
+    sni: Option<DnsName>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug)]
+struct TlsEntry(RawTlsObject);
+
+impl<'de> Deserialize<'de> for TcpEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TcpEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a \"host:port\" string or a mapping with `target`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TcpEntry, E> {
+                Ok(TcpEntry {
+                    target: HostPort::parse(s, None).map_err(E::custom)?,
+                    timeout: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<TcpEntry, A::Error> {
+                let o = RawTcpObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(TcpEntry {
+                    target: o.target,
+                    timeout: o.timeout,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TlsEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a \"host:port\" string or a mapping with `target`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TlsEntry, E> {
+                Ok(TlsEntry(RawTlsObject {
+                    target: Some(HostPort::parse(s, None).map_err(E::custom)?),
+                    ..RawTlsObject::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<TlsEntry, A::Error> {
+                let o = RawTlsObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                if o.target.is_none() {
+                    return Err(de::Error::missing_field("target"));
+                }
+                if o.insecure && o.ca_file.is_some() {
+                    return Err(de::Error::custom(
+                        "`insecure: true` and `ca_file` exclude each other",
+                    ));
+                }
+                Ok(TlsEntry(o))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Deserializes a scalar string and validates it with `parse`; the error
+/// message then carries serde-saphyr's location.
+fn parse_str<'de, D, T>(d: D, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    parse(&s).map_err(de::Error::custom)
+}
+
+/// A positive duration written in humantime syntax (`500ms`, `5s`, `1m`).
+#[derive(Debug, Clone, Copy)]
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            let v = humantime::parse_duration(s).map_err(|_| {
+                format!("invalid duration {s:?}: expected a number and a unit, such as 500ms, 5s or 1m")
+            })?;
+            if v.is_zero() {
+                return Err(format!("invalid duration {s:?}: must be greater than zero"));
+            }
+            Ok(Dur(v))
+        })
+    }
+}
+
+/// A listen address `ip:port`.
+#[derive(Debug, Clone, Copy)]
+struct Listen(SocketAddr);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            s.parse().map(Listen).map_err(|_| {
+                format!("invalid listen address {s:?}: expected ip:port, such as 0.0.0.0:9799")
+            })
+        })
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address.
+#[derive(Debug, Clone, Copy)]
+struct Cidr(IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            if let Ok(net) = s.parse::<IpNet>() {
+                return Ok(Cidr(net.trunc()));
+            }
+            s.parse::<IpAddr>()
+                .map(|ip| Cidr(IpNet::from(ip)))
+                .map_err(|_| format!("invalid CIDR {s:?}: expected an address range such as 10.0.0.0/8"))
+        })
+    }
+}
+
+/// A DNS name (letters, digits, `-`, `_`, dots; labels of 1–63 bytes).
+#[derive(Debug, Clone)]
+struct DnsName(String);
+
+impl DnsName {
+    fn parse(s: &str) -> Result<DnsName, String> {
+        let name = s.strip_suffix('.').unwrap_or(s);
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !ok || name.parse::<IpAddr>().is_ok() {
+            return Err(format!("invalid DNS name {s:?}"));
+        }
+        Ok(DnsName(name.to_ascii_lowercase()))
+    }
+}
+
+impl<'de> Deserialize<'de> for DnsName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, DnsName::parse)
+    }
+}
+
+/// `host:port` where host is a DNS name, an IPv4 address or a bracketed
+/// IPv6 address.
+#[derive(Debug, Clone)]
+struct HostPort(Target);
+
+impl HostPort {
+    /// Parses `host:port`; with `default_port`, `:port` may be left out.
+    fn parse(s: &str, default_port: Option<u16>) -> Result<HostPort, String> {
+        let bad = |why: &str| format!("invalid address {s:?}: {why}");
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad("missing `]` after an IPv6 address"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("expected `:port` after `]`")),
+            };
+            let ip: IpAddr = h.parse().map_err(|_| bad("not an IPv6 address in brackets"))?;
+            (Host::Ip(ip), port)
+        } else {
+            let (h, p) = match s.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (s, None),
+            };
+            if h.contains(':') {
+                return Err(bad("write IPv6 addresses in brackets, such as [2001:db8::1]:443"));
+            }
+            let host = match h.parse::<IpAddr>() {
+                Ok(ip) => Host::Ip(ip),
+                Err(_) => Host::Name(DnsName::parse(h).map_err(|e| bad(&e))?.0),
+            };
+            (host, p)
+        };
+        let port = match (port, default_port) {
+            (Some(p), _) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return Err(bad("the port must be a number from 1 to 65535")),
+            },
+            (None, Some(p)) => p,
+            (None, None) => return Err(bad("expected host:port, such as example.com:443")),
+        };
+        Ok(HostPort(Target {
+            written: s.to_string(),
+            host,
+            port,
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| HostPort::parse(s, None))
+    }
+}
+
+/// A DNS server address: an IP literal, with an optional port (default `P`).
+/// Control resolvers are addressed by IP: they must not depend on DNS.
+#[derive(Debug, Clone, Copy)]
+struct ServerAddr<const P: u16>(SocketAddr);
+
+impl<'de, const P: u16> Deserialize<'de> for ServerAddr<P> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            let hp = HostPort::parse(s, Some(P))?;
+            match hp.0.host {
+                Host::Ip(ip) => Ok(ServerAddr(SocketAddr::new(ip, hp.0.port))),
+                Host::Name(_) => Err(format!(
+                    "invalid resolver address {s:?}: must be an IP address (a resolver must not depend on DNS)"
+                )),
+            }
+        })
+    }
+}
+
+/// A DoH URL: `https://IP[:port][/path]`.
+#[derive(Debug, Clone)]
+struct DohUrl {
+    addr: SocketAddr,
+    path: String,
+}
+
+impl<'de> Deserialize<'de> for DohUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            let rest = s
+                .strip_prefix("https://")
+                .ok_or_else(|| format!("invalid DoH URL {s:?}: must start with https://"))?;
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/dns-query"),
+            };
+            let addr = ServerAddr::<443>::deserialize(
+                de::value::StrDeserializer::<de::value::Error>::new(authority),
+            )
+            .map_err(|_| {
+                format!("invalid DoH URL {s:?}: the host must be an IP address (a resolver must not depend on DNS)")
+            })?;
+            Ok(DohUrl {
+                addr: addr.0,
+                path: path.to_string(),
+            })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validation of what spans several keys
+
+struct Validator<'a> {
+    file: &'a str,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, loc: Option<&serde_saphyr::Location>, path: String, message: String) -> ConfigError {
+        let (line, column) = loc.map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            line,
+            column,
+            path,
+            message,
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen = match raw.listen {
+            Some(l) => l.0,
+            // The constant parses: checked by a unit test.
+            None => DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN is a socket address"),
+        };
+        let timeout = raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+        let top_ranges: Vec<IpNet> = raw.allowed_ranges.iter().map(|c| c.0).collect();
+
+        let mut resolvers = vec![Resolver {
+            name: SYSTEM_RESOLVER.into(),
+            kind: ResolverKind::UdpAndTcp(system_servers(Path::new(DEFAULT_RESOLV_CONF))),
+        }];
+        for (name, r) in raw.resolvers.0 {
+            let kind = self.resolver(&name, r)?;
+            if name == SYSTEM_RESOLVER {
+                resolvers[0].kind = kind;
+            } else {
+                resolvers.push(Resolver { name, kind });
+            }
+        }
+
+        let Some(raw_services) = raw.services else {
+            return Err(self.err(None, "services".into(), "no services configured: add at least one".into()));
+        };
+        if raw_services.0.is_empty() {
+            return Err(self.err(None, "services".into(), "no services configured: add at least one".into()));
+        }
+        let mut services = Vec::new();
+        for (name, spanned) in raw_services.0 {
+            services.push(self.service(&name, spanned, timeout, &top_ranges, &resolvers)?);
+        }
+        Ok(Config {
+            file: PathBuf::from(self.file),
+            listen,
+            resolvers,
+            services,
+        })
+    }
+
+    fn resolver(&self, name: &str, r: Spanned<RawResolver>) -> Result<ResolverKind, ConfigError> {
+        let path = format!("resolvers.{name}");
+        let loc = r.referenced;
+        let r = r.value;
+        let e = |msg: String| self.err(Some(&loc), path.clone(), msg);
+        if !valid_label_name(name) {
+            return Err(e(format!(
+                "invalid resolver name {name:?}: use letters, digits, `_`, `-` and `.`"
+            )));
+        }
+        let set = [
+            r.resolv_conf.is_some(),
+            r.udp.is_some(),
+            r.tcp.is_some(),
+            r.dot.is_some(),
+            r.doh.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set != 1 {
+            return Err(e(
+                "a resolver takes exactly one of `resolv_conf`, `udp`, `tcp`, `dot`, `doh`".into(),
+            ));
+        }
+        let encrypted = r.dot.is_some() || r.doh.is_some();
+        if !encrypted && (r.server_name.is_some() || r.ca_file.is_some()) {
+            return Err(e("`server_name` and `ca_file` apply only to `dot` and `doh` resolvers".into()));
+        }
+        if r.resolv_conf.is_some() && name != SYSTEM_RESOLVER {
+            return Err(e(format!("`resolv_conf` applies only to the `{SYSTEM_RESOLVER}` resolver")));
+        }
+        let trust = match &r.ca_file {
+            Some(f) => self.ca_file(f, Some(&loc), &format!("{path}.ca_file"))?,
+            None => Trust::WebPki,
+        };
+        if let Some(f) = r.resolv_conf {
+            let p = self.base.join(&f);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|err| e(format!("cannot read resolv_conf {}: {err}", p.display())))?;
+            let servers = parse_resolv_conf(&text);
+            if servers.is_empty() {
+                return Err(e(format!("resolv_conf {} lists no nameserver", p.display())));
+            }
+            return Ok(ResolverKind::UdpAndTcp(servers));
+        }
+        if let Some(a) = r.udp {
+            return Ok(ResolverKind::Udp(a.0));
+        }
+        if let Some(a) = r.tcp {
+            return Ok(ResolverKind::Tcp(a.0));
+        }
+        let server_name = |addr: SocketAddr| r.server_name.clone().map_or(addr.ip().to_string(), |n| n.0);
+        if let Some(a) = r.dot {
+            return Ok(ResolverKind::Dot {
+                addr: a.0,
+                server_name: server_name(a.0),
+                trust,
+            });
+        }
+        match r.doh {
+            Some(u) => Ok(ResolverKind::Doh {
+                addr: u.addr,
+                server_name: server_name(u.addr),
+                path: u.path,
+                trust,
+            }),
+            None => Err(e("a resolver needs an address".into())),
+        }
+    }
+
+    fn ca_file(
+        &self,
+        f: &str,
+        loc: Option<&serde_saphyr::Location>,
+        path: &str,
+    ) -> Result<Trust, ConfigError> {
+        let p = self.base.join(f);
+        let e = |msg: String| self.err(loc, path.to_string(), msg);
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&p)
+            .map_err(|err| e(format!("cannot read ca_file {}: {err}", p.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|err| e(format!("ca_file {} is not valid PEM: {err}", p.display())))?;
+        if certs.is_empty() {
+            return Err(e(format!("ca_file {} holds no certificate", p.display())));
+        }
+        let mut roots = RootCertStore::empty();
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|err| e(format!("ca_file {}: bad certificate: {err}", p.display())))?;
+        }
+        Ok(Trust::CaFile {
+            path: p,
+            roots: Arc::new(roots),
+        })
+    }
+
+    fn service(
+        &self,
+        name: &str,
+        spanned: Spanned<RawService>,
+        top_timeout: Duration,
+        top_ranges: &[IpNet],
+        resolvers: &[Resolver],
+    ) -> Result<Service, ConfigError> {
+        let at = format!("services.{name}");
+        let svc_loc = spanned.referenced;
+        if !valid_label_name(name) {
+            return Err(self.err(
+                Some(&svc_loc),
+                at,
+                format!("invalid service name {name:?}: use letters, digits, `_`, `-` and `.`"),
+            ));
+        }
+        let raw = spanned.value;
+        let resolver_index = |r: &Spanned<String>, path: String| -> Result<usize, ConfigError> {
+            resolvers.iter().position(|x| x.name == r.value).ok_or_else(|| {
+                let known: Vec<&str> = resolvers.iter().map(|x| x.name.as_str()).collect();
+                self.err(
+                    Some(&r.referenced),
+                    path,
+                    format!("unknown resolver {:?}: known resolvers are {}", r.value, known.join(", ")),
+                )
+            })
+        };
+        let resolve_with = match &raw.resolve_with {
+            Some(r) => resolver_index(r, format!("{at}.resolve_with"))?,
+            None => 0,
+        };
+        let timeout = raw.timeout.map_or(top_timeout, |d| d.0);
+        let mut allowed_ranges = top_ranges.to_vec();
+        allowed_ranges.extend(raw.allowed_ranges.iter().map(|c| c.0));
+
+        let mut checks = Vec::new();
+        if let Some(dns) = raw.dns {
+            let rs = match &dns.resolvers {
+                Some(list) if list.is_empty() => {
+                    return Err(self.err(Some(&svc_loc), format!("{at}.dns.resolvers"), "empty list: name at least one resolver".into()));
+                }
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| resolver_index(r, format!("{at}.dns.resolvers[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec![0],
+            };
+            let kinds = dns.types.unwrap_or_else(|| vec![RecordKind::A]);
+            if kinds.is_empty() {
+                return Err(self.err(Some(&svc_loc), format!("{at}.dns.types"), "empty list: name A and/or AAAA".into()));
+            }
+            if dns.names.is_empty() {
+                return Err(self.err(Some(&svc_loc), format!("{at}.dns.names"), "empty list: name at least one DNS name".into()));
+            }
+            let mut seen = HashSet::new();
+            for (i, n) in dns.names.iter().enumerate() {
+                if !seen.insert(n.value.0.clone()) {
+                    return Err(self.err(Some(&n.referenced), format!("{at}.dns.names[{i}]"), format!("duplicate name {:?}", n.value.0)));
+                }
+            }
+            let mut seen_r = HashSet::new();
+            for (i, (r, spanned)) in rs.iter().zip(dns.resolvers.iter().flatten()).enumerate() {
+                if !seen_r.insert(*r) {
+                    return Err(self.err(Some(&spanned.referenced), format!("{at}.dns.resolvers[{i}]"), format!("duplicate resolver {:?}", resolvers[*r].name)));
+                }
+            }
+            for n in &dns.names {
+                for &resolver in &rs {
+                    for &kind in &kinds {
+                        checks.push(Check::Dns(DnsCheck {
+                            name: n.value.0.clone(),
+                            resolver,
+                            kind,
+                            timeout,
+                        }));
+                    }
+                }
+            }
+        }
+
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.tcp.into_iter().enumerate() {
+            let t = entry.value.target.0;
+            if !seen.insert(t.written.clone()) {
+                return Err(self.err(Some(&entry.referenced), format!("{at}.tcp[{i}]"), format!("duplicate tcp target {:?}", t.written)));
+            }
+            checks.push(Check::Tcp(TcpCheck {
+                target: t,
+                timeout: entry.value.timeout.map_or(timeout, |d| d.0),
+            }));
+        }
+
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.tls.into_iter().enumerate() {
+            let path = format!("{at}.tls[{i}]");
+            let o = entry.value.0;
+            let Some(HostPort(target)) = o.target else {
+                return Err(self.err(Some(&entry.referenced), path, "missing field `target`".into()));
+            };
+            let sni = match (o.sni, &target.host) {
+                (Some(s), _) => Some(s.0),
+                (None, Host::Name(n)) => Some(n.clone()),
+                (None, Host::Ip(_)) => None,
+            };
+            if !seen.insert((target.written.clone(), sni.clone())) {
+                return Err(self.err(Some(&entry.referenced), path, format!("duplicate tls check of {:?} with the same sni", target.written)));
+            }
+            let trust = match (o.insecure, &o.ca_file) {
+                (true, _) => Trust::Insecure,
+                (false, Some(f)) => self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?,
+                (false, None) => Trust::WebPki,
+            };
+            checks.push(Check::Tls(TlsCheck {
+                target,
+                sni,
+                trust,
+                timeout: o.timeout.map_or(timeout, |d| d.0),
+            }));
+        }
+
+        if checks.is_empty() {
+            return Err(self.err(Some(&svc_loc), at, "service has no checks: add dns, tcp or tls".into()));
+        }
+        Ok(Service {
+            name: name.to_string(),
+            resolve_with,
+            allowed_ranges,
+            checks,
+        })
+    }
+}
+
+/// Names that become label values are kept to a safe alphabet.
+fn valid_label_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// The nameservers of a resolv.conf (port 53). Other directives are ignored:
+/// configured names are queried as absolute names, with our own timeout.
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            if words.next()? != "nameserver" {
+                return None;
+            }
+            // A scoped IPv6 address (fe80::1%eth0) keeps only the address.
+            let addr = words.next()?.split('%').next()?;
+            addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+        })
+        .collect()
+}
+
+/// The system resolver's servers when the config does not set them: those
+/// of `path`, or, as resolv.conf(5) specifies when none is listed, the
+/// local host.
+fn system_servers(path: &Path) -> Vec<SocketAddr> {
+    let servers = std::fs::read_to_string(path)
+        .map(|t| parse_resolv_conf(&t))
+        .unwrap_or_default();
+    if servers.is_empty() {
+        tracing::debug!(file = %path.display(), "no nameserver listed; using 127.0.0.1:53 as resolv.conf(5) specifies");
+        return vec![SocketAddr::from(([127, 0, 0, 1], 53))];
+    }
+    servers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn default_listen_parses() {
+        assert!(DEFAULT_LISTEN.parse::<SocketAddr>().is_ok());
+    }
+
+    #[test]
+    fn short_and_long_forms_and_defaults() {
+        let c = parse(
+            "resolvers:\n  system: { udp: \"127.0.0.1:5300\" }\n  lab: { tcp: \"127.0.0.1\" }\n\
+             services:\n  a:\n    timeout: 2s\n    dns: { names: [Example.COM.], resolvers: [system, lab], types: [A, AAAA] }\n    tcp: [\"example.com:443\", { target: \"[::1]:80\", timeout: 1s }]\n    tls:\n      - 1.2.3.4:443\n      - { target: \"example.com:443\", sni: other.example, insecure: true }\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9799");
+        assert!(matches!(c.resolvers[0].kind, ResolverKind::Udp(a) if a.port() == 5300));
+        assert!(matches!(c.resolvers[1].kind, ResolverKind::Tcp(a) if a.port() == 53));
+        let s = &c.services[0];
+        assert_eq!(s.checks.len(), 4 + 2 + 2);
+        match &s.checks[0] {
+            Check::Dns(d) => {
+                assert_eq!(d.name, "example.com");
+                assert_eq!(d.timeout, Duration::from_secs(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.checks[5] {
+            Check::Tcp(t) => {
+                assert_eq!(t.target.host, Host::Ip("::1".parse().unwrap()));
+                assert_eq!(t.timeout, Duration::from_secs(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        match (&s.checks[6], &s.checks[7]) {
+            (Check::Tls(a), Check::Tls(b)) => {
+                assert_eq!(a.sni, None);
+                assert_eq!(b.sni.as_deref(), Some("other.example"));
+                assert!(matches!(b.trust, Trust::Insecure));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resolv_conf_parsing() {
+        let text = "# comment\nsearch example.org\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\noptions ndots:2\nnameserver bogus\n";
+        let got = parse_resolv_conf(text);
+        assert_eq!(
+            got,
+            vec!["10.0.0.2:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]
+        );
+        assert_eq!(
+            system_servers(Path::new("/nonexistent/resolv.conf")),
+            vec!["127.0.0.1:53".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn doh_url_forms() {
+        let c = parse(
+            "resolvers:\n  a: { doh: \"https://1.1.1.1/dns-query\", server_name: cloudflare-dns.com }\n  b: { doh: \"https://[::1]:8443\" }\nservices:\n  s: { dns: { names: [x.example], resolvers: [a, b] } }\n",
+        )
+        .unwrap();
+        match &c.resolvers[1].kind {
+            ResolverKind::Doh { addr, server_name, path, .. } => {
+                assert_eq!(addr.to_string(), "1.1.1.1:443");
+                assert_eq!(server_name, "cloudflare-dns.com");
+                assert_eq!(path, "/dns-query");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c.resolvers[2].kind {
+            ResolverKind::Doh { addr, server_name, path, .. } => {
+                assert_eq!(addr.to_string(), "[::1]:8443");
+                assert_eq!(server_name, "::1");
+                assert_eq!(path, "/dns-query");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

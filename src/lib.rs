@@ -1,0 +1,24 @@
+//! reachability_exporter: a Prometheus exporter that probes, on every scrape,
+//! whether configured services are reachable — DNS through the system and
+//! control resolvers, TCP connect, TLS handshake — and when they are not, at
+//! which stage and for what reason.
+//!
+//! # Layout
+//!
+//! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
+//! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
+//!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`]),
+//!   each returning an [`probe::Outcome`].
+//! - [`reason`]: [`reason::Stage`] and [`reason::Reason`], the only map from
+//!   errors to label values.
+//! - [`metrics`]: every metric name, help text and label set; outcomes → text.
+//! - [`process`]: the `process_*` metrics, read from `/proc`.
+//! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
+//!
+//! The binary (`src/main.rs`) only parses flags, sets up logging and calls
+//! [`server::run`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod reason;
