@@ -8,17 +8,25 @@
 //! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
 //! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
 //!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`]),
-//!   each returning an [`probe::Outcome`].
+//!   each returning an [`probe::Outcome`]; the check deadline.
+//! - [`round`]: one run of checks that concurrent scrapes share.
 //! - [`reason`]: [`reason::Stage`] and [`reason::Reason`], the only map from
 //!   errors to label values.
 //! - [`metrics`]: every metric name, help text and label set; outcomes → text.
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
 //! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
+//! - [`logfmt`]: the log line format.
 //!
-//! The binary (`src/main.rs`) only parses flags, sets up logging and calls
-//! [`server::run`].
+//! The binary (`src/main.rs`) only parses flags, sets up logging, loads the
+//! config and calls [`server::run`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod logfmt;
+pub mod metrics;
+pub mod probe;
+pub mod process;
 pub mod reason;
+pub mod round;
+pub mod server;

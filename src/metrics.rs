@@ -1,0 +1,327 @@
+//! Every metric name, help text and label set, and the one function that
+//! turns a round's outcomes into exposition text.
+//!
+//! A fresh prometheus-client `Registry` is filled per scrape, so a series
+//! exists only while its check is configured (and `reachability_failure_info`
+//! only while its check fails). Label values come from the config or from the
+//! closed enums of [`crate::reason`], never from error text.
+//!
+//! This module does not run checks and keeps no state between scrapes.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::config::Check;
+use crate::probe::{Catalogue, Facts, Outcome};
+use crate::process::ProcessStats;
+
+/// A label set: keys are static, values come from the config.
+type Labels = Vec<(&'static str, String)>;
+type GaugeF = Gauge<f64, AtomicU64>;
+type Fam = Family<Labels, GaugeF>;
+
+/// The exposition format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text (what Prometheus asks for first).
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    Prometheus,
+}
+
+impl Format {
+    /// Picks the format from an `Accept` header.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    /// The response's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The exporter's own figures for one scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelfStats {
+    /// Seconds this scrape took until rendering.
+    pub scrape_duration_seconds: f64,
+    /// Rounds started since the exporter started.
+    pub rounds_total: u64,
+    /// Scrapes served since the exporter started.
+    pub scrapes_total: u64,
+    /// Whether the last config (re)load succeeded.
+    pub reload_ok: bool,
+    /// When the config was last loaded successfully, seconds since the epoch.
+    pub reload_success_timestamp: f64,
+    /// Resource use, when readable.
+    pub process: Option<ProcessStats>,
+}
+
+/// A family that is registered only if it got at least one series.
+struct Metric {
+    name: &'static str,
+    help: &'static str,
+    family: Fam,
+    used: bool,
+}
+
+impl Metric {
+    fn new(name: &'static str, help: &'static str) -> Metric {
+        Metric {
+            name,
+            help,
+            family: Fam::default(),
+            used: false,
+        }
+    }
+
+    fn set(&mut self, labels: &Labels, v: f64) {
+        self.family.get_or_create(labels).set(v);
+        self.used = true;
+    }
+
+    fn register(self, reg: &mut Registry) {
+        if self.used {
+            reg.register(self.name, self.help, self.family);
+        }
+    }
+}
+
+fn b(v: bool) -> f64 {
+    if v { 1.0 } else { 0.0 }
+}
+
+/// Renders the outcomes of `checks` (indices into `cat.entries`, outcomes in
+/// the same order) plus the exporter's own metrics.
+pub fn render(
+    cat: &Catalogue,
+    checks: &[usize],
+    outcomes: &[Outcome],
+    own: &SelfStats,
+    format: Format,
+) -> String {
+    let mut dns_success = Metric::new(
+        "reachability_dns_success",
+        "1 if the name resolved to at least one usable (non-bogon) address through the resolver",
+    );
+    let mut dns_duration = Metric::new(
+        "reachability_dns_duration_seconds",
+        "Time from query to answer, present when an answer (of any response code) arrived",
+    );
+    let mut dns_answers = Metric::new(
+        "reachability_dns_answers",
+        "Addresses of the asked type in the answer",
+    );
+    let mut tcp_success = Metric::new(
+        "reachability_tcp_connect_success",
+        "1 if the TCP handshake with the target completed",
+    );
+    let mut tcp_duration = Metric::new(
+        "reachability_tcp_connect_duration_seconds",
+        "Duration of the TCP handshake alone, present when it completed",
+    );
+    let mut tls_success = Metric::new(
+        "reachability_tls_handshake_success",
+        "1 if the TLS handshake with the target completed and the certificate was accepted",
+    );
+    let mut tls_duration = Metric::new(
+        "reachability_tls_handshake_duration_seconds",
+        "Duration of the TLS handshake alone, excluding the TCP connect, present when it completed",
+    );
+    let mut tls_expiry = Metric::new(
+        "reachability_tls_cert_expiry_timestamp_seconds",
+        "notAfter of the leaf certificate, seconds since the epoch",
+    );
+    let mut tls_version = Metric::new(
+        "reachability_tls_version_info",
+        "1 for the negotiated TLS version",
+    );
+    let mut failure = Metric::new(
+        "reachability_failure_info",
+        "1 while the check fails, with the stage it failed at and the reason; absent while it passes",
+    );
+    let mut service_up = Metric::new(
+        "reachability_service_up",
+        "1 when every check of the service passes (DNS checks through control resolvers excluded)",
+    );
+
+    let config = &cat.config;
+    // service index -> all its counted checks passed
+    let mut up: Vec<Option<bool>> = vec![None; config.services.len()];
+    for (&index, outcome) in checks.iter().zip(outcomes) {
+        let entry = &cat.entries[index];
+        let service = &config.services[entry.service];
+        let mut labels: Labels = vec![("service", service.name.clone())];
+        let ok = outcome.is_ok();
+        let counts_for_up = match &entry.check {
+            Check::Dns(c) => {
+                let resolver = &config.resolvers[c.resolver];
+                labels.push(("target", c.name.clone()));
+                labels.push(("resolver", resolver.name.clone()));
+                labels.push(("type", c.kind.as_str().to_string()));
+                dns_success.set(&labels, b(ok));
+                if let Some(d) = outcome.duration {
+                    dns_duration.set(&labels, d.as_secs_f64());
+                }
+                if let Facts::Dns { answers } = outcome.facts {
+                    dns_answers.set(&labels, answers as f64);
+                }
+                !resolver.is_control()
+            }
+            Check::Tcp(c) => {
+                labels.push(("target", c.target.written.clone()));
+                tcp_success.set(&labels, b(ok));
+                if let Some(d) = outcome.duration {
+                    tcp_duration.set(&labels, d.as_secs_f64());
+                }
+                true
+            }
+            Check::Tls(c) => {
+                labels.push(("target", c.target.written.clone()));
+                labels.push(("sni", c.sni.clone().unwrap_or_default()));
+                tls_success.set(&labels, b(ok));
+                if let Some(d) = outcome.duration {
+                    tls_duration.set(&labels, d.as_secs_f64());
+                }
+                if let Facts::Tls { not_after, version } = outcome.facts {
+                    if let Some(t) = not_after {
+                        tls_expiry.set(&labels, t as f64);
+                    }
+                    let mut l = labels.clone();
+                    l.push(("version", version.to_string()));
+                    tls_version.set(&l, 1.0);
+                }
+                true
+            }
+        };
+        if let Some((stage, reason)) = outcome.failure {
+            labels.push(("check", entry.check.kind().to_string()));
+            labels.push(("stage", stage.as_str().to_string()));
+            labels.push(("reason", reason.as_str().to_string()));
+            failure.set(&labels, 1.0);
+        }
+        let slot = &mut up[entry.service];
+        if counts_for_up {
+            *slot = Some(slot.unwrap_or(true) && ok);
+        } else if slot.is_none() {
+            // A service with only control-resolver checks is judged on nothing
+            // but is still reported: up unless something counted fails.
+            *slot = Some(true);
+        }
+    }
+    for (service, state) in config.services.iter().zip(&up) {
+        if let Some(state) = state {
+            service_up.set(&vec![("service", service.name.clone())], b(*state));
+        }
+    }
+
+    let mut reg = Registry::default();
+    for m in [
+        dns_success,
+        dns_duration,
+        dns_answers,
+        tcp_success,
+        tcp_duration,
+        tls_success,
+        tls_duration,
+        tls_expiry,
+        tls_version,
+        failure,
+        service_up,
+    ] {
+        m.register(&mut reg);
+    }
+    register_own(&mut reg, own);
+
+    let mut out = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = match format {
+        Format::OpenMetrics => text::encode(&mut out, &reg),
+        Format::Prometheus => prometheus_client::encoding::prometheus_text::encode(&mut out, &reg),
+    };
+    out
+}
+
+fn register_own(reg: &mut Registry, own: &SelfStats) {
+    let build = Family::<Labels, GaugeF>::default();
+    build
+        .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
+        .set(1.0);
+    reg.register(
+        "reachability_exporter_build_info",
+        "The exporter's version; always 1",
+        build,
+    );
+    let gauge = |v: f64| {
+        let g = GaugeF::default();
+        g.set(v);
+        g
+    };
+    let counter = |v: u64| {
+        let c: Counter = Counter::default();
+        c.inc_by(v);
+        c
+    };
+    reg.register(
+        "reachability_exporter_scrape_duration_seconds",
+        "Time this scrape took, from request to rendering",
+        gauge(own.scrape_duration_seconds),
+    );
+    reg.register(
+        "reachability_exporter_config_last_reload_successful",
+        "1 if the last config load or reload succeeded",
+        gauge(b(own.reload_ok)),
+    );
+    reg.register(
+        "reachability_exporter_config_last_reload_success_timestamp_seconds",
+        "When the config was last loaded successfully, seconds since the epoch",
+        gauge(own.reload_success_timestamp),
+    );
+    // Counter names get their `_total` suffix from prometheus-client.
+    reg.register(
+        "reachability_exporter_rounds",
+        "Rounds of checks started (concurrent scrapes share one round)",
+        counter(own.rounds_total),
+    );
+    reg.register(
+        "reachability_exporter_scrapes",
+        "Scrapes of /metrics and /probe served",
+        counter(own.scrapes_total),
+    );
+    if let Some(p) = own.process {
+        let cpu: Counter<f64> = Counter::default();
+        cpu.inc_by(p.cpu_seconds);
+        reg.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu);
+        reg.register(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            gauge(p.resident_memory_bytes),
+        );
+        reg.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            gauge(p.virtual_memory_bytes),
+        );
+        reg.register("process_open_fds", "Number of open file descriptors", gauge(p.open_fds));
+        if let Some(m) = p.max_fds {
+            reg.register("process_max_fds", "Maximum number of open file descriptors", gauge(m));
+        }
+        reg.register(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            gauge(p.start_time_seconds),
+        );
+    }
+}

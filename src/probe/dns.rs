@@ -1,0 +1,284 @@
+//! The DNS prober: one query, one measurement, through one resolver.
+//!
+//! Resolvers are built here from the config (plain UDP/TCP, DoT, DoH) with
+//! no cache, no retries and no hosts file, so that every scrape sends a real
+//! query and times it. Answers holding a bogon (a private or reserved
+//! address, OONI's list) are failures with `dns_bogon_error` unless an
+//! `allowed_ranges` entry covers them.
+//!
+//! This module does not decide what the answers mean for censorship.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::rr::{RData, RecordType};
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+use super::{Facts, Outcome};
+use crate::config::{DnsCheck, RecordKind, ResolverKind};
+use crate::reason::{Reason, Stage, classify};
+
+/// Builds a resolver that sends exactly one query per lookup, to the
+/// configured server(s), with no cache. `timeout` is hickory's own limit,
+/// set above every check's so that ours applies.
+pub fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioResolver, NetError> {
+    let with_port = |mut ns: NameServerConfig, port: u16| {
+        for c in &mut ns.connections {
+            c.port = port;
+        }
+        ns
+    };
+    let (servers, tls) = match kind {
+        ResolverKind::UdpAndTcp(addrs) => (
+            addrs
+                .iter()
+                .map(|a| with_port(NameServerConfig::udp_and_tcp(a.ip()), a.port()))
+                .collect(),
+            None,
+        ),
+        ResolverKind::Udp(a) => (vec![with_port(NameServerConfig::udp(a.ip()), a.port())], None),
+        ResolverKind::Tcp(a) => (vec![with_port(NameServerConfig::tcp(a.ip()), a.port())], None),
+        ResolverKind::Dot {
+            addr,
+            server_name,
+            trust,
+        } => (
+            vec![with_port(
+                NameServerConfig::tls(addr.ip(), server_name.as_str().into()),
+                addr.port(),
+            )],
+            Some(trust),
+        ),
+        ResolverKind::Doh {
+            addr,
+            server_name,
+            path,
+            trust,
+        } => (
+            vec![with_port(
+                NameServerConfig::https(
+                    addr.ip(),
+                    server_name.as_str().into(),
+                    Some(path.as_str().into()),
+                ),
+                addr.port(),
+            )],
+            Some(trust),
+        ),
+    };
+    let mut opts = ResolverOpts::default();
+    opts.attempts = 0;
+    opts.cache_size = 0;
+    opts.timeout = timeout;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+    opts.ndots = 0;
+    let mut builder = TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        TokioRuntimeProvider::default(),
+    )
+    .with_options(opts);
+    if let Some(trust) = tls {
+        // hickory sets the ALPN (h2 for DoH) itself when none is given.
+        builder = builder.with_tls_config(super::tls::base_config(trust)?);
+    }
+    builder.build()
+}
+
+/// Resolves `check.name` for its record type and judges the answer.
+pub async fn probe(check: &DnsCheck, resolver: &TokioResolver, allowed: &[IpNet]) -> Outcome {
+    let rtype = match check.kind {
+        RecordKind::A => RecordType::A,
+        RecordKind::AAAA => RecordType::AAAA,
+    };
+    let start = Instant::now();
+    let res = resolver.lookup(absolute(&check.name), rtype).await;
+    let took = start.elapsed();
+    match res {
+        Ok(lookup) => {
+            let ips: Vec<IpAddr> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| address(&r.data))
+                .collect();
+            let facts = Facts::Dns { answers: ips.len() };
+            let failure = judge(&ips, allowed).err().map(|r| (Stage::Resolve, r));
+            if let Some((_, reason)) = failure {
+                tracing::debug!(name = %check.name, reason = reason.as_str(), ?ips, "dns answer refused");
+            }
+            Outcome {
+                failure,
+                duration: Some(took),
+                facts,
+            }
+        }
+        Err(e) => {
+            let reason = classify(&e);
+            tracing::debug!(name = %check.name, reason = reason.as_str(), error = %e, "dns lookup failed");
+            // A response code is an answer: the query's duration is real.
+            let answered = matches!(&e, NetError::Dns(DnsError::NoRecordsFound(_) | DnsError::ResponseCode(_)));
+            Outcome {
+                failure: Some((Stage::Resolve, reason)),
+                duration: answered.then_some(took),
+                facts: if answered { Facts::Dns { answers: 0 } } else { Facts::None },
+            }
+        }
+    }
+}
+
+/// Resolves a host for a connect: the first address of the answer (A
+/// before AAAA), after the same bogon rule as [`probe`].
+pub async fn resolve_first(
+    resolver: &TokioResolver,
+    name: &str,
+    allowed: &[IpNet],
+) -> Result<IpAddr, Reason> {
+    match resolver.lookup_ip(absolute(name)).await {
+        Ok(lookup) => {
+            let ips: Vec<IpAddr> = lookup.iter().collect();
+            judge(&ips, allowed)?;
+            Ok(ips[0])
+        }
+        Err(e) => {
+            let reason = classify(&e);
+            tracing::debug!(%name, reason = reason.as_str(), error = %e, "resolving target failed");
+            Err(reason)
+        }
+    }
+}
+
+/// An answer passes if it holds at least one address and no bogon outside
+/// `allowed` (OONI flags an answer with any bogon in it).
+fn judge(ips: &[IpAddr], allowed: &[IpNet]) -> Result<(), Reason> {
+    if ips.is_empty() {
+        return Err(Reason::DnsNoAnswer);
+    }
+    if ips
+        .iter()
+        .any(|ip| is_bogon(*ip) && !allowed.iter().any(|n| n.contains(ip)))
+    {
+        return Err(Reason::DnsBogon);
+    }
+    Ok(())
+}
+
+fn address(data: &RData) -> Option<IpAddr> {
+    match data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    }
+}
+
+/// Configured names are absolute: no search list, one query.
+fn absolute(name: &str) -> String {
+    format!("{name}.")
+}
+
+/// OONI's IPv4 bogons, as (network, prefix length).
+const BOGONS_V4: [(u32, u8); 15] = [
+    (0x0000_0000, 8),   // 0.0.0.0/8
+    (0x0a00_0000, 8),   // 10.0.0.0/8
+    (0x6440_0000, 10),  // 100.64.0.0/10
+    (0x7f00_0000, 8),   // 127.0.0.0/8
+    (0xa9fe_0000, 16),  // 169.254.0.0/16
+    (0xac10_0000, 12),  // 172.16.0.0/12
+    (0xc000_0000, 24),  // 192.0.0.0/24
+    (0xc000_0200, 24),  // 192.0.2.0/24
+    (0xc0a8_0000, 16),  // 192.168.0.0/16
+    (0xc612_0000, 15),  // 198.18.0.0/15
+    (0xc633_6400, 24),  // 198.51.100.0/24
+    (0xcb00_7100, 24),  // 203.0.113.0/24
+    (0xe000_0000, 4),   // 224.0.0.0/4
+    (0xf000_0000, 4),   // 240.0.0.0/4
+    (0xffff_ffff, 32),  // 255.255.255.255/32
+];
+
+/// IPv6 special ranges treated as bogons, as (network, prefix length).
+const BOGONS_V6: [(u128, u8); 7] = [
+    (0, 128),                                      // ::/128
+    (1, 128),                                      // ::1/128
+    (0x0100_0000_0000_0000 << 64, 64),             // 100::/64 (discard)
+    (0x2001_0db8 << 96, 32),                       // 2001:db8::/32 (documentation)
+    (0xfc00 << 112, 7),                            // fc00::/7 (unique local)
+    (0xfe80 << 112, 10),                           // fe80::/10 (link local)
+    (0xff00 << 112, 8),                            // ff00::/8 (multicast)
+];
+
+fn in_net<T>(addr: T, net: T, len: u8, bits: u32) -> bool
+where
+    T: Copy + std::ops::Shr<u32, Output = T> + PartialEq,
+{
+    let shift = bits - u32::from(len);
+    if shift >= bits {
+        return true;
+    }
+    addr >> shift == net >> shift
+}
+
+/// Whether `ip` is private or reserved (OONI's bogon list; an IPv4-mapped
+/// IPv6 address is judged by its IPv4 address).
+pub fn is_bogon(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_bogon_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_bogon_v4(v4),
+            None => is_bogon_v6(v6),
+        },
+    }
+}
+
+fn is_bogon_v4(ip: Ipv4Addr) -> bool {
+    let a = u32::from(ip);
+    BOGONS_V4.iter().any(|&(net, len)| in_net(a, net, len, 32))
+}
+
+fn is_bogon_v6(ip: Ipv6Addr) -> bool {
+    let a = u128::from(ip);
+    BOGONS_V6.iter().any(|&(net, len)| in_net(a, net, len, 128))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bogons_match_ooni_list() {
+        for b in [
+            "0.1.2.3", "10.9.9.9", "100.64.0.1", "100.127.255.255", "127.0.0.1", "169.254.1.1",
+            "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.168.1.1", "198.18.0.1",
+            "198.19.255.255", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.1.1.1", "240.0.0.1",
+            "255.255.255.255", "::", "::1", "::ffff:10.0.0.1", "100::1", "2001:db8::1", "fc00::1",
+            "fd12::1", "fe80::1", "ff02::1",
+        ] {
+            assert!(is_bogon(b.parse().unwrap()), "{b} should be a bogon");
+        }
+        for g in [
+            "1.1.1.1", "8.8.8.8", "31.13.64.48", "100.63.255.255", "100.128.0.0", "172.32.0.1",
+            "192.0.1.1", "198.20.0.1", "223.255.255.255", "2606:4700::1111", "::ffff:8.8.8.8",
+            "2001:db9::1", "fec0::1",
+        ] {
+            assert!(!is_bogon(g.parse().unwrap()), "{g} should not be a bogon");
+        }
+    }
+
+    #[test]
+    fn judge_rules() {
+        let lo: IpNet = "127.0.0.0/8".parse().unwrap();
+        let pub_ip: IpAddr = "8.8.8.8".parse().unwrap();
+        let private: IpAddr = "10.1.1.1".parse().unwrap();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(judge(&[], &[]), Err(Reason::DnsNoAnswer));
+        assert_eq!(judge(&[pub_ip], &[]), Ok(()));
+        assert_eq!(judge(&[pub_ip, private], &[]), Err(Reason::DnsBogon));
+        assert_eq!(judge(&[loopback], &[]), Err(Reason::DnsBogon));
+        assert_eq!(judge(&[loopback], &[lo]), Ok(()));
+    }
+}

@@ -1,0 +1,287 @@
+//! Checks and how they run: the [`Catalogue`] built once per config load,
+//! the [`Outcome`] every prober returns, and the one place where a check's
+//! deadline is applied ([`Catalogue::run`]).
+//!
+//! Probers (one module per kind) measure and classify; they never touch
+//! metrics. A prober reports which stage it is in through [`Progress`], so
+//! that a check cut off by its deadline is reported at the stage it was in.
+
+pub mod dns;
+pub mod tcp;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use tokio::time::Instant;
+
+use crate::config::{Check, Config, Trust};
+use crate::reason::{Reason, Stage};
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `None` when the check passed; else where and why it failed.
+    pub failure: Option<(Stage, Reason)>,
+    /// How long the measured step took, present when that step completed
+    /// (a DNS query that got any answer, a TCP connect, a TLS handshake).
+    pub duration: Option<Duration>,
+    /// Kind-specific facts.
+    pub facts: Facts,
+}
+
+/// Kind-specific facts of an outcome.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Facts {
+    /// Nothing beyond success and duration.
+    #[default]
+    None,
+    /// A DNS answer.
+    Dns {
+        /// Addresses of the asked type in the answer.
+        answers: usize,
+    },
+    /// A completed TLS handshake.
+    Tls {
+        /// Leaf certificate notAfter, seconds since the epoch.
+        not_after: Option<i64>,
+        /// Negotiated version, `TLS 1.2` or `TLS 1.3`.
+        version: &'static str,
+    },
+}
+
+impl Outcome {
+    /// A passed check.
+    pub fn ok(duration: Duration, facts: Facts) -> Outcome {
+        Outcome {
+            failure: None,
+            duration: Some(duration),
+            facts,
+        }
+    }
+
+    /// A failed check with no measurement.
+    pub fn failed(stage: Stage, reason: Reason) -> Outcome {
+        Outcome {
+            failure: Some((stage, reason)),
+            duration: None,
+            facts: Facts::None,
+        }
+    }
+
+    /// Whether the check passed.
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The stage a running check is in, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Progress(AtomicU8);
+
+impl Progress {
+    /// Records that the check entered `stage`.
+    pub fn enter(&self, stage: Stage) {
+        self.0.store(stage.to_u8(), Ordering::Relaxed);
+    }
+
+    /// The stage the check is in.
+    pub fn stage(&self) -> Stage {
+        Stage::from_u8(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A check of the catalogue with what it needs to run.
+#[derive(Debug)]
+pub struct Entry {
+    /// Index of its service in [`Config::services`].
+    pub service: usize,
+    /// What to check.
+    pub check: Check,
+    /// For TLS checks: the client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Everything needed to run the checks of one config: resolvers and TLS
+/// client configurations are built here once, not per scrape.
+pub struct Catalogue {
+    /// The config this was built from.
+    pub config: Config,
+    /// One hickory resolver per configured resolver (same indices).
+    resolvers: Vec<TokioResolver>,
+    /// Every check, in config order.
+    pub entries: Vec<Entry>,
+    /// For each service, the range of its entries.
+    pub service_entries: Vec<std::ops::Range<usize>>,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue")
+            .field("checks", &self.entries.len())
+            .finish()
+    }
+}
+
+/// The catalogue could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// hickory refused a resolver configuration.
+    #[error("resolver {name}: {source}")]
+    Resolver {
+        /// The resolver's name.
+        name: String,
+        /// hickory's error.
+        #[source]
+        source: hickory_resolver::net::NetError,
+    },
+    /// rustls refused a client configuration.
+    #[error("TLS client configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl Catalogue {
+    /// Builds resolvers and TLS configurations for `config`. Sends nothing.
+    pub fn new(config: Config) -> Result<Catalogue, BuildError> {
+        // Library timeouts must never fire before ours: give hickory the
+        // longest check timeout plus a margin.
+        let longest = config
+            .checks()
+            .map(|(_, c)| c.timeout())
+            .max()
+            .unwrap_or(crate::config::DEFAULT_TIMEOUT);
+        let resolvers = config
+            .resolvers
+            .iter()
+            .map(|r| {
+                dns::build_resolver(&r.kind, longest + Duration::from_secs(1)).map_err(|source| {
+                    BuildError::Resolver {
+                        name: r.name.clone(),
+                        source,
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut tls_cache: HashMap<TrustKey, Arc<rustls::ClientConfig>> = HashMap::new();
+        let mut entries = Vec::new();
+        let mut service_entries = Vec::new();
+        for (si, service) in config.services.iter().enumerate() {
+            let start = entries.len();
+            for check in &service.checks {
+                let tls = match check {
+                    Check::Tls(t) => {
+                        let key = TrustKey::of(&t.trust);
+                        let cfg = match tls_cache.get(&key) {
+                            Some(c) => c.clone(),
+                            None => {
+                                let c = Arc::new(tls::client_config(&t.trust)?);
+                                tls_cache.insert(key, c.clone());
+                                c
+                            }
+                        };
+                        Some(cfg)
+                    }
+                    _ => None,
+                };
+                entries.push(Entry {
+                    service: si,
+                    check: check.clone(),
+                    tls,
+                });
+            }
+            service_entries.push(start..entries.len());
+        }
+        Ok(Catalogue {
+            config,
+            resolvers,
+            entries,
+            service_entries,
+        })
+    }
+
+    /// Runs check `index` until it ends or `deadline` (capped by the
+    /// check's own timeout) passes; a check cut off is reported as
+    /// `generic_timeout_error` at the stage it was in.
+    pub async fn run(&self, index: usize, deadline: Instant, progress: &Progress) -> Outcome {
+        let entry = &self.entries[index];
+        let deadline = deadline.min(Instant::now() + entry.check.timeout());
+        let service = &self.config.services[entry.service];
+        let fut = async {
+            match &entry.check {
+                Check::Dns(c) => {
+                    progress.enter(Stage::Resolve);
+                    dns::probe(c, &self.resolvers[c.resolver], &service.allowed_ranges).await
+                }
+                Check::Tcp(c) => tcp::probe(c, self.target_resolver(entry), progress).await,
+                Check::Tls(c) => {
+                    // Built for every TLS entry in `new`.
+                    let Some(cfg) = entry.tls.clone() else {
+                        return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
+                    };
+                    tls::probe(c, cfg, self.target_resolver(entry), progress).await
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::failed(progress.stage(), Reason::GenericTimeout),
+        }
+    }
+
+    fn target_resolver(&self, entry: &Entry) -> TargetResolver<'_> {
+        let service = &self.config.services[entry.service];
+        TargetResolver {
+            resolver: &self.resolvers[service.resolve_with],
+            allowed: &service.allowed_ranges,
+        }
+    }
+}
+
+/// Resolves the host of a TCP or TLS target with its service's resolver.
+pub struct TargetResolver<'a> {
+    resolver: &'a TokioResolver,
+    allowed: &'a [ipnet::IpNet],
+}
+
+impl TargetResolver<'_> {
+    /// The address to connect to: the literal, or the first address the
+    /// service's resolver returns. Failures are at stage `resolve`; an
+    /// answer holding a bogon is refused as `dns_bogon_error`.
+    pub async fn resolve(
+        &self,
+        host: &crate::config::Host,
+        progress: &Progress,
+    ) -> Result<IpAddr, Reason> {
+        match host {
+            crate::config::Host::Ip(ip) => Ok(*ip),
+            crate::config::Host::Name(name) => {
+                progress.enter(Stage::Resolve);
+                dns::resolve_first(self.resolver, name, self.allowed).await
+            }
+        }
+    }
+}
+
+/// Key under which identical TLS client configurations are shared.
+#[derive(Hash, PartialEq, Eq)]
+enum TrustKey {
+    WebPki,
+    Insecure,
+    CaFile(PathBuf),
+}
+
+impl TrustKey {
+    fn of(t: &Trust) -> TrustKey {
+        match t {
+            Trust::WebPki => TrustKey::WebPki,
+            Trust::Insecure => TrustKey::Insecure,
+            Trust::CaFile { path, .. } => TrustKey::CaFile(path.clone()),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The HTTP side: routes, the scrape deadline, shared rounds and reloads.
+//!
+//! Handlers only wire requests to the [`Engine`]: it holds the current
+//! [`Catalogue`] (swapped atomically on reload), starts rounds, and lets
+//! scrapes that arrive while a round of the same scope is running share it.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /metrics` | every check |
+//! | `GET /probe?service=NAME` | one service's checks |
+//! | `GET /-/healthy`, `GET /-/ready` | liveness, readiness |
+//! | `POST /-/reload` | reload the config (also on SIGHUP) |
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::metrics::{self, Format, SelfStats};
+use crate::probe::Catalogue;
+use crate::round::Round;
+
+/// The deadline used when a scrape does not send
+/// `X-Prometheus-Scrape-Timeout-Seconds` (Prometheus' default scrape timeout).
+pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// Which checks a round runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scope {
+    All,
+    Service(usize),
+}
+
+/// State shared by all requests.
+pub struct Engine {
+    catalogue: ArcSwap<Catalogue>,
+    config_file: PathBuf,
+    timeout_offset: Duration,
+    inflight: Mutex<HashMap<Scope, Arc<Round>>>,
+    rounds: AtomicU64,
+    scrapes: AtomicU64,
+    reload_ok: AtomicBool,
+    reload_ts: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config_file", &self.config_file).finish()
+    }
+}
+
+/// A config reload that failed; the running config is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Clients could not be built from it.
+    #[error(transparent)]
+    Build(#[from] crate::probe::BuildError),
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Engine {
+    /// An engine serving `catalogue`, which was loaded from `config_file`
+    /// (read again on reload). `timeout_offset` is subtracted from the
+    /// scrape timeout Prometheus announces.
+    pub fn new(catalogue: Catalogue, config_file: PathBuf, timeout_offset: Duration) -> Arc<Engine> {
+        Arc::new(Engine {
+            catalogue: ArcSwap::from_pointee(catalogue),
+            config_file,
+            timeout_offset,
+            inflight: Mutex::new(HashMap::new()),
+            rounds: AtomicU64::new(0),
+            scrapes: AtomicU64::new(0),
+            reload_ok: AtomicBool::new(true),
+            reload_ts: AtomicU64::new(now_epoch().to_bits()),
+        })
+    }
+
+    /// Reads the config file again; on success the new checks serve the next
+    /// round, on failure the running config stays and the error is returned.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let result = Config::load(&self.config_file)
+            .map_err(ReloadError::from)
+            .and_then(|c| Catalogue::new(c).map_err(ReloadError::from));
+        match result {
+            Ok(cat) => {
+                self.catalogue.store(Arc::new(cat));
+                self.reload_ok.store(true, Ordering::Relaxed);
+                self.reload_ts.store(now_epoch().to_bits(), Ordering::Relaxed);
+                tracing::info!(file = %self.config_file.display(), "config reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.reload_ok.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, "config reload failed; keeping the running config");
+                Err(e)
+            }
+        }
+    }
+
+    /// The effective deadline for a scrape announcing `announced` seconds.
+    fn budget(&self, announced: Option<Duration>) -> Duration {
+        let t = announced.unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
+        // Leave the offset for the response; never less than half the budget.
+        t.saturating_sub(self.timeout_offset).max(t / 2)
+    }
+
+    /// Runs (or joins) a round for `scope` and renders it.
+    async fn scrape(&self, scope: Scope, announced: Option<Duration>, format: Format) -> String {
+        let start = Instant::now();
+        let deadline = start + self.budget(announced);
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+        let round = {
+            // Poisoning needs a panic while holding this lock; none can occur.
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match inflight.get(&scope) {
+                Some(r) if !r.is_done() => r.clone(),
+                _ => {
+                    let cat = self.catalogue.load_full();
+                    let checks = match scope {
+                        Scope::All => (0..cat.entries.len()).collect(),
+                        Scope::Service(s) => cat.service_entries[s].clone().collect(),
+                    };
+                    let r = Round::start(cat, checks, deadline);
+                    self.rounds.fetch_add(1, Ordering::Relaxed);
+                    inflight.insert(scope, r.clone());
+                    r
+                }
+            }
+        };
+        round.wait(deadline).await;
+        let outcomes = round.snapshot();
+        let own = SelfStats {
+            scrape_duration_seconds: start.elapsed().as_secs_f64(),
+            rounds_total: self.rounds.load(Ordering::Relaxed),
+            scrapes_total: self.scrapes.load(Ordering::Relaxed),
+            reload_ok: self.reload_ok.load(Ordering::Relaxed),
+            reload_success_timestamp: f64::from_bits(self.reload_ts.load(Ordering::Relaxed)),
+            process: crate::process::read(),
+        };
+        metrics::render(&round.catalogue, &round.checks, &outcomes, &own, format)
+    }
+}
+
+/// The routes, for [`run`] and for tests.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics_handler))
+        .route("/probe", get(probe_handler))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(|| async { "OK\n" }))
+        .route("/-/reload", post(reload_handler))
+        .with_state(engine)
+}
+
+/// Serves `engine` on `listener` until `shutdown` completes; in-flight
+/// requests are finished first.
+pub async fn run(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A request error: status and a one-line message.
+fn bad(status: StatusCode, msg: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
+}
+
+fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Response> {
+    let Some(v) = headers.get(TIMEOUT_HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+        .map(|s| Some(Duration::from_secs_f64(s)))
+        .ok_or_else(|| {
+            bad(
+                StatusCode::BAD_REQUEST,
+                "header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds".into(),
+            )
+        })
+}
+
+fn respond(format: Format, body: String) -> Response {
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+fn format_of(headers: &HeaderMap) -> Format {
+    Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    let announced = match announced_timeout(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let format = format_of(&headers);
+    respond(format, engine.scrape(Scope::All, announced, format).await)
+}
+
+async fn probe_handler(
+    State(engine): State<Arc<Engine>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let announced = match announced_timeout(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(unknown) = params.keys().find(|k| k.as_str() != "service") {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter {unknown:?}: /probe takes service=NAME"),
+        );
+    }
+    let Some(name) = params.get("service") else {
+        return bad(StatusCode::BAD_REQUEST, "missing parameter: service=NAME".into());
+    };
+    let index = engine
+        .catalogue
+        .load()
+        .config
+        .services
+        .iter()
+        .position(|s| &s.name == name);
+    let Some(index) = index else {
+        // The name is echoed escaped, in the body only (never in a label).
+        return bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}"));
+    };
+    let format = format_of(&headers);
+    respond(format, engine.scrape(Scope::Service(index), announced, format).await)
+}
+
+async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
+    match tokio::task::spawn_blocking(move || engine.reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
+        Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, format!("reload failed, running config kept: {e}")),
+        Err(_) => bad(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed".into()),
+    }
+}
+
+async fn index(State(engine): State<Arc<Engine>>) -> Response {
+    let cat = engine.catalogue.load();
+    let mut body = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>reachability_exporter</title></head><body>\
+         <h1>reachability_exporter</h1><p><a href=\"/metrics\">/metrics</a> runs every check.</p><ul>",
+    );
+    for s in &cat.config.services {
+        let name = html_escape(&s.name);
+        body.push_str(&format!(
+            "<li><a href=\"/probe?service={name}\">{name}</a> ({} checks)</li>",
+            s.checks.len()
+        ));
+    }
+    body.push_str("</ul></body></html>\n");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
