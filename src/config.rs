@@ -550,7 +550,9 @@ impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_str(d, |s| {
             let v = humantime::parse_duration(s).map_err(|_| {
-                format!("invalid duration {s:?}: expected a number and a unit, such as 500ms, 5s or 1m")
+                format!(
+                    "invalid duration {s:?}: expected a number and a unit, such as 500ms, 5s or 1m"
+                )
             })?;
             if v.is_zero() {
                 return Err(format!("invalid duration {s:?}: must be greater than zero"));
@@ -586,7 +588,9 @@ impl<'de> Deserialize<'de> for Cidr {
             }
             s.parse::<IpAddr>()
                 .map(|ip| Cidr(IpNet::from(ip)))
-                .map_err(|_| format!("invalid CIDR {s:?}: expected an address range such as 10.0.0.0/8"))
+                .map_err(|_| {
+                    format!("invalid CIDR {s:?}: expected an address range such as 10.0.0.0/8")
+                })
         })
     }
 }
@@ -640,7 +644,9 @@ impl HostPort {
                 None if after.is_empty() => None,
                 None => return Err(bad("expected `:port` after `]`")),
             };
-            let ip: IpAddr = h.parse().map_err(|_| bad("not an IPv6 address in brackets"))?;
+            let ip: IpAddr = h
+                .parse()
+                .map_err(|_| bad("not an IPv6 address in brackets"))?;
             (Host::Ip(ip), port)
         } else {
             let (h, p) = match s.rsplit_once(':') {
@@ -648,7 +654,9 @@ impl HostPort {
                 None => (s, None),
             };
             if h.contains(':') {
-                return Err(bad("write IPv6 addresses in brackets, such as [2001:db8::1]:443"));
+                return Err(bad(
+                    "write IPv6 addresses in brackets, such as [2001:db8::1]:443",
+                ));
             }
             let host = match h.parse::<IpAddr>() {
                 Ok(ip) => Host::Ip(ip),
@@ -737,8 +745,15 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err(&self, loc: Option<&serde_saphyr::Location>, path: String, message: String) -> ConfigError {
-        let (line, column) = loc.map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+    fn err(
+        &self,
+        loc: Option<&serde_saphyr::Location>,
+        path: String,
+        message: String,
+    ) -> ConfigError {
+        let (line, column) = loc
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
         ConfigError::Invalid {
             file: self.file.to_string(),
             line,
@@ -752,7 +767,9 @@ impl Validator<'_> {
         let listen = match raw.listen {
             Some(l) => l.0,
             // The constant parses: checked by a unit test.
-            None => DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN is a socket address"),
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a socket address"),
         };
         let timeout = raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
         let top_ranges: Vec<IpNet> = raw.allowed_ranges.iter().map(|c| c.0).collect();
@@ -771,10 +788,18 @@ impl Validator<'_> {
         }
 
         let Some(raw_services) = raw.services else {
-            return Err(self.err(None, "services".into(), "no services configured: add at least one".into()));
+            return Err(self.err(
+                None,
+                "services".into(),
+                "no services configured: add at least one".into(),
+            ));
         };
         if raw_services.0.is_empty() {
-            return Err(self.err(None, "services".into(), "no services configured: add at least one".into()));
+            return Err(self.err(
+                None,
+                "services".into(),
+                "no services configured: add at least one".into(),
+            ));
         }
         let mut services = Vec::new();
         for (name, spanned) in raw_services.0 {
@@ -815,10 +840,14 @@ impl Validator<'_> {
         }
         let encrypted = r.dot.is_some() || r.doh.is_some();
         if !encrypted && (r.server_name.is_some() || r.ca_file.is_some()) {
-            return Err(e("`server_name` and `ca_file` apply only to `dot` and `doh` resolvers".into()));
+            return Err(e(
+                "`server_name` and `ca_file` apply only to `dot` and `doh` resolvers".into(),
+            ));
         }
         if r.resolv_conf.is_some() && name != SYSTEM_RESOLVER {
-            return Err(e(format!("`resolv_conf` applies only to the `{SYSTEM_RESOLVER}` resolver")));
+            return Err(e(format!(
+                "`resolv_conf` applies only to the `{SYSTEM_RESOLVER}` resolver"
+            )));
         }
         let trust = match &r.ca_file {
             Some(f) => self.ca_file(f, Some(&loc), &format!("{path}.ca_file"))?,
@@ -830,7 +859,10 @@ impl Validator<'_> {
                 .map_err(|err| e(format!("cannot read resolv_conf {}: {err}", p.display())))?;
             let servers = parse_resolv_conf(&text);
             if servers.is_empty() {
-                return Err(e(format!("resolv_conf {} lists no nameserver", p.display())));
+                return Err(e(format!(
+                    "resolv_conf {} lists no nameserver",
+                    p.display()
+                )));
             }
             return Ok(ResolverKind::UdpAndTcp(servers));
         }
@@ -840,7 +872,8 @@ impl Validator<'_> {
         if let Some(a) = r.tcp {
             return Ok(ResolverKind::Tcp(a.0));
         }
-        let server_name = |addr: SocketAddr| r.server_name.clone().map_or(addr.ip().to_string(), |n| n.0);
+        let server_name =
+            |addr: SocketAddr| r.server_name.clone().map_or(addr.ip().to_string(), |n| n.0);
         if let Some(a) = r.dot {
             return Ok(ResolverKind::Dot {
                 addr: a.0,
@@ -905,14 +938,21 @@ impl Validator<'_> {
         }
         let raw = spanned.value;
         let resolver_index = |r: &Spanned<String>, path: String| -> Result<usize, ConfigError> {
-            resolvers.iter().position(|x| x.name == r.value).ok_or_else(|| {
-                let known: Vec<&str> = resolvers.iter().map(|x| x.name.as_str()).collect();
-                self.err(
-                    Some(&r.referenced),
-                    path,
-                    format!("unknown resolver {:?}: known resolvers are {}", r.value, known.join(", ")),
-                )
-            })
+            resolvers
+                .iter()
+                .position(|x| x.name == r.value)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = resolvers.iter().map(|x| x.name.as_str()).collect();
+                    self.err(
+                        Some(&r.referenced),
+                        path,
+                        format!(
+                            "unknown resolver {:?}: known resolvers are {}",
+                            r.value,
+                            known.join(", ")
+                        ),
+                    )
+                })
         };
         let resolve_with = match &raw.resolve_with {
             Some(r) => resolver_index(r, format!("{at}.resolve_with"))?,
@@ -926,7 +966,11 @@ impl Validator<'_> {
         if let Some(dns) = raw.dns {
             let rs = match &dns.resolvers {
                 Some(list) if list.is_empty() => {
-                    return Err(self.err(Some(&svc_loc), format!("{at}.dns.resolvers"), "empty list: name at least one resolver".into()));
+                    return Err(self.err(
+                        Some(&svc_loc),
+                        format!("{at}.dns.resolvers"),
+                        "empty list: name at least one resolver".into(),
+                    ));
                 }
                 Some(list) => list
                     .iter()
@@ -937,21 +981,37 @@ impl Validator<'_> {
             };
             let kinds = dns.types.unwrap_or_else(|| vec![RecordKind::A]);
             if kinds.is_empty() {
-                return Err(self.err(Some(&svc_loc), format!("{at}.dns.types"), "empty list: name A and/or AAAA".into()));
+                return Err(self.err(
+                    Some(&svc_loc),
+                    format!("{at}.dns.types"),
+                    "empty list: name A and/or AAAA".into(),
+                ));
             }
             if dns.names.is_empty() {
-                return Err(self.err(Some(&svc_loc), format!("{at}.dns.names"), "empty list: name at least one DNS name".into()));
+                return Err(self.err(
+                    Some(&svc_loc),
+                    format!("{at}.dns.names"),
+                    "empty list: name at least one DNS name".into(),
+                ));
             }
             let mut seen = HashSet::new();
             for (i, n) in dns.names.iter().enumerate() {
                 if !seen.insert(n.value.0.clone()) {
-                    return Err(self.err(Some(&n.referenced), format!("{at}.dns.names[{i}]"), format!("duplicate name {:?}", n.value.0)));
+                    return Err(self.err(
+                        Some(&n.referenced),
+                        format!("{at}.dns.names[{i}]"),
+                        format!("duplicate name {:?}", n.value.0),
+                    ));
                 }
             }
             let mut seen_r = HashSet::new();
             for (i, (r, spanned)) in rs.iter().zip(dns.resolvers.iter().flatten()).enumerate() {
                 if !seen_r.insert(*r) {
-                    return Err(self.err(Some(&spanned.referenced), format!("{at}.dns.resolvers[{i}]"), format!("duplicate resolver {:?}", resolvers[*r].name)));
+                    return Err(self.err(
+                        Some(&spanned.referenced),
+                        format!("{at}.dns.resolvers[{i}]"),
+                        format!("duplicate resolver {:?}", resolvers[*r].name),
+                    ));
                 }
             }
             for n in &dns.names {
@@ -972,7 +1032,11 @@ impl Validator<'_> {
         for (i, entry) in raw.tcp.into_iter().enumerate() {
             let t = entry.value.target.0;
             if !seen.insert(t.written.clone()) {
-                return Err(self.err(Some(&entry.referenced), format!("{at}.tcp[{i}]"), format!("duplicate tcp target {:?}", t.written)));
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    format!("{at}.tcp[{i}]"),
+                    format!("duplicate tcp target {:?}", t.written),
+                ));
             }
             checks.push(Check::Tcp(TcpCheck {
                 target: t,
@@ -985,7 +1049,11 @@ impl Validator<'_> {
             let path = format!("{at}.tls[{i}]");
             let o = entry.value.0;
             let Some(HostPort(target)) = o.target else {
-                return Err(self.err(Some(&entry.referenced), path, "missing field `target`".into()));
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    "missing field `target`".into(),
+                ));
             };
             let sni = match (o.sni, &target.host) {
                 (Some(s), _) => Some(s.0),
@@ -993,11 +1061,20 @@ impl Validator<'_> {
                 (None, Host::Ip(_)) => None,
             };
             if !seen.insert((target.written.clone(), sni.clone())) {
-                return Err(self.err(Some(&entry.referenced), path, format!("duplicate tls check of {:?} with the same sni", target.written)));
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    format!(
+                        "duplicate tls check of {:?} with the same sni",
+                        target.written
+                    ),
+                ));
             }
             let trust = match (o.insecure, &o.ca_file) {
                 (true, _) => Trust::Insecure,
-                (false, Some(f)) => self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?,
+                (false, Some(f)) => {
+                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
+                }
                 (false, None) => Trust::WebPki,
             };
             checks.push(Check::Tls(TlsCheck {
@@ -1009,7 +1086,11 @@ impl Validator<'_> {
         }
 
         if checks.is_empty() {
-            return Err(self.err(Some(&svc_loc), at, "service has no checks: add dns, tcp or tls".into()));
+            return Err(self.err(
+                Some(&svc_loc),
+                at,
+                "service has no checks: add dns, tcp or tls".into(),
+            ));
         }
         Ok(Service {
             name: name.to_string(),
@@ -1024,7 +1105,8 @@ impl Validator<'_> {
 fn valid_label_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 /// The nameservers of a resolv.conf (port 53). Other directives are ignored:
@@ -1038,7 +1120,9 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
             }
             // A scoped IPv6 address (fe80::1%eth0) keeps only the address.
             let addr = words.next()?.split('%').next()?;
-            addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+            addr.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
         })
         .collect()
 }
@@ -1112,7 +1196,10 @@ mod tests {
         let got = parse_resolv_conf(text);
         assert_eq!(
             got,
-            vec!["10.0.0.2:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]
+            vec![
+                "10.0.0.2:53".parse().unwrap(),
+                "[fe80::1]:53".parse().unwrap()
+            ]
         );
         assert_eq!(
             system_servers(Path::new("/nonexistent/resolv.conf")),
@@ -1127,7 +1214,12 @@ mod tests {
         )
         .unwrap();
         match &c.resolvers[1].kind {
-            ResolverKind::Doh { addr, server_name, path, .. } => {
+            ResolverKind::Doh {
+                addr,
+                server_name,
+                path,
+                ..
+            } => {
                 assert_eq!(addr.to_string(), "1.1.1.1:443");
                 assert_eq!(server_name, "cloudflare-dns.com");
                 assert_eq!(path, "/dns-query");
@@ -1135,7 +1227,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &c.resolvers[2].kind {
-            ResolverKind::Doh { addr, server_name, path, .. } => {
+            ResolverKind::Doh {
+                addr,
+                server_name,
+                path,
+                ..
+            } => {
                 assert_eq!(addr.to_string(), "[::1]:8443");
                 assert_eq!(server_name, "::1");
                 assert_eq!(path, "/dns-query");

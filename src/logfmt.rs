@@ -20,16 +20,28 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         let meta = event.metadata();
-        write!(w, "ts={now} level={}", meta.level().as_str().to_ascii_lowercase())?;
+        write!(
+            w,
+            "ts={now} level={}",
+            meta.level().as_str().to_ascii_lowercase()
+        )?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 write!(w, " span={}", span.name())?;
             }
         }
-        let mut v = Fields { w: &mut w, res: Ok(()) };
+        let mut v = Fields {
+            w: &mut w,
+            res: Ok(()),
+        };
         event.record(&mut v);
         v.res?;
         writeln!(w)

@@ -47,15 +47,15 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Libraries log at warn; our own events at the chosen level.
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "warn,reachability_exporter={}",
-        cli.log_level
-    ));
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("warn,reachability_exporter={}", cli.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Logfmt => builder.event_format(reachability_exporter::logfmt::Logfmt).init(),
+        LogFormat::Logfmt => builder
+            .event_format(reachability_exporter::logfmt::Logfmt)
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     match run(cli) {

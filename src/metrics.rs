@@ -303,7 +303,11 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
     if let Some(p) = own.process {
         let cpu: Counter<f64> = Counter::default();
         cpu.inc_by(p.cpu_seconds);
-        reg.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu);
+        reg.register(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            cpu,
+        );
         reg.register(
             "process_resident_memory_bytes",
             "Resident memory size in bytes",
@@ -314,9 +318,17 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
             "Virtual memory size in bytes",
             gauge(p.virtual_memory_bytes),
         );
-        reg.register("process_open_fds", "Number of open file descriptors", gauge(p.open_fds));
+        reg.register(
+            "process_open_fds",
+            "Number of open file descriptors",
+            gauge(p.open_fds),
+        );
         if let Some(m) = p.max_fds {
-            reg.register("process_max_fds", "Maximum number of open file descriptors", gauge(m));
+            reg.register(
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                gauge(m),
+            );
         }
         reg.register(
             "process_start_time_seconds",

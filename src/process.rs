@@ -80,6 +80,9 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         // Started within the last day, and not in the future.
-        assert!(s.start_time_seconds <= now + 1.0 && s.start_time_seconds > now - 86_400.0, "{s:?}");
+        assert!(
+            s.start_time_seconds <= now + 1.0 && s.start_time_seconds > now - 86_400.0,
+            "{s:?}"
+        );
     }
 }

@@ -250,9 +250,9 @@ fn classify_io_kind(kind: io::ErrorKind) -> Option<Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::AlertDescription;
     use hickory_resolver::net::NoRecords;
     use hickory_resolver::proto::op::Query;
+    use rustls::AlertDescription;
     use std::sync::Arc;
 
     #[test]

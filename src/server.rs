@@ -59,7 +59,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("config_file", &self.config_file).finish()
+        f.debug_struct("Engine")
+            .field("config_file", &self.config_file)
+            .finish()
     }
 }
 
@@ -85,7 +87,11 @@ impl Engine {
     /// An engine serving `catalogue`, which was loaded from `config_file`
     /// (read again on reload). `timeout_offset` is subtracted from the
     /// scrape timeout Prometheus announces.
-    pub fn new(catalogue: Catalogue, config_file: PathBuf, timeout_offset: Duration) -> Arc<Engine> {
+    pub fn new(
+        catalogue: Catalogue,
+        config_file: PathBuf,
+        timeout_offset: Duration,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             catalogue: ArcSwap::from_pointee(catalogue),
             config_file,
@@ -108,7 +114,8 @@ impl Engine {
             Ok(cat) => {
                 self.catalogue.store(Arc::new(cat));
                 self.reload_ok.store(true, Ordering::Relaxed);
-                self.reload_ts.store(now_epoch().to_bits(), Ordering::Relaxed);
+                self.reload_ts
+                    .store(now_epoch().to_bits(), Ordering::Relaxed);
                 tracing::info!(file = %self.config_file.display(), "config reloaded");
                 Ok(())
             }
@@ -190,7 +197,12 @@ pub async fn run(
 
 /// A request error: status and a one-line message.
 fn bad(status: StatusCode, msg: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg + "\n",
+    )
+        .into_response()
 }
 
 fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Response> {
@@ -205,7 +217,8 @@ fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Response> 
         .ok_or_else(|| {
             bad(
                 StatusCode::BAD_REQUEST,
-                "header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds".into(),
+                "header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds"
+                    .into(),
             )
         })
 }
@@ -243,7 +256,10 @@ async fn probe_handler(
         );
     }
     let Some(name) = params.get("service") else {
-        return bad(StatusCode::BAD_REQUEST, "missing parameter: service=NAME".into());
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "missing parameter: service=NAME".into(),
+        );
     };
     let index = engine
         .catalogue
@@ -257,14 +273,25 @@ async fn probe_handler(
         return bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}"));
     };
     let format = format_of(&headers);
-    respond(format, engine.scrape(Scope::Service(index), announced, format).await)
+    respond(
+        format,
+        engine
+            .scrape(Scope::Service(index), announced, format)
+            .await,
+    )
 }
 
 async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
     match tokio::task::spawn_blocking(move || engine.reload()).await {
         Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
-        Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, format!("reload failed, running config kept: {e}")),
-        Err(_) => bad(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed".into()),
+        Ok(Err(e)) => bad(
+            StatusCode::BAD_REQUEST,
+            format!("reload failed, running config kept: {e}"),
+        ),
+        Err(_) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload task failed".into(),
+        ),
     }
 }
 
@@ -286,5 +313,8 @@ async fn index(State(engine): State<Arc<Engine>>) -> Response {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

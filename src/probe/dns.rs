@@ -6,9 +6,16 @@
 //! address, OONI's list) are failures with `dns_bogon_error` unless an
 //! `allowed_ranges` entry covers them.
 //!
+//! hickory 0.26 reports a resolver whose connection failed (TCP, DoT, DoH)
+//! as `NoConnections`, dropping the cause. [`DnsClient`] then opens the same
+//! connection itself — TCP connect, then TLS with the same server name,
+//! roots and ALPN — within the same deadline, and reports that attempt's
+//! reason, so a blocked control resolver says *how* it is blocked.
+//!
 //! This module does not decide what the answers mean for censorship.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -25,10 +32,79 @@ use super::{Facts, Outcome};
 use crate::config::{DnsCheck, RecordKind, ResolverKind};
 use crate::reason::{Reason, Stage, classify};
 
-/// Builds a resolver that sends exactly one query per lookup, to the
-/// configured server(s), with no cache. `timeout` is hickory's own limit,
-/// set above every check's so that ours applies.
-pub fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioResolver, NetError> {
+/// A resolver of the config, ready to query.
+pub struct DnsClient {
+    resolver: TokioResolver,
+    /// For connection-oriented resolvers: where to connect and, for DoT and
+    /// DoH, the TLS name and configuration, to diagnose a failed connection.
+    diagnose: Option<(SocketAddr, Option<(String, Arc<rustls::ClientConfig>)>)>,
+}
+
+impl DnsClient {
+    /// Builds a client that sends exactly one query per lookup, to the
+    /// configured server(s), with no cache. `timeout` is hickory's own
+    /// limit, set above every check's so that ours applies.
+    pub fn new(kind: &ResolverKind, timeout: Duration) -> Result<DnsClient, NetError> {
+        let diagnose = match kind {
+            ResolverKind::UdpAndTcp(_) | ResolverKind::Udp(_) => None,
+            ResolverKind::Tcp(a) => Some((*a, None)),
+            ResolverKind::Dot {
+                addr,
+                server_name,
+                trust,
+            } => Some((
+                *addr,
+                Some((
+                    server_name.clone(),
+                    Arc::new(super::tls::base_config(trust)?),
+                )),
+            )),
+            ResolverKind::Doh {
+                addr,
+                server_name,
+                trust,
+                ..
+            } => {
+                let mut cfg = super::tls::base_config(trust)?;
+                cfg.alpn_protocols = vec![b"h2".to_vec()];
+                Some((*addr, Some((server_name.clone(), Arc::new(cfg)))))
+            }
+        };
+        Ok(DnsClient {
+            resolver: build_resolver(kind, timeout)?,
+            diagnose,
+        })
+    }
+
+    /// The reason for a failed lookup; for `NoConnections`, found by
+    /// connecting to the resolver again.
+    async fn reason(&self, e: &NetError) -> Reason {
+        match (e, &self.diagnose) {
+            (NetError::NoConnections, Some((addr, tls))) => {
+                let stream = match super::tcp::connect(*addr).await {
+                    Ok(s) => s,
+                    Err(e) => return classify(&e),
+                };
+                let Some((name, cfg)) = tls else {
+                    return Reason::UnknownFailure;
+                };
+                let Ok(name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
+                    return Reason::UnknownFailure;
+                };
+                match tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, stream)
+                    .await
+                {
+                    Ok(_) => Reason::UnknownFailure,
+                    Err(e) => classify(&e),
+                }
+            }
+            _ => classify(e),
+        }
+    }
+}
+
+fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioResolver, NetError> {
     let with_port = |mut ns: NameServerConfig, port: u16| {
         for c in &mut ns.connections {
             c.port = port;
@@ -43,8 +119,14 @@ pub fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioRes
                 .collect(),
             None,
         ),
-        ResolverKind::Udp(a) => (vec![with_port(NameServerConfig::udp(a.ip()), a.port())], None),
-        ResolverKind::Tcp(a) => (vec![with_port(NameServerConfig::tcp(a.ip()), a.port())], None),
+        ResolverKind::Udp(a) => (
+            vec![with_port(NameServerConfig::udp(a.ip()), a.port())],
+            None,
+        ),
+        ResolverKind::Tcp(a) => (
+            vec![with_port(NameServerConfig::tcp(a.ip()), a.port())],
+            None,
+        ),
         ResolverKind::Dot {
             addr,
             server_name,
@@ -93,13 +175,13 @@ pub fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioRes
 }
 
 /// Resolves `check.name` for its record type and judges the answer.
-pub async fn probe(check: &DnsCheck, resolver: &TokioResolver, allowed: &[IpNet]) -> Outcome {
+pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> Outcome {
     let rtype = match check.kind {
         RecordKind::A => RecordType::A,
         RecordKind::AAAA => RecordType::AAAA,
     };
     let start = Instant::now();
-    let res = resolver.lookup(absolute(&check.name), rtype).await;
+    let res = client.resolver.lookup(absolute(&check.name), rtype).await;
     let took = start.elapsed();
     match res {
         Ok(lookup) => {
@@ -120,14 +202,21 @@ pub async fn probe(check: &DnsCheck, resolver: &TokioResolver, allowed: &[IpNet]
             }
         }
         Err(e) => {
-            let reason = classify(&e);
+            let reason = client.reason(&e).await;
             tracing::debug!(name = %check.name, reason = reason.as_str(), error = %e, "dns lookup failed");
             // A response code is an answer: the query's duration is real.
-            let answered = matches!(&e, NetError::Dns(DnsError::NoRecordsFound(_) | DnsError::ResponseCode(_)));
+            let answered = matches!(
+                &e,
+                NetError::Dns(DnsError::NoRecordsFound(_) | DnsError::ResponseCode(_))
+            );
             Outcome {
                 failure: Some((Stage::Resolve, reason)),
                 duration: answered.then_some(took),
-                facts: if answered { Facts::Dns { answers: 0 } } else { Facts::None },
+                facts: if answered {
+                    Facts::Dns { answers: 0 }
+                } else {
+                    Facts::None
+                },
             }
         }
     }
@@ -136,18 +225,18 @@ pub async fn probe(check: &DnsCheck, resolver: &TokioResolver, allowed: &[IpNet]
 /// Resolves a host for a connect: the first address of the answer (A
 /// before AAAA), after the same bogon rule as [`probe`].
 pub async fn resolve_first(
-    resolver: &TokioResolver,
+    client: &DnsClient,
     name: &str,
     allowed: &[IpNet],
 ) -> Result<IpAddr, Reason> {
-    match resolver.lookup_ip(absolute(name)).await {
+    match client.resolver.lookup_ip(absolute(name)).await {
         Ok(lookup) => {
             let ips: Vec<IpAddr> = lookup.iter().collect();
             judge(&ips, allowed)?;
             Ok(ips[0])
         }
         Err(e) => {
-            let reason = classify(&e);
+            let reason = client.reason(&e).await;
             tracing::debug!(%name, reason = reason.as_str(), error = %e, "resolving target failed");
             Err(reason)
         }
@@ -184,32 +273,32 @@ fn absolute(name: &str) -> String {
 
 /// OONI's IPv4 bogons, as (network, prefix length).
 const BOGONS_V4: [(u32, u8); 15] = [
-    (0x0000_0000, 8),   // 0.0.0.0/8
-    (0x0a00_0000, 8),   // 10.0.0.0/8
-    (0x6440_0000, 10),  // 100.64.0.0/10
-    (0x7f00_0000, 8),   // 127.0.0.0/8
-    (0xa9fe_0000, 16),  // 169.254.0.0/16
-    (0xac10_0000, 12),  // 172.16.0.0/12
-    (0xc000_0000, 24),  // 192.0.0.0/24
-    (0xc000_0200, 24),  // 192.0.2.0/24
-    (0xc0a8_0000, 16),  // 192.168.0.0/16
-    (0xc612_0000, 15),  // 198.18.0.0/15
-    (0xc633_6400, 24),  // 198.51.100.0/24
-    (0xcb00_7100, 24),  // 203.0.113.0/24
-    (0xe000_0000, 4),   // 224.0.0.0/4
-    (0xf000_0000, 4),   // 240.0.0.0/4
-    (0xffff_ffff, 32),  // 255.255.255.255/32
+    (0x0000_0000, 8),  // 0.0.0.0/8
+    (0x0a00_0000, 8),  // 10.0.0.0/8
+    (0x6440_0000, 10), // 100.64.0.0/10
+    (0x7f00_0000, 8),  // 127.0.0.0/8
+    (0xa9fe_0000, 16), // 169.254.0.0/16
+    (0xac10_0000, 12), // 172.16.0.0/12
+    (0xc000_0000, 24), // 192.0.0.0/24
+    (0xc000_0200, 24), // 192.0.2.0/24
+    (0xc0a8_0000, 16), // 192.168.0.0/16
+    (0xc612_0000, 15), // 198.18.0.0/15
+    (0xc633_6400, 24), // 198.51.100.0/24
+    (0xcb00_7100, 24), // 203.0.113.0/24
+    (0xe000_0000, 4),  // 224.0.0.0/4
+    (0xf000_0000, 4),  // 240.0.0.0/4
+    (0xffff_ffff, 32), // 255.255.255.255/32
 ];
 
 /// IPv6 special ranges treated as bogons, as (network, prefix length).
 const BOGONS_V6: [(u128, u8); 7] = [
-    (0, 128),                                      // ::/128
-    (1, 128),                                      // ::1/128
-    (0x0100_0000_0000_0000 << 64, 64),             // 100::/64 (discard)
-    (0x2001_0db8 << 96, 32),                       // 2001:db8::/32 (documentation)
-    (0xfc00 << 112, 7),                            // fc00::/7 (unique local)
-    (0xfe80 << 112, 10),                           // fe80::/10 (link local)
-    (0xff00 << 112, 8),                            // ff00::/8 (multicast)
+    (0, 128),                          // ::/128
+    (1, 128),                          // ::1/128
+    (0x0100_0000_0000_0000 << 64, 64), // 100::/64 (discard)
+    (0x2001_0db8 << 96, 32),           // 2001:db8::/32 (documentation)
+    (0xfc00 << 112, 7),                // fc00::/7 (unique local)
+    (0xfe80 << 112, 10),               // fe80::/10 (link local)
+    (0xff00 << 112, 8),                // ff00::/8 (multicast)
 ];
 
 fn in_net<T>(addr: T, net: T, len: u8, bits: u32) -> bool
@@ -252,18 +341,51 @@ mod tests {
     #[test]
     fn bogons_match_ooni_list() {
         for b in [
-            "0.1.2.3", "10.9.9.9", "100.64.0.1", "100.127.255.255", "127.0.0.1", "169.254.1.1",
-            "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.168.1.1", "198.18.0.1",
-            "198.19.255.255", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.1.1.1", "240.0.0.1",
-            "255.255.255.255", "::", "::1", "::ffff:10.0.0.1", "100::1", "2001:db8::1", "fc00::1",
-            "fd12::1", "fe80::1", "ff02::1",
+            "0.1.2.3",
+            "10.9.9.9",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.1.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.1.1.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "100::1",
+            "2001:db8::1",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
         ] {
             assert!(is_bogon(b.parse().unwrap()), "{b} should be a bogon");
         }
         for g in [
-            "1.1.1.1", "8.8.8.8", "31.13.64.48", "100.63.255.255", "100.128.0.0", "172.32.0.1",
-            "192.0.1.1", "198.20.0.1", "223.255.255.255", "2606:4700::1111", "::ffff:8.8.8.8",
-            "2001:db9::1", "fec0::1",
+            "1.1.1.1",
+            "8.8.8.8",
+            "31.13.64.48",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.32.0.1",
+            "192.0.1.1",
+            "198.20.0.1",
+            "223.255.255.255",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2001:db9::1",
+            "fec0::1",
         ] {
             assert!(!is_bogon(g.parse().unwrap()), "{g} should not be a bogon");
         }

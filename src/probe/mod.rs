@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use tokio::time::Instant;
 
 use crate::config::{Check, Config, Trust};
@@ -112,8 +111,8 @@ pub struct Entry {
 pub struct Catalogue {
     /// The config this was built from.
     pub config: Config,
-    /// One hickory resolver per configured resolver (same indices).
-    resolvers: Vec<TokioResolver>,
+    /// One client per configured resolver (same indices).
+    resolvers: Vec<dns::DnsClient>,
     /// Every check, in config order.
     pub entries: Vec<Entry>,
     /// For each service, the range of its entries.
@@ -159,7 +158,7 @@ impl Catalogue {
             .resolvers
             .iter()
             .map(|r| {
-                dns::build_resolver(&r.kind, longest + Duration::from_secs(1)).map_err(|source| {
+                dns::DnsClient::new(&r.kind, longest + Duration::from_secs(1)).map_err(|source| {
                     BuildError::Resolver {
                         name: r.name.clone(),
                         source,
@@ -245,7 +244,7 @@ impl Catalogue {
 
 /// Resolves the host of a TCP or TLS target with its service's resolver.
 pub struct TargetResolver<'a> {
-    resolver: &'a TokioResolver,
+    resolver: &'a dns::DnsClient,
     allowed: &'a [ipnet::IpNet],
 }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme,
+};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
@@ -81,13 +83,18 @@ pub async fn probe(
         // Validated as a DNS name by the config loader.
         Some(sni) => match ServerName::try_from(sni.clone()) {
             Ok(n) => n,
-            Err(_) => return Outcome::failed(Stage::TlsHandshake, crate::reason::Reason::UnknownFailure),
+            Err(_) => {
+                return Outcome::failed(Stage::TlsHandshake, crate::reason::Reason::UnknownFailure);
+            }
         },
         None => ServerName::IpAddress(ip.into()),
     };
     progress.enter(Stage::TlsHandshake);
     let start = Instant::now();
-    match TlsConnector::from(config).connect(server_name, stream).await {
+    match TlsConnector::from(config)
+        .connect(server_name, stream)
+        .await
+    {
         Ok(tls) => {
             let took = start.elapsed();
             let conn = tls.get_ref().1;

@@ -1,0 +1,265 @@
+//! Every prober against real servers on loopback, and every reason that can
+//! be produced on loopback produced for real.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use reachability_exporter::config::Config;
+use reachability_exporter::probe::{Catalogue, Facts, Outcome, Progress};
+use reachability_exporter::reason::{Reason, Stage};
+use support::*;
+
+/// Runs every check of `yaml` concurrently (5 s deadline) and returns the
+/// outcomes in config order.
+async fn run(yaml: &str, dir: &Path) -> Vec<Outcome> {
+    let config = Config::parse(yaml, &dir.join("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let cat = Catalogue::new(config).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let runs = (0..cat.entries.len()).map(|i| {
+        let cat = &cat;
+        async move { cat.run(i, deadline, &Progress::default()).await }
+    });
+    futures_util::future::join_all(runs).await
+}
+
+fn failed(o: &Outcome) -> (Stage, Reason) {
+    o.failure
+        .unwrap_or_else(|| panic!("expected a failure, got {o:?}"))
+}
+
+fn assert_ok(o: &Outcome) {
+    assert!(o.is_ok(), "expected success, got {o:?}");
+    assert!(
+        o.duration.is_some(),
+        "a success carries its duration: {o:?}"
+    );
+}
+
+#[tokio::test]
+async fn dns_over_udp_classifies_answers() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let yaml = format!(
+            "resolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  s:\n    dns: {{ names: [pub.test, ok.test, nx.test, empty.test, bogon.test], types: [A, AAAA] }}\n",
+            dns.udp
+        );
+        let o = run(&yaml, pki.dir.path()).await;
+        // pub.test A: a public address.
+        assert_ok(&o[0]);
+        assert_eq!(o[0].facts, Facts::Dns { answers: 1 });
+        // pub.test AAAA: NOERROR without an address.
+        assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsNoAnswer));
+        assert!(o[1].duration.is_some(), "an answer was received");
+        // ok.test A 127.0.0.1 and AAAA ::1: bogons when no range allows them.
+        assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::DnsBogon));
+        assert_eq!(o[2].facts, Facts::Dns { answers: 1 });
+        assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::DnsBogon));
+        assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::DnsNxdomain));
+        assert_eq!(failed(&o[5]), (Stage::Resolve, Reason::DnsNxdomain));
+        assert_eq!(failed(&o[6]), (Stage::Resolve, Reason::DnsNoAnswer));
+        assert_eq!(failed(&o[8]), (Stage::Resolve, Reason::DnsBogon));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn allowed_ranges_exempt_loopback_from_the_bogon_rule() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  s:\n    allowed_ranges: [\"::1\"]\n    dns: {{ names: [ok.test, bogon.test], types: [A, AAAA] }}\n",
+            dns.udp
+        );
+        let o = run(&yaml, pki.dir.path()).await;
+        assert_ok(&o[0]);
+        assert_ok(&o[1]);
+        // 10.0.0.1 is still a bogon: only the listed ranges are exempt.
+        assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::DnsBogon));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dns_over_tcp_dot_and_doh() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let ca = pki.ca_pem.display();
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  t: {{ tcp: \"{tcp}\" }}\n  dot: {{ dot: \"{dot}\", server_name: dns.test, ca_file: \"{ca}\" }}\n  doh: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test, ca_file: \"{ca}\" }}\n  dot_wrong_name: {{ dot: \"{dot}\", server_name: other.test, ca_file: \"{ca}\" }}\n  doh_public_roots: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test }}\nservices:\n  s:\n    dns: {{ names: [ok.test, nx.test], resolvers: [t, dot, doh, dot_wrong_name, doh_public_roots] }}\n",
+            tcp = dns.tcp,
+            dot = dns.dot,
+            doh = dns.doh,
+        );
+        let o = run(&yaml, pki.dir.path()).await;
+        // ok.test through each resolver: t, dot, doh, then the broken ones.
+        assert_ok(&o[0]);
+        assert_ok(&o[1]);
+        assert_ok(&o[2]);
+        assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::SslInvalidHostname));
+        assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::SslUnknownAuthority));
+        // nx.test through the working ones.
+        assert_eq!(failed(&o[5]), (Stage::Resolve, Reason::DnsNxdomain));
+        assert_eq!(failed(&o[6]), (Stage::Resolve, Reason::DnsNxdomain));
+        assert_eq!(failed(&o[7]), (Stage::Resolve, Reason::DnsNxdomain));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn servfail_refused_and_silence() {
+    within(20, async {
+        let servfail = rcode_server(2).await;
+        let refused = rcode_server(5).await;
+        let silent = silent_udp().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "resolvers:\n  sf: {{ udp: \"{servfail}\" }}\n  rf: {{ udp: \"{refused}\" }}\n  quiet: {{ udp: \"{silent}\" }}\nservices:\n  s:\n    timeout: 300ms\n    dns: {{ names: [x.test], resolvers: [sf, rf, quiet] }}\n"
+        );
+        let start = std::time::Instant::now();
+        let o = run(&yaml, dir.path()).await;
+        assert_eq!(failed(&o[0]), (Stage::Resolve, Reason::DnsServfail));
+        assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsRefused));
+        assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::GenericTimeout));
+        assert_eq!(o[2].duration, None, "no answer, no duration");
+        // One query, no retries: the timeout is the check's, not hickory's.
+        assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_connect_success_refusal_and_resolution() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let open = tls_server(pki.server_config(&["tls.test"], CertKind::Good, &[])).await;
+        let closed = closed_port().await;
+        let yaml = format!(
+            "resolvers:\n  system: {{ udp: \"{udp}\" }}\nservices:\n  lab:\n    allowed_ranges: [127.0.0.0/8]\n    tcp: [\"{open}\", \"{closed}\", \"ok.test:{port}\", \"nx.test:{port}\"]\n  strict:\n    tcp: [\"ok.test:{port}\"]\n",
+            udp = dns.udp,
+            port = open.port(),
+        );
+        let o = run(&yaml, pki.dir.path()).await;
+        assert_ok(&o[0]);
+        assert!(o[0].duration.unwrap() < Duration::from_secs(1));
+        assert_eq!(failed(&o[1]), (Stage::Connect, Reason::ConnectionRefused));
+        assert_ok(&o[2]);
+        assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::DnsNxdomain));
+        // Without an allowed range, a loopback answer is not connected to.
+        assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::DnsBogon));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_handshakes_and_certificate_failures() {
+    within(20, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display();
+        let good =
+            tls_server(pki.server_config(&["tls.test", "127.0.0.1"], CertKind::Good, &[b"h2"]))
+                .await;
+        let tls12 = tls_server(pki.tls12_only(&["tls.test"])).await;
+        let wrong = tls_server(pki.server_config(&["other.test"], CertKind::Good, &[])).await;
+        let unknown = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
+        let unknown2 = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
+        let expired = tls_server(pki.server_config(&["tls.test"], CertKind::Expired, &[])).await;
+        let good2 = tls_server(pki.server_config(&["tls.test"], CertKind::Good, &[])).await;
+        let yaml = format!(
+            "services:\n  s:\n    tls:\n\
+             \x20     - {{ target: \"{good}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{good}\", ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{tls12}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{wrong}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{unknown}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{unknown2}\", sni: tls.test, insecure: true }}\n\
+             \x20     - {{ target: \"{expired}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
+             \x20     - {{ target: \"{good2}\", sni: tls.test }}\n"
+        );
+        let o = run(&yaml, pki.dir.path()).await;
+        assert_ok(&o[0]);
+        assert_eq!(
+            o[0].facts,
+            Facts::Tls {
+                not_after: Some(Pki::NOT_AFTER),
+                version: "TLS 1.3"
+            }
+        );
+        // A bare IP target without sni: no SNI sent, verified against the IP SAN.
+        assert_ok(&o[1]);
+        assert!(
+            matches!(
+                o[2].facts,
+                Facts::Tls {
+                    version: "TLS 1.2",
+                    ..
+                }
+            ),
+            "{:?}",
+            o[2]
+        );
+        assert_eq!(
+            failed(&o[3]),
+            (Stage::TlsHandshake, Reason::SslInvalidHostname)
+        );
+        assert_eq!(
+            failed(&o[4]),
+            (Stage::TlsHandshake, Reason::SslUnknownAuthority)
+        );
+        assert_ok(&o[5]);
+        assert_eq!(
+            failed(&o[6]),
+            (Stage::TlsHandshake, Reason::SslInvalidCertificate)
+        );
+        // The compiled-in public roots do not know the test CA.
+        assert_eq!(
+            failed(&o[7]),
+            (Stage::TlsHandshake, Reason::SslUnknownAuthority)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_servers_that_misbehave_after_the_client_hello() {
+    within(20, async {
+        let reset = bad_tls_server(Misbehaviour::Reset).await;
+        let close = bad_tls_server(Misbehaviour::Close).await;
+        let alert = bad_tls_server(Misbehaviour::Alert).await;
+        let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let closed = closed_port().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "services:\n  s:\n    timeout: 400ms\n    tls:\n\
+             \x20     - {{ target: \"{reset}\", sni: blocked.test }}\n\
+             \x20     - {{ target: \"{close}\", sni: blocked.test }}\n\
+             \x20     - {{ target: \"{alert}\", sni: blocked.test }}\n\
+             \x20     - {{ target: \"{stall}\", sni: blocked.test }}\n\
+             \x20     - {{ target: \"{closed}\", sni: blocked.test }}\n"
+        );
+        let o = run(&yaml, dir.path()).await;
+        assert_eq!(
+            failed(&o[0]),
+            (Stage::TlsHandshake, Reason::ConnectionReset)
+        );
+        assert_eq!(failed(&o[1]), (Stage::TlsHandshake, Reason::Eof));
+        assert_eq!(
+            failed(&o[2]),
+            (Stage::TlsHandshake, Reason::SslFailedHandshake)
+        );
+        assert_eq!(failed(&o[3]), (Stage::TlsHandshake, Reason::GenericTimeout));
+        assert_eq!(failed(&o[4]), (Stage::Connect, Reason::ConnectionRefused));
+        for x in &o {
+            assert_eq!(
+                x.duration, None,
+                "failed handshakes carry no duration: {x:?}"
+            );
+        }
+    })
+    .await;
+}

@@ -1,0 +1,466 @@
+//! In-process servers for the integration tests, all on 127.0.0.1:0.
+//!
+//! - [`Pki`]: a test CA (written to a PEM file for `ca_file`) that issues
+//!   server certificates, plus an unrelated CA for `ssl_unknown_authority`.
+//! - [`DnsServer`]: hickory-server serving the zone `test.` over UDP, TCP,
+//!   DoT and DoH (see [`DnsServer::start`] for the names).
+//! - [`rcode_server`]: answers every query with a fixed response code
+//!   (SERVFAIL, REFUSED); [`silent_udp`]: a socket that never answers.
+//! - [`tls_server`]: a real TLS server; [`bad_tls_server`]: servers that
+//!   reset, stall, close or send an alert after the ClientHello;
+//!   [`closed_port`]: a port nothing listens on.
+//! - [`Exporter`]: the real HTTP server on a config, and [`get`] to scrape it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::rdata::{A, AAAA, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::Server;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_rustls::TlsAcceptor;
+
+/// Runs `fut` under a time limit, so no test can hang.
+pub async fn within<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .expect("test exceeded its time limit")
+}
+
+/// A CA that issues server certificates, written to `ca_pem`.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    other: CertifiedIssuer<'static, KeyPair>,
+}
+
+fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// How a server certificate should be made.
+#[derive(Clone, Copy, PartialEq)]
+pub enum CertKind {
+    /// Valid, issued by the test CA.
+    Good,
+    /// Issued by a CA the client does not trust.
+    UnknownCa,
+    /// Expired (2021).
+    Expired,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = new_ca("reachability test CA");
+        let other = new_ca("untrusted CA");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, ca.pem()).unwrap();
+        Pki {
+            dir,
+            ca_pem,
+            ca,
+            other,
+        }
+    }
+
+    /// A rustls server config for `names` (DNS names or IP addresses).
+    pub fn server_config(
+        &self,
+        names: &[&str],
+        kind: CertKind,
+        alpn: &[&[u8]],
+    ) -> Arc<ServerConfig> {
+        self.make(names, kind, alpn, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// A server config for `names` that speaks TLS 1.2 only.
+    pub fn tls12_only(&self, names: &[&str]) -> Arc<ServerConfig> {
+        self.make(names, CertKind::Good, &[], &[&rustls::version::TLS12])
+    }
+
+    fn make(
+        &self,
+        names: &[&str],
+        kind: CertKind,
+        alpn: &[&[u8]],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ServerConfig> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            p.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        if kind == CertKind::Expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        } else {
+            p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let issuer = if kind == CertKind::UnknownCa {
+            &self.other
+        } else {
+            &self.ca
+        };
+        let cert = p.signed_by(&key, issuer).unwrap();
+        let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut cfg =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        Arc::new(cfg)
+    }
+
+    /// The notAfter (epoch seconds) of every valid test certificate.
+    pub const NOT_AFTER: i64 = 4_070_908_800; // 2099-01-01T00:00:00Z
+}
+
+/// hickory-server with the zone `test.`:
+/// `ok.test` A 127.0.0.1 and AAAA ::1; `pub.test` A 198.41.0.4 (public, never
+/// connected to); `bogon.test` A 10.0.0.1; `empty.test` only TXT (NOERROR,
+/// no address); any other name NXDOMAIN.
+pub struct DnsServer {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub dot: SocketAddr,
+    pub doh: SocketAddr,
+    _server: Server<Catalog>,
+}
+
+impl DnsServer {
+    pub async fn start(pki: &Pki) -> DnsServer {
+        let origin = Name::from_ascii("test.").unwrap();
+        let mut zone =
+            InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
+                origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            );
+        let soa = SOA::new(
+            Name::from_ascii("ns.test.").unwrap(),
+            Name::from_ascii("root.test.").unwrap(),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        let rec =
+            |name: &str, data: RData| Record::from_rdata(Name::from_ascii(name).unwrap(), 60, data);
+        for r in [
+            rec("test.", RData::SOA(soa)),
+            rec("ok.test.", RData::A(A::new(127, 0, 0, 1))),
+            rec("ok.test.", RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 1))),
+            rec("pub.test.", RData::A(A::new(198, 41, 0, 4))),
+            rec("bogon.test.", RData::A(A::new(10, 0, 0, 1))),
+            rec("empty.test.", RData::TXT(TXT::new(vec!["x".into()]))),
+        ] {
+            assert!(zone.upsert_mut(r, 1));
+        }
+        let mut catalog = Catalog::new();
+        catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
+        let mut server = Server::new(catalog);
+
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp_addr = udp.local_addr().unwrap();
+        server.register_socket(udp);
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp_addr = tcp.local_addr().unwrap();
+        server.register_listener(tcp, Duration::from_secs(5), 65535);
+        let dot = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dot_addr = dot.local_addr().unwrap();
+        server
+            .register_tls_listener_with_tls_config(
+                dot,
+                Duration::from_secs(5),
+                pki.server_config(&["dns.test"], CertKind::Good, &[b"dot"]),
+            )
+            .unwrap();
+        let doh = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let doh_addr = doh.local_addr().unwrap();
+        server
+            .register_https_listener_with_tls_config(
+                doh,
+                Duration::from_secs(5),
+                pki.server_config(&["dns.test"], CertKind::Good, &[b"h2"]),
+                None,
+                "/dns-query".into(),
+            )
+            .unwrap();
+        DnsServer {
+            udp: udp_addr,
+            tcp: tcp_addr,
+            dot: dot_addr,
+            doh: doh_addr,
+            _server: server,
+        }
+    }
+}
+
+/// A UDP DNS server that answers every query with response code `rcode`
+/// (2 = SERVFAIL, 5 = REFUSED) and no records.
+pub async fn rcode_server(rcode: u8) -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            if n < 12 {
+                continue;
+            }
+            // Header + the first question (labels up to the root, then type and class).
+            let mut end = 12;
+            while end < n && buf[end] != 0 {
+                end += 1 + buf[end] as usize;
+            }
+            end += 5;
+            if end > n {
+                continue;
+            }
+            let mut resp = buf[..end].to_vec();
+            resp[2] = 0x80 | (buf[2] & 0x79); // QR, opcode and RD copied
+            resp[3] = 0x80 | (rcode & 0x0f); // RA, rcode
+            resp[4..6].copy_from_slice(&[0, 1]);
+            resp[6..12].fill(0);
+            let _ = sock.send_to(&resp, peer).await;
+        }
+    });
+    addr
+}
+
+/// A UDP socket that reads queries and never answers.
+pub async fn silent_udp() -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while sock.recv_from(&mut buf).await.is_ok() {}
+    });
+    addr
+}
+
+/// A TLS server that completes handshakes with `config` and then closes.
+pub async fn tls_server(config: Arc<ServerConfig>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What a misbehaving server does once the ClientHello has arrived.
+#[derive(Clone, Copy, Debug)]
+pub enum Misbehaviour {
+    /// Reset the connection (SO_LINGER 0, as SNI filters do).
+    Reset,
+    /// Say nothing, keep the connection open.
+    Stall,
+    /// Close the connection normally (FIN).
+    Close,
+    /// Send a fatal handshake_failure alert.
+    Alert,
+    /// Accept and never read: the handshake never gets an answer.
+    Ignore,
+}
+
+pub async fn bad_tls_server(how: Misbehaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if !matches!(how, Misbehaviour::Ignore) {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                }
+                match how {
+                    Misbehaviour::Reset => {
+                        socket2::SockRef::from(&stream)
+                            .set_linger(Some(Duration::ZERO))
+                            .unwrap();
+                        drop(stream);
+                    }
+                    Misbehaviour::Close => drop(stream),
+                    Misbehaviour::Alert => {
+                        // TLS record: alert, TLS 1.2, length 2, fatal handshake_failure.
+                        let _ = stream
+                            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+                            .await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Misbehaviour::Stall | Misbehaviour::Ignore => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(stream);
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A loopback port nothing listens on.
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The exporter's real HTTP server, on 127.0.0.1:0, with a config file.
+pub struct Exporter {
+    pub addr: SocketAddr,
+    pub config_file: PathBuf,
+    pub engine: Arc<reachability_exporter::server::Engine>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Writes `config` to `dir/config.yaml` and serves it.
+    pub async fn start(dir: &Path, config: &str) -> Exporter {
+        let config_file = dir.join("config.yaml");
+        std::fs::write(&config_file, config).unwrap();
+        let cfg = reachability_exporter::config::Config::load(&config_file).unwrap();
+        let cat = reachability_exporter::probe::Catalogue::new(cfg).unwrap();
+        let engine = reachability_exporter::server::Engine::new(
+            cat,
+            config_file.clone(),
+            Duration::from_millis(500),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let e = engine.clone();
+        let task = tokio::spawn(async move {
+            reachability_exporter::server::run(listener, e, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Exporter {
+            addr,
+            config_file,
+            engine,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns the status code and the body.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // Bodies are sent with Content-Length (axum), not chunked, for these routes.
+    (status, body.to_string())
+}
+
+/// GET with an optional scrape timeout header.
+pub async fn get(addr: SocketAddr, path: &str, scrape_timeout: Option<&str>) -> (u16, String) {
+    match scrape_timeout {
+        Some(t) => {
+            request(
+                addr,
+                "GET",
+                path,
+                &[("X-Prometheus-Scrape-Timeout-Seconds", t)],
+            )
+            .await
+        }
+        None => request(addr, "GET", path, &[]).await,
+    }
+}
+
+/// The value of the sample of `name` whose labels include all of `labels`.
+/// Panics if more than one sample matches.
+pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in body.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (n, lbl) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| lbl.split(',').any(|p| p == format!("{k}=\"{v}\"")))
+        {
+            assert!(
+                found.is_none(),
+                "more than one sample of {name} matches {labels:?}"
+            );
+            found = Some(value.parse::<f64>().unwrap());
+        }
+    }
+    found
+}
