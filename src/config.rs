@@ -50,8 +50,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The content is invalid.
-    #[error("{file}:{line}:{column}: {path}: {message}")]
+    /// The content is invalid: `file:line:column: key.path: message` (the
+    /// position is left out when the problem is a missing key).
+    #[error("{}", invalid_message(file, *line, *column, path, message))]
     Invalid {
         /// The config file.
         file: String,
@@ -64,6 +65,14 @@ pub enum ConfigError {
         /// What rule was broken.
         message: String,
     },
+}
+
+fn invalid_message(file: &str, line: usize, column: usize, path: &str, message: &str) -> String {
+    if line == 0 {
+        format!("{file}: {path}: {message}")
+    } else {
+        format!("{file}:{line}:{column}: {path}: {message}")
+    }
 }
 
 /// The validated configuration.
@@ -317,11 +326,29 @@ fn decode(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
             .location()
             .map(|l| (l.line() as usize, l.column() as usize))
             .unwrap_or((0, 0));
-        let message = serde_saphyr::DefaultMessageFormatter
-            .format_message(e.without_snippet())
-            .escape_debug()
-            .to_string();
-        let path = path.into_inner();
+        let mut path = path.into_inner();
+        let text = match e.without_snippet() {
+            serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => {
+                // serde_path_to_error ends the path with `?` here: name the key.
+                path = match path.strip_suffix('?') {
+                    Some(parent) => format!("{parent}{key}"),
+                    None => path,
+                };
+                format!("duplicate key `{key}`")
+            }
+            other => serde_saphyr::DefaultMessageFormatter
+                .format_message(other)
+                .into_owned(),
+        };
+        // The message may quote the file's text: keep it on one line.
+        let mut message = String::new();
+        for c in text.chars() {
+            if c.is_control() {
+                message.extend(c.escape_default());
+            } else {
+                message.push(c);
+            }
+        }
         ConfigError::Invalid {
             file: file.to_string(),
             line,

@@ -205,7 +205,9 @@ fn bad(status: StatusCode, msg: String) -> Response {
         .into_response()
 }
 
-fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Response> {
+/// The scrape timeout Prometheus announced, if any; `Err` with the message
+/// for a 400 when the header is malformed.
+fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, &'static str> {
     let Some(v) = headers.get(TIMEOUT_HEADER) else {
         return Ok(None);
     };
@@ -214,13 +216,7 @@ fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, Response> 
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
         .map(|s| Some(Duration::from_secs_f64(s)))
-        .ok_or_else(|| {
-            bad(
-                StatusCode::BAD_REQUEST,
-                "header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds"
-                    .into(),
-            )
-        })
+        .ok_or("header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds")
 }
 
 fn respond(format: Format, body: String) -> Response {
@@ -234,7 +230,7 @@ fn format_of(headers: &HeaderMap) -> Format {
 async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
     let announced = match announced_timeout(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg.into()),
     };
     let format = format_of(&headers);
     respond(format, engine.scrape(Scope::All, announced, format).await)
@@ -247,7 +243,7 @@ async fn probe_handler(
 ) -> Response {
     let announced = match announced_timeout(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg.into()),
     };
     if let Some(unknown) = params.keys().find(|k| k.as_str() != "service") {
         return bad(

@@ -263,3 +263,21 @@ async fn tls_servers_that_misbehave_after_the_client_hello() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_resolver_that_refuses_connections_is_classified() {
+    within(20, async {
+        let closed = closed_port().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "resolvers:\n  t: {{ tcp: \"{closed}\" }}\n  dot: {{ dot: \"{closed}\" }}\n  doh: {{ doh: \"https://{closed}/dns-query\" }}\nservices:\n  s:\n    dns: {{ names: [x.test], resolvers: [t, dot, doh] }}\n    tcp: [\"x.test:443\"]\n    resolve_with: doh\n"
+        );
+        let o = run(&yaml, dir.path()).await;
+        for x in &o[..3] {
+            assert_eq!(failed(x), (Stage::Resolve, Reason::ConnectionRefused));
+        }
+        // A target's host resolved through a blocked resolver fails at resolve.
+        assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::ConnectionRefused));
+    })
+    .await;
+}

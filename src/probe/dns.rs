@@ -26,6 +26,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
 use ipnet::IpNet;
+use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 use super::{Facts, Outcome};
@@ -35,9 +36,15 @@ use crate::reason::{Reason, Stage, classify};
 /// A resolver of the config, ready to query.
 pub struct DnsClient {
     resolver: TokioResolver,
-    /// For connection-oriented resolvers: where to connect and, for DoT and
-    /// DoH, the TLS name and configuration, to diagnose a failed connection.
-    diagnose: Option<(SocketAddr, Option<(String, Arc<rustls::ClientConfig>)>)>,
+    /// For connection-oriented resolvers: how to open the same connection
+    /// again when hickory hides why it failed.
+    reconnect: Option<Reconnect>,
+}
+
+/// Where a TCP, DoT or DoH resolver is, and for DoT/DoH its TLS identity.
+struct Reconnect {
+    addr: SocketAddr,
+    tls: Option<(ServerName<'static>, Arc<rustls::ClientConfig>)>,
 }
 
 impl DnsClient {
@@ -45,20 +52,26 @@ impl DnsClient {
     /// configured server(s), with no cache. `timeout` is hickory's own
     /// limit, set above every check's so that ours applies.
     pub fn new(kind: &ResolverKind, timeout: Duration) -> Result<DnsClient, NetError> {
-        let diagnose = match kind {
+        let tls = |name: &str, cfg: rustls::ClientConfig| {
+            // The config loader admits only DNS names and IP addresses here.
+            ServerName::try_from(name.to_string())
+                .ok()
+                .map(|n| (n, Arc::new(cfg)))
+        };
+        let reconnect = match kind {
             ResolverKind::UdpAndTcp(_) | ResolverKind::Udp(_) => None,
-            ResolverKind::Tcp(a) => Some((*a, None)),
+            ResolverKind::Tcp(addr) => Some(Reconnect {
+                addr: *addr,
+                tls: None,
+            }),
             ResolverKind::Dot {
                 addr,
                 server_name,
                 trust,
-            } => Some((
-                *addr,
-                Some((
-                    server_name.clone(),
-                    Arc::new(super::tls::base_config(trust)?),
-                )),
-            )),
+            } => Some(Reconnect {
+                addr: *addr,
+                tls: tls(server_name, super::tls::base_config(trust)?),
+            }),
             ResolverKind::Doh {
                 addr,
                 server_name,
@@ -67,39 +80,37 @@ impl DnsClient {
             } => {
                 let mut cfg = super::tls::base_config(trust)?;
                 cfg.alpn_protocols = vec![b"h2".to_vec()];
-                Some((*addr, Some((server_name.clone(), Arc::new(cfg)))))
+                Some(Reconnect {
+                    addr: *addr,
+                    tls: tls(server_name, cfg),
+                })
             }
         };
         Ok(DnsClient {
             resolver: build_resolver(kind, timeout)?,
-            diagnose,
+            reconnect,
         })
     }
 
     /// The reason for a failed lookup; for `NoConnections`, found by
     /// connecting to the resolver again.
     async fn reason(&self, e: &NetError) -> Reason {
-        match (e, &self.diagnose) {
-            (NetError::NoConnections, Some((addr, tls))) => {
-                let stream = match super::tcp::connect(*addr).await {
-                    Ok(s) => s,
-                    Err(e) => return classify(&e),
-                };
-                let Some((name, cfg)) = tls else {
-                    return Reason::UnknownFailure;
-                };
-                let Ok(name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
-                    return Reason::UnknownFailure;
-                };
-                match tokio_rustls::TlsConnector::from(cfg.clone())
-                    .connect(name, stream)
-                    .await
-                {
-                    Ok(_) => Reason::UnknownFailure,
-                    Err(e) => classify(&e),
-                }
-            }
-            _ => classify(e),
+        let (NetError::NoConnections, Some(r)) = (e, &self.reconnect) else {
+            return classify(e);
+        };
+        let stream = match super::tcp::connect(r.addr).await {
+            Ok(s) => s,
+            Err(e) => return classify(&e),
+        };
+        let Some((name, cfg)) = &r.tls else {
+            return Reason::UnknownFailure;
+        };
+        match tokio_rustls::TlsConnector::from(cfg.clone())
+            .connect(name.clone(), stream)
+            .await
+        {
+            Ok(_) => Reason::UnknownFailure,
+            Err(e) => classify(&e),
         }
     }
 }

@@ -1,0 +1,62 @@
+//! The bundled config.yaml loads, and every check is built from it, without
+//! sending a packet (its targets are public addresses: never probed here).
+
+use std::path::Path;
+
+use reachability_exporter::config::{Check, Config, Trust};
+use reachability_exporter::probe::Catalogue;
+
+#[tokio::test]
+async fn bundled_config_builds_every_check() {
+    let config = Config::load(Path::new("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+    for want in [
+        "whatsapp",
+        "telegram",
+        "signal",
+        "youtube",
+        "facebook",
+        "instagram",
+        "x",
+    ] {
+        assert!(names.contains(&want), "config.yaml lacks {want}: {names:?}");
+    }
+    let controls: Vec<&str> = config
+        .resolvers
+        .iter()
+        .filter(|r| r.is_control())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(controls, ["cloudflare", "google", "quad9"]);
+    // Every service is checked through the system resolver and every control.
+    for s in &config.services {
+        let dns_resolvers: std::collections::HashSet<usize> = s
+            .checks
+            .iter()
+            .filter_map(|c| match c {
+                Check::Dns(d) => Some(d.resolver),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dns_resolvers.len(), config.resolvers.len(), "{}", s.name);
+        assert!(
+            s.checks.iter().any(|c| matches!(c, Check::Tls(_))),
+            "{} has no TLS check",
+            s.name
+        );
+    }
+    // Only Signal's chat endpoint skips verification (its own CA).
+    let insecure: Vec<String> = config
+        .checks()
+        .filter_map(|(_, c)| match c {
+            Check::Tls(t) if matches!(t.trust, Trust::Insecure) => Some(t.target.written.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(insecure, ["chat.signal.org:443"]);
+
+    let n = config.checks().count();
+    let cat = Catalogue::new(config).unwrap();
+    assert_eq!(cat.entries.len(), n);
+    assert_eq!(n, 100, "update this count when the catalogue changes");
+}

@@ -1,0 +1,177 @@
+//! Every invalid config under tests/testdata/ fails with exactly the message
+//! paired with it here: file, line, column, key path and the rule broken.
+
+use std::path::Path;
+
+use reachability_exporter::config::Config;
+
+const CASES: &[(&str, &str)] = &[
+    (
+        "address-bad-host",
+        "3:11: services.a.tcp[0]: invalid address \"exa mple.com:443\": invalid DNS name \"exa mple.com\"",
+    ),
+    (
+        "address-ipv6-brackets",
+        "3:11: services.a.tls[0]: invalid address \"2001:db8::1:443\": write IPv6 addresses in brackets, such as [2001:db8::1]:443",
+    ),
+    (
+        "address-no-port",
+        "3:11: services.a.tcp[0]: invalid address \"example.com\": expected host:port, such as example.com:443",
+    ),
+    (
+        "address-port-range",
+        "3:11: services.a.tcp[0]: invalid address \"example.com:70000\": the port must be a number from 1 to 65535",
+    ),
+    (
+        "ca-file-missing",
+        "4:9: services.a.tls[0].ca_file: cannot read ca_file tests/testdata/missing.pem: I/O error: No such file or directory (os error 2)",
+    ),
+    (
+        "cidr",
+        "1:18: allowed_ranges[0]: invalid CIDR \"10.0.0.0/33\": expected an address range such as 10.0.0.0/8",
+    ),
+    (
+        "dns-name",
+        "3:20: services.a.dns.names[0]: invalid DNS name \"bad..example.com\"",
+    ),
+    (
+        "doh-scheme",
+        "2:14: resolvers.cf.doh: invalid DoH URL \"http://1.1.1.1/dns-query\": must start with https://",
+    ),
+    (
+        "duplicate-check",
+        "5:9: services.a.tcp[1]: duplicate tcp target \"example.com:443\"",
+    ),
+    ("duplicate-key", "4:5: services.a.tcp: duplicate key `tcp`"),
+    ("duplicate-service", "4:3: services.a: duplicate key `a`"),
+    (
+        "duration-bare-number",
+        "4:47: services.a.tls[0].timeout: invalid duration \"3\": expected a number and a unit, such as 500ms, 5s or 1m",
+    ),
+    (
+        "duration-unit",
+        "1:10: timeout: invalid duration \"5x\": expected a number and a unit, such as 500ms, 5s or 1m",
+    ),
+    (
+        "duration-zero",
+        "3:14: services.a.timeout: invalid duration \"0s\": must be greater than zero",
+    ),
+    (
+        "empty-service",
+        "4:11: services.signal: service has no checks: add dns, tcp or tls",
+    ),
+    (
+        "insecure-and-ca",
+        "4:9: services.a.tls[0]: `insecure: true` and `ca_file` exclude each other",
+    ),
+    (
+        "listen",
+        "1:9: listen: invalid listen address \"localhost:9799\": expected ip:port, such as 0.0.0.0:9799",
+    ),
+    (
+        "no-services",
+        " services: no services configured: add at least one",
+    ),
+    (
+        "record-type",
+        "3:42: services.a.dns.types[0]: unknown variant `MX`, expected one of A, AAAA",
+    ),
+    (
+        "resolver-hostname",
+        "2:18: resolvers.google.dot: invalid resolver address \"dns.google:853\": must be an IP address (a resolver must not depend on DNS)",
+    ),
+    (
+        "resolver-two-kinds",
+        "2:8: resolvers.lab: a resolver takes exactly one of `resolv_conf`, `udp`, `tcp`, `dot`, `doh`",
+    ),
+    (
+        "server-name-plain",
+        "2:6: resolvers.q: `server_name` and `ca_file` apply only to `dot` and `doh` resolvers",
+    ),
+    (
+        "unknown-key-service",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls",
+    ),
+    (
+        "unknown-key-tls",
+        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout",
+    ),
+    (
+        "unknown-key-top",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, allowed_ranges, resolvers, services",
+    ),
+    (
+        "unknown-resolve-with",
+        "5:19: services.a.resolve_with: unknown resolver \"google\": known resolvers are system, quad9",
+    ),
+    (
+        "unknown-resolver",
+        "5:27: services.a.dns.resolvers[1]: unknown resolver \"cloudflare\": known resolvers are system",
+    ),
+    ("yaml-syntax", "3:10: services.a.tcp: unclosed bracket '['"),
+];
+
+#[test]
+fn every_invalid_config_has_its_exact_message() {
+    let dir = Path::new("tests/testdata");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("invalid-") && n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = CASES
+        .iter()
+        .map(|(n, _)| format!("invalid-{n}.yaml"))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "every testdata file is paired with a message, and only those"
+    );
+    assert!(files.len() >= 15);
+
+    for (name, want) in CASES {
+        let file = dir.join(format!("invalid-{name}.yaml"));
+        let err = Config::load(&file).expect_err(name).to_string();
+        assert_eq!(err, format!("{}:{want}", file.display()), "{name}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Config::load(Path::new("tests/testdata/does-not-exist.yaml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read config file tests/testdata/does-not-exist.yaml: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn config_check_flag_exits_0_or_1() {
+    let bin = env!("CARGO_BIN_EXE_reachability_exporter");
+    let bad = std::process::Command::new(bin)
+        .args([
+            "--config.check",
+            "--config.file",
+            "tests/testdata/invalid-duration-unit.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "tests/testdata/invalid-duration-unit.yaml:1:10: timeout: invalid duration \"5x\": expected a number and a unit, such as 500ms, 5s or 1m"
+    );
+    let good = std::process::Command::new(bin)
+        .args(["--config.check", "--config.file", "config.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).starts_with("config.yaml: valid: "));
+}

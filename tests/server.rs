@@ -1,0 +1,451 @@
+//! The real HTTP server end to end: scrape /metrics and /probe over TCP and
+//! assert on the exposition text.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A lab with one service of every kind: DNS through the system resolver
+/// (the in-process server) and a broken control (DoT with the wrong name),
+/// TCP and TLS to a real TLS server, and a failing TCP check in another
+/// service.
+async fn lab(pki: &Pki) -> (DnsServer, String) {
+    let dns = DnsServer::start(pki).await;
+    let tls = tls_server(pki.server_config(&["tls.test"], CertKind::Good, &[b"h2"])).await;
+    let closed = closed_port().await;
+    let yaml = format!(
+        r#"allowed_ranges: [127.0.0.0/8]
+resolvers:
+  system: {{ udp: "{udp}" }}
+  control: {{ dot: "{dot}", server_name: wrong.test, ca_file: "{ca}" }}
+services:
+  good:
+    dns:
+      names: [ok.test]
+      resolvers: [system, control]
+    tcp: ["{tls}"]
+    tls:
+      - {{ target: "ok.test:{port}", sni: tls.test, ca_file: "{ca}" }}
+  bad:
+    dns: {{ names: [nx.test] }}
+    tcp: ["{closed}"]
+"#,
+        udp = dns.udp,
+        dot = dns.dot,
+        ca = pki.ca_pem.display(),
+        port = tls.port(),
+    );
+    (dns, yaml)
+}
+
+#[tokio::test]
+async fn metrics_exposition_end_to_end() {
+    within(30, async {
+        let pki = Pki::new();
+        let (_dns, yaml) = lab(&pki).await;
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        let (status, body) = get(exp.addr, "/metrics", Some("5")).await;
+        assert_eq!(status, 200, "{body}");
+
+        let dns = [
+            ("service", "good"),
+            ("target", "ok.test"),
+            ("resolver", "system"),
+            ("type", "A"),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_dns_success", &dns),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(sample(&body, "reachability_dns_answers", &dns), Some(1.0));
+        let d = sample(&body, "reachability_dns_duration_seconds", &dns).unwrap();
+        assert!(d > 0.0 && d < 1.0, "{d}");
+
+        // The control resolver fails at its own TLS handshake...
+        let ctl = [("service", "good"), ("resolver", "control")];
+        assert_eq!(sample(&body, "reachability_dns_success", &ctl), Some(0.0));
+        let ctl_fail = [
+            ("service", "good"),
+            ("resolver", "control"),
+            ("check", "dns"),
+            ("stage", "resolve"),
+            ("reason", "ssl_invalid_hostname"),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &ctl_fail),
+            Some(1.0),
+            "{body}"
+        );
+        // ...which does not make the service down.
+        assert_eq!(
+            sample(&body, "reachability_service_up", &[("service", "good")]),
+            Some(1.0)
+        );
+
+        let tcp = [
+            ("service", "good"),
+            ("target", &*format!("127.0.0.1:{}", tcp_port(&yaml))),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_tcp_connect_success", &tcp),
+            Some(1.0),
+            "{body}"
+        );
+        assert!(sample(&body, "reachability_tcp_connect_duration_seconds", &tcp).unwrap() > 0.0);
+
+        let tls = [("service", "good"), ("sni", "tls.test")];
+        assert_eq!(
+            sample(&body, "reachability_tls_handshake_success", &tls),
+            Some(1.0)
+        );
+        assert!(sample(&body, "reachability_tls_handshake_duration_seconds", &tls).unwrap() > 0.0);
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_tls_cert_expiry_timestamp_seconds",
+                &tls
+            ),
+            Some(Pki::NOT_AFTER as f64)
+        );
+        let v13 = [
+            ("service", "good"),
+            ("sni", "tls.test"),
+            ("version", "TLS 1.3"),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_tls_version_info", &v13),
+            Some(1.0)
+        );
+
+        // Passing checks have no failure series.
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_failure_info",
+                &[("service", "good"), ("check", "tls")]
+            ),
+            None
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_failure_info",
+                &[("service", "good"), ("check", "tcp")]
+            ),
+            None
+        );
+
+        // The bad service: NXDOMAIN and a refused connect, each classified.
+        let nx = [
+            ("service", "bad"),
+            ("target", "nx.test"),
+            ("check", "dns"),
+            ("stage", "resolve"),
+            ("reason", "dns_nxdomain_error"),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &nx),
+            Some(1.0),
+            "{body}"
+        );
+        let refused = [
+            ("service", "bad"),
+            ("check", "tcp"),
+            ("stage", "connect"),
+            ("reason", "connection_refused"),
+        ];
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &refused),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_tcp_connect_duration_seconds",
+                &[("service", "bad")]
+            ),
+            None
+        );
+        assert_eq!(
+            sample(&body, "reachability_service_up", &[("service", "bad")]),
+            Some(0.0)
+        );
+
+        // The exporter's own metrics.
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_exporter_build_info",
+                &[("version", env!("CARGO_PKG_VERSION"))]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&body, "reachability_exporter_rounds_total", &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&body, "reachability_exporter_scrapes_total", &[]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_exporter_config_last_reload_successful",
+                &[]
+            ),
+            Some(1.0)
+        );
+        assert!(sample(&body, "reachability_exporter_scrape_duration_seconds", &[]).unwrap() > 0.0);
+        assert!(sample(&body, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+        assert!(sample(&body, "process_open_fds", &[]).unwrap() > 3.0);
+        assert!(sample(&body, "process_start_time_seconds", &[]).unwrap() > 1.7e9);
+        assert!(sample(&body, "process_cpu_seconds_total", &[]).is_some());
+        // Prometheus text format without an Accept header: no `# EOF`.
+        assert!(!body.contains("# EOF"));
+
+        // OpenMetrics when asked for it.
+        let (status, om) = request(
+            exp.addr,
+            "GET",
+            "/metrics",
+            &[(
+                "Accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            )],
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(om.trim_end().ends_with("# EOF"), "{om}");
+        assert_eq!(sample(&om, "reachability_dns_success", &dns), Some(1.0));
+        exp.stop().await;
+    })
+    .await;
+}
+
+/// The port of the first `tcp:` target in a lab config.
+fn tcp_port(yaml: &str) -> u16 {
+    let line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("tcp: [\"127.0.0.1:"))
+        .unwrap();
+    let start = line.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+    line[start..].trim_end_matches("\"]").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_scrape_answers_within_its_deadline() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut targets = String::new();
+        for _ in 0..20 {
+            let addr = bad_tls_server(Misbehaviour::Stall).await;
+            targets.push_str(&format!(
+                "      - {{ target: \"{addr}\", sni: stall.test }}\n"
+            ));
+        }
+        // The checks' own timeout is long: the scrape deadline must win.
+        let yaml = format!("services:\n  slow:\n    timeout: 30s\n    tls:\n{targets}");
+        let exp = Exporter::start(dir.path(), &yaml).await;
+        let start = Instant::now();
+        let (status, body) = get(exp.addr, "/metrics", Some("1.5")).await;
+        let took = start.elapsed();
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(1200), "took {took:?}");
+        assert!(
+            took >= Duration::from_millis(950),
+            "deadline is 1.5 s - 0.5 s offset: {took:?}"
+        );
+        let timeouts = body
+            .lines()
+            .filter(|l| {
+                l.starts_with("reachability_failure_info{")
+                    && l.contains("stage=\"tls_handshake\"")
+                    && l.contains("reason=\"generic_timeout_error\"")
+            })
+            .count();
+        assert_eq!(timeouts, 20, "{body}");
+        assert_eq!(
+            sample(&body, "reachability_service_up", &[("service", "slow")]),
+            Some(0.0)
+        );
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_scrapes_share_one_round() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let yaml = format!("services:\n  s:\n    timeout: 600ms\n    tls: [\"{stall}\"]\n");
+        let exp = Exporter::start(dir.path(), &yaml).await;
+        let (a, b) = tokio::join!(
+            get(exp.addr, "/metrics", None),
+            get(exp.addr, "/metrics", None)
+        );
+        for (status, body) in [&a, &b] {
+            assert_eq!(*status, 200);
+            assert_eq!(
+                sample(body, "reachability_exporter_rounds_total", &[]),
+                Some(1.0),
+                "{body}"
+            );
+        }
+        let scrapes: Vec<f64> = [&a.1, &b.1]
+            .iter()
+            .map(|b| sample(b, "reachability_exporter_scrapes_total", &[]).unwrap())
+            .collect();
+        assert_eq!(
+            scrapes.iter().cloned().fold(0.0, f64::max),
+            2.0,
+            "{scrapes:?}"
+        );
+        // After the round ended, the next scrape starts a new one.
+        let (_, c) = get(exp.addr, "/metrics", None).await;
+        assert_eq!(
+            sample(&c, "reachability_exporter_rounds_total", &[]),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&c, "reachability_exporter_scrapes_total", &[]),
+            Some(3.0)
+        );
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn probe_one_service_and_bad_requests() {
+    within(30, async {
+        let pki = Pki::new();
+        let (_dns, yaml) = lab(&pki).await;
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+
+        let (status, body) = get(exp.addr, "/probe?service=bad", Some("5")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            sample(&body, "reachability_service_up", &[("service", "bad")]),
+            Some(0.0)
+        );
+        assert!(
+            !body.contains("service=\"good\""),
+            "only the asked service: {body}"
+        );
+
+        let (status, body) = get(exp.addr, "/probe?service=nope", None).await;
+        assert_eq!((status, body.trim()), (404, "unknown service \"nope\""));
+        let (status, body) = get(exp.addr, "/probe", None).await;
+        assert_eq!(
+            (status, body.trim()),
+            (400, "missing parameter: service=NAME")
+        );
+        let (status, body) = get(
+            exp.addr,
+            "/probe?service=good&target=evil.example:443",
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("unknown parameter \"target\""), "{body}");
+        for bad in ["abc", "-1", "0", "NaN"] {
+            let (status, body) = get(exp.addr, "/metrics", Some(bad)).await;
+            assert_eq!(status, 400, "{bad}: {body}");
+            assert!(
+                body.contains("X-Prometheus-Scrape-Timeout-Seconds"),
+                "{body}"
+            );
+        }
+        assert_eq!(get(exp.addr, "/-/healthy", None).await.0, 200);
+        assert_eq!(get(exp.addr, "/-/ready", None).await.0, 200);
+        let (status, page) = get(exp.addr, "/", None).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("/probe?service=good"), "{page}");
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_reload_keeps_the_running_config() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let first = closed_port().await;
+        let second = closed_port().await;
+        let exp = Exporter::start(
+            dir.path(),
+            &format!("services:\n  one:\n    tcp: [\"{first}\"]\n"),
+        )
+        .await;
+
+        std::fs::write(
+            &exp.config_file,
+            "services:\n  one:\n    tcp: [\"no-port\"]\n",
+        )
+        .unwrap();
+        let (status, body) = request(exp.addr, "POST", "/-/reload", &[]).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("config.yaml:3:11: services.one.tcp[0]: invalid address \"no-port\""),
+            "{body}"
+        );
+        let (_, m) = get(exp.addr, "/metrics", None).await;
+        assert_eq!(
+            sample(
+                &m,
+                "reachability_exporter_config_last_reload_successful",
+                &[]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "reachability_tcp_connect_success",
+                &[("service", "one"), ("target", &first.to_string())]
+            ),
+            Some(0.0),
+            "{m}"
+        );
+
+        std::fs::write(
+            &exp.config_file,
+            format!("services:\n  two:\n    tcp: [\"{second}\"]\n"),
+        )
+        .unwrap();
+        let (status, _) = request(exp.addr, "POST", "/-/reload", &[]).await;
+        assert_eq!(status, 200);
+        let (_, m) = get(exp.addr, "/metrics", None).await;
+        assert_eq!(
+            sample(
+                &m,
+                "reachability_exporter_config_last_reload_successful",
+                &[]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "reachability_tcp_connect_success",
+                &[("service", "one")]
+            ),
+            None
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "reachability_tcp_connect_success",
+                &[("service", "two")]
+            ),
+            Some(0.0)
+        );
+        exp.stop().await;
+    })
+    .await;
+}
