@@ -281,3 +281,32 @@ async fn a_resolver_that_refuses_connections_is_classified() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
+    within(20, async {
+        use std::sync::atomic::Ordering;
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        // The relays close every connection after 200 ms, as servers close
+        // idle ones: a reused connection would fail the next lookup.
+        let (dot, dot_count) = counting_relay(dns.dot, Duration::from_millis(200)).await;
+        let (doh, doh_count) = counting_relay(dns.doh, Duration::from_millis(200)).await;
+        let ca = pki.ca_pem.display();
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  dot: {{ dot: \"{dot}\", server_name: dns.test, ca_file: \"{ca}\" }}\n  doh: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test, ca_file: \"{ca}\" }}\nservices:\n  s:\n    dns: {{ names: [ok.test], resolvers: [dot, doh] }}\n"
+        );
+        let config = Config::parse(&yaml, &pki.dir.path().join("config.yaml")).unwrap();
+        let cat = Catalogue::new(config).unwrap();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for i in 0..2 {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                assert_ok(&cat.run(i, deadline, &Progress::default()).await);
+            }
+        }
+        assert_eq!(dot_count.load(Ordering::SeqCst), 3);
+        assert_eq!(doh_count.load(Ordering::SeqCst), 3);
+    })
+    .await;
+}

@@ -22,6 +22,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -34,11 +35,41 @@ use crate::config::{DnsCheck, RecordKind, ResolverKind};
 use crate::reason::{Reason, Stage, classify};
 
 /// A resolver of the config, ready to query.
+///
+/// A UDP resolver holds no connection, so one hickory resolver serves every
+/// lookup. A TCP, DoT or DoH resolver would keep its connection between
+/// scrapes: timings would include the handshakes on some scrapes only, a
+/// block of new connections would go unseen, and a server closing an idle
+/// connection would fail the next lookup. So each lookup through one gets a
+/// fresh hickory resolver, built from parts prepared once per config load.
 pub struct DnsClient {
-    resolver: TokioResolver,
+    parts: Parts,
+    /// The resolver every lookup uses, for connectionless (UDP) resolvers.
+    shared: Option<TokioResolver>,
     /// For connection-oriented resolvers: how to open the same connection
     /// again when hickory hides why it failed.
     reconnect: Option<Reconnect>,
+}
+
+/// What a hickory resolver is built from.
+struct Parts {
+    config: ResolverConfig,
+    opts: ResolverOpts,
+    tls: Option<rustls::ClientConfig>,
+}
+
+impl Parts {
+    fn build(&self) -> Result<TokioResolver, NetError> {
+        let mut builder = TokioResolver::builder_with_config(
+            self.config.clone(),
+            TokioRuntimeProvider::default(),
+        )
+        .with_options(self.opts.clone());
+        if let Some(tls) = &self.tls {
+            builder = builder.with_tls_config(tls.clone());
+        }
+        builder.build()
+    }
 }
 
 /// Where a TCP, DoT or DoH resolver is, and for DoT/DoH its TLS identity.
@@ -86,10 +117,37 @@ impl DnsClient {
                 })
             }
         };
+        let parts = resolver_parts(kind, timeout)?;
+        // Built once here so that a bad part fails at config load.
+        let resolver = parts.build()?;
         Ok(DnsClient {
-            resolver: build_resolver(kind, timeout)?,
+            shared: reconnect.is_none().then_some(resolver),
+            parts,
             reconnect,
         })
+    }
+
+    /// The resolver for one lookup.
+    fn resolver(&self) -> Result<TokioResolver, NetError> {
+        match &self.shared {
+            Some(r) => Ok(r.clone()),
+            None => self.parts.build(),
+        }
+    }
+
+    /// Looks up `name` (absolute) for `rtype`.
+    async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Lookup, NetError> {
+        self.resolver()?.lookup(absolute(name), rtype).await
+    }
+
+    /// Looks up the addresses of `name` (absolute), A before AAAA.
+    async fn lookup_ip(&self, name: &str) -> Result<Vec<IpAddr>, NetError> {
+        Ok(self
+            .resolver()?
+            .lookup_ip(absolute(name))
+            .await?
+            .iter()
+            .collect())
     }
 
     /// The reason for a failed lookup; for `NoConnections`, found by
@@ -115,7 +173,7 @@ impl DnsClient {
     }
 }
 
-fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioResolver, NetError> {
+fn resolver_parts(kind: &ResolverKind, timeout: Duration) -> Result<Parts, NetError> {
     let with_port = |mut ns: NameServerConfig, port: u16| {
         for c in &mut ns.connections {
             c.port = port;
@@ -173,16 +231,12 @@ fn build_resolver(kind: &ResolverKind, timeout: Duration) -> Result<TokioResolve
     opts.use_hosts_file = ResolveHosts::Never;
     opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     opts.ndots = 0;
-    let mut builder = TokioResolver::builder_with_config(
-        ResolverConfig::from_name_servers(servers),
-        TokioRuntimeProvider::default(),
-    )
-    .with_options(opts);
-    if let Some(trust) = tls {
+    Ok(Parts {
+        config: ResolverConfig::from_name_servers(servers),
+        opts,
         // hickory sets the ALPN (h2 for DoH) itself when none is given.
-        builder = builder.with_tls_config(super::tls::base_config(trust)?);
-    }
-    builder.build()
+        tls: tls.map(super::tls::base_config).transpose()?,
+    })
 }
 
 /// Resolves `check.name` for its record type and judges the answer.
@@ -192,7 +246,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
         RecordKind::AAAA => RecordType::AAAA,
     };
     let start = Instant::now();
-    let res = client.resolver.lookup(absolute(&check.name), rtype).await;
+    let res = client.lookup(&check.name, rtype).await;
     let took = start.elapsed();
     match res {
         Ok(lookup) => {
@@ -240,9 +294,8 @@ pub async fn resolve_first(
     name: &str,
     allowed: &[IpNet],
 ) -> Result<IpAddr, Reason> {
-    match client.resolver.lookup_ip(absolute(name)).await {
-        Ok(lookup) => {
-            let ips: Vec<IpAddr> = lookup.iter().collect();
+    match client.lookup_ip(name).await {
+        Ok(ips) => {
             judge(&ips, allowed)?;
             Ok(ips[0])
         }

@@ -464,3 +464,32 @@ pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     }
     found
 }
+
+/// A TCP relay to `to` that counts the connections it accepts and closes
+/// each one after `lifetime` (as servers close idle connections).
+pub async fn counting_relay(
+    to: SocketAddr,
+    lifetime: Duration,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut a, _)) = listener.accept().await else {
+                return;
+            };
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut b) = TcpStream::connect(to).await else {
+                    return;
+                };
+                let _ =
+                    tokio::time::timeout(lifetime, tokio::io::copy_bidirectional(&mut a, &mut b))
+                        .await;
+            });
+        }
+    });
+    (addr, count)
+}
