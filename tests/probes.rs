@@ -164,7 +164,8 @@ async fn tls_handshakes_and_certificate_failures() {
         let good =
             tls_server(pki.server_config(&["tls.test", "127.0.0.1"], CertKind::Good, &[b"h2"]))
                 .await;
-        let tls12 = tls_server(pki.tls12_only(&["tls.test"])).await;
+        let (tls12, tls12_resumed) =
+            tls_server_counting_resumptions(pki.tls12_only(&["tls.test"])).await;
         let wrong = tls_server(pki.server_config(&["other.test"], CertKind::Good, &[])).await;
         let unknown = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
         let unknown2 = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
@@ -183,6 +184,20 @@ async fn tls_handshakes_and_certificate_failures() {
         );
         let o = run(&yaml, pki.dir.path()).await;
         assert_ok(&o[0]);
+        let config = Config::parse(&yaml, &pki.dir.path().join("config.yaml")).unwrap();
+        let cat = Catalogue::new(config).unwrap();
+        for _ in 0..3 {
+            // Every scrape is a full handshake: a resumed one would skip
+            // certificate verification and time a shorter handshake.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            let again = cat.run(2, deadline, &Progress::default()).await;
+            assert_eq!(again.facts, o[2].facts);
+        }
+        assert_eq!(
+            tls12_resumed.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a resumed handshake skips the certificate"
+        );
         assert_eq!(
             o[0].facts,
             Facts::Tls {

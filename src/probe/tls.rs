@@ -28,11 +28,13 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A client configuration for `trust`, without ALPN (for DoT/DoH, where
-/// hickory sets its own).
+/// hickory sets its own). Session resumption is off: every handshake is a
+/// full one, so each scrape verifies the certificate and times the same
+/// work (a resumed handshake skips both).
 pub fn base_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let config = match trust {
+    let mut config = match trust {
         Trust::WebPki => {
             let roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -49,6 +51,7 @@ pub fn base_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
             )))
             .with_no_client_auth(),
     };
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 

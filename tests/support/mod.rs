@@ -265,23 +265,36 @@ pub async fn silent_udp() -> SocketAddr {
 
 /// A TLS server that completes handshakes with `config` and then closes.
 pub async fn tls_server(config: Arc<ServerConfig>) -> SocketAddr {
+    tls_server_counting_resumptions(config).await.0
+}
+
+/// [`tls_server`], also counting handshakes that resumed a session.
+pub async fn tls_server_counting_resumptions(
+    config: Arc<ServerConfig>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TlsAcceptor::from(config);
+    let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = resumed.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let acceptor = acceptor.clone();
+            let r = r.clone();
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(stream).await {
+                    if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     let _ = tls.shutdown().await;
                 }
             });
         }
     });
-    addr
+    (addr, resumed)
 }
 
 /// What a misbehaving server does once the ClientHello has arrived.
@@ -295,8 +308,6 @@ pub enum Misbehaviour {
     Close,
     /// Send a fatal handshake_failure alert.
     Alert,
-    /// Accept and never read: the handshake never gets an answer.
-    Ignore,
 }
 
 pub async fn bad_tls_server(how: Misbehaviour) -> SocketAddr {
@@ -308,10 +319,8 @@ pub async fn bad_tls_server(how: Misbehaviour) -> SocketAddr {
                 return;
             };
             tokio::spawn(async move {
-                if !matches!(how, Misbehaviour::Ignore) {
-                    let mut buf = [0u8; 4096];
-                    let _ = stream.read(&mut buf).await;
-                }
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
                 match how {
                     Misbehaviour::Reset => {
                         socket2::SockRef::from(&stream)
@@ -327,7 +336,7 @@ pub async fn bad_tls_server(how: Misbehaviour) -> SocketAddr {
                             .await;
                         tokio::time::sleep(Duration::from_secs(30)).await;
                     }
-                    Misbehaviour::Stall | Misbehaviour::Ignore => {
+                    Misbehaviour::Stall => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         drop(stream);
                     }
