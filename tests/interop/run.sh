@@ -1,0 +1,485 @@
+#!/usr/bin/env bash
+# Interop suite: the exporter against real servers nobody here wrote
+# (unbound, nginx, coturn, Prometheus), with blocking done by the kernel on
+# the wire (iptables in a network namespace), as censors do it.
+#
+# Topology: two network namespaces joined by a veth pair on 10.250.0.0/24,
+# a range that exists only between them:
+#   client ns (10.250.0.1): the exporter, Prometheus, curl
+#   server ns (10.250.0.2): unbound (UDP/TCP 53, DoT 853, DoH 8443),
+#                           nginx (HTTPS 443, HTTP 80), coturn (STUN 3478)
+# Every scenario changes iptables in the server namespace, scrapes the
+# exporter and asserts on /metrics. Needs root. Prints one line per
+# scenario and a closing "N passed, N failed"; exits non-zero on a failure.
+#
+# Usage: sudo tests/interop/run.sh   (from anywhere; builds what it needs)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/tests/interop"
+WORK=$(mktemp -d /tmp/reachability-interop.XXXXXX)
+CLI="re-cli-$$"
+SRV="re-srv-$$"
+NET=10.250.0
+CLI_IP=$NET.1
+SRV_IP=$NET.2
+EXPORTER="$ROOT/target/release/reachability_exporter"
+NFQ_DELAY="$HERE/nfq-delay/target/release/nfq-delay"
+PIDS=()
+PASSED=0
+FAILED=0
+
+log() { printf '%s\n' "$*" >&2; }
+in_cli() { ip netns exec "$CLI" "$@"; }
+in_srv() { ip netns exec "$SRV" "$@"; }
+
+cleanup() {
+    set +e
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    ip netns del "$CLI" 2>/dev/null
+    ip netns del "$SRV" 2>/dev/null
+    if [ "${KEEP_WORK:-}" = "" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+# Starts "$@" in the background, remembering its PID for cleanup.
+spawn() {
+    "$@" &
+    PIDS+=("$!")
+}
+
+install_packages() {
+    local need=()
+    command -v unbound >/dev/null || need+=(unbound)
+    command -v nginx >/dev/null || need+=(nginx)
+    command -v turnserver >/dev/null || need+=(coturn)
+    command -v prometheus >/dev/null || need+=(prometheus)
+    command -v promtool >/dev/null || need+=(prometheus)
+    command -v iptables >/dev/null || need+=(iptables)
+    command -v ip >/dev/null || need+=(iproute2)
+    command -v curl >/dev/null || need+=(curl)
+    command -v openssl >/dev/null || need+=(openssl)
+    command -v tcpdump >/dev/null || need+=(tcpdump)
+    command -v python3 >/dev/null || need+=(python3)
+    [ ${#need[@]} -eq 0 ] && return
+    log "installing: ${need[*]}"
+    # Keep the packages from starting their own services: a stock unbound
+    # would recurse to the internet.
+    local made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${need[@]}"
+    [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+
+build() {
+    log "building the exporter and the delay helper (release)"
+    (cd "$ROOT" && cargo build --release --locked -q)
+    cargo build --release --locked -q --manifest-path "$HERE/nfq-delay/Cargo.toml"
+}
+
+make_pki() {
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout ca.key -out ca.pem -days 2 -subj "/CN=interop test CA" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout server.key -out server.csr -subj "/CN=chat.lab" 2>/dev/null
+    printf 'subjectAltName=DNS:chat.lab,DNS:blocked.lab,DNS:drop.lab,DNS:dns.lab,IP:%s\n' "$SRV_IP" > san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out server.pem -days 2 -extfile san.ext 2>/dev/null
+    cd - >/dev/null
+}
+
+make_topology() {
+    ip netns add "$CLI"
+    ip netns add "$SRV"
+    ip link add "rec$$" type veth peer name "res$$"
+    ip link set "rec$$" netns "$CLI"
+    ip link set "res$$" netns "$SRV"
+    ip -n "$CLI" addr add "$CLI_IP/24" dev "rec$$"
+    ip -n "$SRV" addr add "$SRV_IP/24" dev "res$$"
+    for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
+    ip -n "$CLI" link set "rec$$" up
+    ip -n "$SRV" link set "res$$" up
+}
+
+start_unbound() {
+    cat > "$WORK/unbound.conf" <<EOF
+server:
+    interface: $SRV_IP@53
+    interface: $SRV_IP@853
+    interface: $SRV_IP@8443
+    tls-port: 853
+    https-port: 8443
+    tls-service-key: "$WORK/server.key"
+    tls-service-pem: "$WORK/server.pem"
+    access-control: $NET.0/24 allow
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$WORK"
+    pidfile: "$WORK/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    # Answer from local data only: never recurse off the machine.
+    local-zone: "." static
+    local-zone: "lab." static
+    local-data: "lab. SOA ns.lab. root.lab. 1 3600 600 86400 60"
+    local-data: "chat.lab. A $SRV_IP"
+    local-data: "gone.lab. A $SRV_IP"
+remote-control:
+    control-enable: yes
+    control-interface: "$WORK/unbound.ctl"
+    control-use-cert: no
+EOF
+    spawn ip netns exec "$SRV" unbound -d -c "$WORK/unbound.conf"
+}
+
+start_nginx() {
+    mkdir -p "$WORK/nginx"
+    cat > "$WORK/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    fastcgi_temp_path $WORK/nginx;
+    uwsgi_temp_path $WORK/nginx;
+    scgi_temp_path $WORK/nginx;
+    server {
+        listen $SRV_IP:443 ssl;
+        ssl_certificate $WORK/server.pem;
+        ssl_certificate_key $WORK/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { return 200 "ok\n"; }
+    }
+    server {
+        listen $SRV_IP:80;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+    spawn ip netns exec "$SRV" nginx -c "$WORK/nginx.conf" -g 'daemon off;'
+}
+
+start_coturn() {
+    # STUN only: no relay, no authentication. Its scenarios come with the
+    # call-port checks.
+    spawn ip netns exec "$SRV" turnserver --stun-only --no-cli --no-tls --no-dtls --listening-ip="$SRV_IP" \
+        --listening-port=3478 --log-file=stdout --simple-log --no-stdout-log \
+        --pidfile="$WORK/turnserver.pid" --userdb="$WORK/turndb" 2>/dev/null
+}
+
+start_exporter() {
+    cat > "$WORK/exporter.yaml" <<EOF
+listen: 127.0.0.1:9799
+timeout: 2s
+allowed_ranges: [$NET.0/24]
+resolvers:
+  system: { udp: "$SRV_IP:53" }
+  unbound_tcp: { tcp: "$SRV_IP:53" }
+  unbound_dot: { dot: "$SRV_IP:853", server_name: dns.lab, ca_file: ca.pem }
+  unbound_doh: { doh: "https://$SRV_IP:8443/dns-query", server_name: dns.lab, ca_file: ca.pem }
+services:
+  chat:
+    dns:
+      names: [chat.lab, gone.lab]
+      resolvers: [system, unbound_tcp, unbound_dot, unbound_doh]
+    tcp: ["chat.lab:443", "chat.lab:80"]
+    tls:
+      - { target: "chat.lab:443", ca_file: ca.pem }
+      - { target: "$SRV_IP:443", sni: blocked.lab, ca_file: ca.pem }
+      - { target: "$SRV_IP:443", sni: drop.lab, ca_file: ca.pem }
+  # Timed alone in the latency scenarios, so that no other handshake of the
+  # same round competes for the CPU.
+  latency:
+    tcp: ["chat.lab:443"]
+    tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
+EOF
+    spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
+}
+
+wait_for() { # DESCRIPTION COMMAND...: retries for 20 s
+    local what=$1
+    shift
+    for _ in $(seq 1 200); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    log "timed out waiting for $what"
+    return 1
+}
+
+# scrape [PATH]: the exporter's exposition, as Prometheus would ask with a 5 s timeout.
+scrape() {
+    in_cli curl -sf --max-time 6 -H 'X-Prometheus-Scrape-Timeout-Seconds: 5' "http://127.0.0.1:9799${1:-/metrics}"
+}
+
+# value TEXT NAME [k="v" ...]: the value of the one sample of NAME whose
+# labels include every k="v"; empty if none, "ambiguous" if several.
+value() {
+    local text=$1 name=$2
+    shift 2
+    local IFS=$'\x1f'
+    awk -v name="$name" -v want="$*" '
+        /^#/ { next }
+        {
+            sp = match($0, / [^ ]*$/)
+            series = substr($0, 1, sp - 1); v = substr($0, sp + 1)
+            b = index(series, "{")
+            n = b ? substr(series, 1, b - 1) : series
+            if (n != name) next
+            labels = b ? "," substr(series, b + 1, length(series) - b - 1) "," : ","
+            k = (want == "") ? 0 : split(want, w, "\x1f")
+            for (i = 1; i <= k; i++) if (index(labels, "," w[i] ",") == 0) next
+            found++; out = v
+        }
+        END { if (found == 1) print out; else if (found > 1) print "ambiguous" }
+    ' <<<"$text"
+}
+
+# Assertions append to ERRORS; a scenario passes when it added none.
+ERRORS=()
+expect() { # TEXT WANT NAME [labels...]
+    local text=$1 want=$2 name=$3
+    shift 3
+    local got
+    got=$(value "$text" "$name" "$@")
+    if [ "$want" = "absent" ]; then
+        [ -z "$got" ] || ERRORS+=("$name{$*} = $got, want absent")
+    elif [ -z "$got" ] || ! awk -v a="$got" -v b="$want" 'BEGIN { exit !(a + 0 == b + 0) }'; then
+        ERRORS+=("$name{$*} = ${got:-absent}, want $want")
+    fi
+}
+expect_failure() { # TEXT CHECK-LABELS... STAGE REASON (labels before the last two)
+    local text=$1
+    shift
+    local n=$#
+    local stage=${*:n-1:1} reason=${*:n:1}
+    expect "$text" 1 reachability_failure_info "${@:1:n-2}" "stage=\"$stage\"" "reason=\"$reason\""
+}
+
+scenario() { # NAME FUNCTION
+    ERRORS=()
+    local name=$1
+    if ! "$2" || [ ${#ERRORS[@]} -gt 0 ]; then
+        FAILED=$((FAILED + 1))
+        log "FAIL $name"
+        for e in "${ERRORS[@]}"; do log "     $e"; done
+        [ -n "${LAST:-}" ] && printf '%s\n' "$LAST" > "$WORK/failed-$name.txt"
+    else
+        PASSED=$((PASSED + 1))
+        log "PASS $name"
+    fi
+    in_srv iptables -F INPUT
+}
+
+CHAT_TLS=(service=\"chat\" target=\"chat.lab:443\" sni=\"chat.lab\")
+BLOCKED_TLS=(service=\"chat\" target=\"$SRV_IP:443\" sni=\"blocked.lab\")
+DROP_TLS=(service=\"chat\" target=\"$SRV_IP:443\" sni=\"drop.lab\")
+
+s_baseline() {
+    LAST=$(scrape) || return 1
+    local ok
+    ok=$(grep -E '^reachability_[a-z_]+_success\{' <<<"$LAST" | grep -cE ' 1(\.0)?$' || true)
+    local all
+    all=$(grep -cE '^reachability_[a-z_]+_success\{' <<<"$LAST" || true)
+    # chat: 2 names x 4 resolvers, 2 tcp, 3 tls; latency: 1 tcp, 1 tls
+    [ "$all" = 15 ] || ERRORS+=("$all success series, want 15")
+    [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
+    expect "$LAST" 1 reachability_service_up service=\"chat\"
+    expect "$LAST" 1 reachability_service_up service=\"latency\"
+    grep -q '^reachability_failure_info' <<<"$LAST" && ERRORS+=("failure_info present: $(grep '^reachability_failure_info' <<<"$LAST")")
+    expect "$LAST" 1 reachability_tls_version_info "${CHAT_TLS[@]}" version=\"TLS\ 1.3\"
+    return 0
+}
+
+s_nxdomain() {
+    in_srv unbound-control -c "$WORK/unbound.conf" local_data_remove gone.lab >/dev/null
+    LAST=$(scrape) || return 1
+    in_srv unbound-control -c "$WORK/unbound.conf" local_data "gone.lab. A $SRV_IP" >/dev/null
+    for r in system unbound_tcp unbound_dot unbound_doh; do
+        expect "$LAST" 0 reachability_dns_success target=\"gone.lab\" resolver=\"$r\"
+        expect_failure "$LAST" target=\"gone.lab\" resolver=\"$r\" check=\"dns\" resolve dns_nxdomain_error
+    done
+    expect "$LAST" 1 reachability_dns_success target=\"chat.lab\" resolver=\"system\"
+    expect "$LAST" 0 reachability_service_up service=\"chat\"
+}
+
+s_syn_dropped() {
+    in_srv iptables -A INPUT -p tcp --dport 443 --syn -j DROP
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" service=\"chat\" target=\"chat.lab:443\" check=\"tcp\" connect generic_timeout_error
+    expect_failure "$LAST" "${CHAT_TLS[@]}" check=\"tls\" connect generic_timeout_error
+    expect "$LAST" 1 reachability_tcp_connect_success service=\"chat\" target=\"chat.lab:80\"
+}
+
+s_syn_reset() {
+    in_srv iptables -A INPUT -p tcp --dport 443 --syn -j REJECT --reject-with tcp-reset
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" service=\"chat\" target=\"chat.lab:443\" check=\"tcp\" connect connection_refused
+    expect_failure "$LAST" "${CHAT_TLS[@]}" check=\"tls\" connect connection_refused
+    expect "$LAST" 1 reachability_tcp_connect_success service=\"chat\" target=\"chat.lab:80\"
+}
+
+s_sni_reset() {
+    in_srv iptables -A INPUT -p tcp --dport 443 -m string --string blocked.lab --algo bm -j REJECT --reject-with tcp-reset
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" "${BLOCKED_TLS[@]}" check=\"tls\" tls_handshake connection_reset
+    expect "$LAST" absent reachability_tls_handshake_duration_seconds "${BLOCKED_TLS[@]}"
+    # The same endpoint with another SNI still works.
+    expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
+    expect "$LAST" 1 reachability_tls_handshake_success "${DROP_TLS[@]}"
+}
+
+s_hello_dropped() {
+    in_srv iptables -A INPUT -p tcp --dport 443 -m string --string drop.lab --algo bm -j DROP
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" "${DROP_TLS[@]}" check=\"tls\" tls_handshake generic_timeout_error
+    expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
+within() { awk -v a="$1" -v b="$2" -v p="$3" -v m="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; t = b * p / 100; if (t < m) t = m; exit !(d <= t) }'; }
+
+# wire_handshakes PCAP: for each client connection to port 443 that carried
+# a TLS handshake, the seconds from the client's first payload segment
+# (ClientHello) to its last (Finished), as seen on the client's interface.
+wire_handshakes() {
+    tcpdump -r "$1" -n -tt 2>/dev/null | awk -v dst="$SRV_IP.443:" '
+        $5 == dst && / length [1-9]/ {
+            c = $3
+            if (!(c in first)) first[c] = $1
+            last[c] = $1
+        }
+        END { for (c in first) if (last[c] > first[c]) printf "%.6f\n", last[c] - first[c] }'
+}
+
+latency() { # DELAY_MS
+    local d=$1 ms
+    ms=$(awk -v d="$1" 'BEGIN { print d / 1000 }')
+    # Hold every packet towards the server's TLS port for D ms.
+    in_srv iptables -A INPUT -p tcp --dport 443 -j NFQUEUE --queue-num 7 --queue-bypass
+    ip netns exec "$SRV" "$NFQ_DELAY" 7 "$d" 2>/dev/null &
+    local helper=$!
+    PIDS+=("$helper")
+    # The exporter's own handshakes, captured on the wire as the reference.
+    ip netns exec "$CLI" tcpdump -i "rec$$" --immediate-mode -U -n -w "$WORK/latency-$d.pcap" "tcp port 443" 2>"$WORK/tcpdump-$d.log" &
+    local capture=$!
+    PIDS+=("$capture")
+    wait_for "tcpdump" grep -q "listening on" "$WORK/tcpdump-$d.log" || return 1
+    local e_conn=() e_tls=() c_conn=() c_tls=()
+    for _ in 1 2 3 4 5; do
+        LAST=$(scrape /probe?service=latency) || { kill "$helper" "$capture"; return 1; }
+        e_conn+=("$(value "$LAST" reachability_tcp_connect_duration_seconds target=\"chat.lab:443\")")
+        e_tls+=("$(value "$LAST" reachability_tls_handshake_duration_seconds target=\"chat.lab:443\")")
+    done
+    sleep 0.2
+    kill -INT "$capture"
+    wait "$capture" 2>/dev/null || true
+    # Other clients on the same path: curl (the connect reference; its
+    # handshake time also counts its per-transfer OpenSSL setup) and
+    # Python's ssl with a context built before the clock starts.
+    for _ in 1 2 3 4 5; do
+        local c
+        c=$(in_cli curl -s -o /dev/null --cacert "$WORK/ca.pem" --resolve "chat.lab:443:$SRV_IP" \
+            --tlsv1.3 -w '%{time_connect} %{time_appconnect}' https://chat.lab/)
+        c_conn+=("$(awk '{ print $1 }' <<<"$c")")
+        c_tls+=("$(awk '{ print $2 - $1 }' <<<"$c")")
+    done
+    local p
+    p=$(in_cli python3 "$HERE/tls_reference.py" "$SRV_IP" 443 chat.lab "$WORK/ca.pem" 5)
+    kill "$helper"
+    wait "$helper" 2>/dev/null || true
+    local ec et cc ct pt wt wn
+    ec=$(printf '%s\n' "${e_conn[@]}" | median)
+    et=$(printf '%s\n' "${e_tls[@]}" | median)
+    cc=$(printf '%s\n' "${c_conn[@]}" | median)
+    ct=$(printf '%s\n' "${c_tls[@]}" | median)
+    pt=$(awk '{ print $2 }' <<<"$p" | median)
+    wn=$(wire_handshakes "$WORK/latency-$d.pcap" | wc -l)
+    wt=$(wire_handshakes "$WORK/latency-$d.pcap" | median)
+    [ "$wn" = 5 ] || ERRORS+=("captured $wn TLS handshakes on the wire, want 5")
+    log "$(awk -v d="$ms" -v ec="$ec" -v et="$et" -v cc="$cc" -v ct="$ct" -v pt="$pt" -v wt="$wt" 'BEGIN {
+        printf "     D=%.0f ms, medians of 5. TCP connect: exporter %.2f ms, curl %.2f ms: ratio %.3f; exporter/D %.3f\n", d * 1000, ec * 1000, cc * 1000, ec / cc, ec / d
+        printf "     TLS 1.3 handshake: exporter %.2f ms, on the wire %.2f ms: ratio %.3f; exporter/D %.3f (other clients: python ssl %.2f ms, curl %.2f ms)", et * 1000, wt * 1000, et / wt, et / d, pt * 1000, ct * 1000 }')"
+    within "$ec" "$cc" 5 0.0005 || ERRORS+=("connect $ec s vs curl $cc s: more than 5% / 0.5 ms apart")
+    within "$et" "$wt" 5 0.0005 || ERRORS+=("tls $et s vs the wire $wt s: more than 5% / 0.5 ms apart")
+    within "$ec" "$ms" 10 0 || ERRORS+=("connect $ec s vs D $ms s: more than 10% apart")
+    within "$et" "$ms" 10 0 || ERRORS+=("tls $et s vs D $ms s: more than 10% apart")
+}
+s_latency_20ms() { latency 20; }
+s_latency_60ms() { latency 60; }
+
+s_prometheus() {
+    cat > "$WORK/prometheus.yml" <<EOF
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+scrape_configs:
+  - job_name: reachability
+    scrape_interval: 5s
+    scrape_timeout: 5s
+    static_configs:
+      - targets: ["127.0.0.1:9799"]
+EOF
+    promtool check config "$WORK/prometheus.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
+    spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
+        --web.listen-address=127.0.0.1:9090 --log.level=warn
+    local q='http://127.0.0.1:9090/api/v1/query?query='
+    if ! wait_for "Prometheus to scrape the exporter" \
+        bash -c "ip netns exec $CLI curl -sf '${q}up%7Bjob%3D%22reachability%22%7D%3D%3D1' | grep -q '\"value\"'"; then
+        ERRORS+=("up{job=\"reachability\"} never became 1")
+        return 0
+    fi
+    LAST=$(in_cli curl -sf "${q}reachability_service_up")
+    grep -q '"service":"chat"' <<<"$LAST" && grep -q '"1"\]' <<<"$LAST" \
+        || ERRORS+=("reachability_service_up{service=\"chat\"} not 1 in Prometheus: $LAST")
+    LAST=$(in_cli curl -sf "${q}count(reachability_tls_handshake_success)")
+    grep -q '"4"\]' <<<"$LAST" || ERRORS+=("want 4 TLS series in Prometheus: $LAST")
+}
+
+main() {
+    [ "$(id -u)" = 0 ] || { log "the interop suite needs root"; exit 1; }
+    install_packages
+    build
+    make_pki
+    make_topology
+    start_unbound
+    start_nginx
+    start_coturn
+    wait_for "unbound" in_srv bash -c "unbound-control -c '$WORK/unbound.conf' status"
+    wait_for "nginx" in_cli curl -sf "http://$SRV_IP/"
+    wait_for "coturn" in_srv bash -c "ss -Hlun 'sport = :3478' | grep -q ."
+    start_exporter
+    wait_for "the exporter" in_cli curl -sf http://127.0.0.1:9799/-/ready
+
+    scenario baseline s_baseline
+    scenario nxdomain s_nxdomain
+    scenario syn-dropped s_syn_dropped
+    scenario syn-reset s_syn_reset
+    scenario sni-reset s_sni_reset
+    scenario hello-dropped s_hello_dropped
+    scenario latency-20ms s_latency_20ms
+    scenario latency-60ms s_latency_60ms
+    scenario prometheus s_prometheus
+
+    echo "interop: $PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+}
+
+main "$@"
