@@ -158,7 +158,7 @@ pub fn render(
     );
 
     let config = &cat.config;
-    // service index -> all its counted checks passed
+    // Per service: None while not in this round, else whether it is up.
     let mut up: Vec<Option<bool>> = vec![None; config.services.len()];
     for (&index, outcome) in checks.iter().zip(outcomes) {
         let entry = &cat.entries[index];
@@ -212,13 +212,10 @@ pub fn render(
             labels.push(("reason", reason.as_str().to_string()));
             failure.set(&labels, 1.0);
         }
-        let slot = &mut up[entry.service];
+        // A service in this round is up unless a check that counts failed.
+        let slot = up[entry.service].get_or_insert(true);
         if counts_for_up {
-            *slot = Some(slot.unwrap_or(true) && ok);
-        } else if slot.is_none() {
-            // A service with only control-resolver checks is judged on nothing
-            // but is still reported: up unless something counted fails.
-            *slot = Some(true);
+            *slot &= ok;
         }
     }
     for (service, state) in config.services.iter().zip(&up) {
