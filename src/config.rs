@@ -174,6 +174,8 @@ pub enum Check {
     Tcp(TcpCheck),
     /// Connect over TCP, then a TLS handshake.
     Tls(TlsCheck),
+    /// Whether a call port answers: STUN over UDP or TCP, or a TCP connect.
+    CallPort(CallPortCheck),
 }
 
 impl Check {
@@ -183,6 +185,7 @@ impl Check {
             Check::Dns(_) => "dns",
             Check::Tcp(_) => "tcp",
             Check::Tls(_) => "tls",
+            Check::CallPort(_) => "call_port",
         }
     }
 
@@ -192,6 +195,7 @@ impl Check {
             Check::Dns(c) => c.timeout,
             Check::Tcp(c) => c.timeout,
             Check::Tls(c) => c.timeout,
+            Check::CallPort(c) => c.timeout,
         }
     }
 }
@@ -248,6 +252,59 @@ pub struct TlsCheck {
     pub trust: Trust,
     /// Time limit (resolution, connect and handshake together).
     pub timeout: Duration,
+}
+
+/// A call-port check: `{ udp: host:port }` (STUN), `{ tcp: host:port }`
+/// (connect) or `{ tcp: host:port, method: stun }`.
+#[derive(Debug, Clone)]
+pub struct CallPortCheck {
+    /// Where to.
+    pub target: Target,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// What proves the port answers.
+    pub method: CallMethod,
+    /// Time limit (resolution, connect and the exchange together).
+    pub timeout: Duration,
+}
+
+/// The transport of a call-port check (the `transport` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl Transport {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// How a call port is probed (the `method` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallMethod {
+    /// A STUN Binding request; any STUN response proves the path.
+    Stun,
+    /// A TCP connect.
+    Connect,
+}
+
+impl CallMethod {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallMethod::Stun => "stun",
+            CallMethod::Connect => "connect",
+        }
+    }
 }
 
 /// A `host:port` as written in the config, parsed.
@@ -465,6 +522,17 @@ struct RawService {
     tcp: Vec<Spanned<TcpEntry>>,
     #[serde(default)]
     tls: Vec<Spanned<TlsEntry>>,
+    #[serde(default)]
+    call_ports: Vec<Spanned<RawCallPort>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallPort {
+    udp: Option<HostPort>,
+    tcp: Option<HostPort>,
+    method: Option<CallMethod>,
+    timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1112,11 +1180,51 @@ impl Validator<'_> {
             }));
         }
 
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.call_ports.into_iter().enumerate() {
+            let path = format!("{at}.call_ports[{i}]");
+            let e = |msg: &str| self.err(Some(&entry.referenced), path.clone(), msg.to_string());
+            let RawCallPort {
+                udp,
+                tcp,
+                method,
+                timeout: t,
+            } = entry.value;
+            let (target, transport, method) = match (udp, tcp, method) {
+                (Some(HostPort(t)), None, None | Some(CallMethod::Stun)) => {
+                    (t, Transport::Udp, CallMethod::Stun)
+                }
+                (Some(_), None, Some(CallMethod::Connect)) => {
+                    return Err(e(
+                        "`method: connect` needs `tcp`: UDP has no connection; a udp call port is probed with STUN",
+                    ));
+                }
+                (None, Some(HostPort(t)), m) => {
+                    (t, Transport::Tcp, m.unwrap_or(CallMethod::Connect))
+                }
+                _ => return Err(e("a call port takes exactly one of `udp` and `tcp`")),
+            };
+            if !seen.insert((target.written.clone(), transport, method)) {
+                return Err(e(&format!(
+                    "duplicate call port {} {} {:?}",
+                    transport.as_str(),
+                    method.as_str(),
+                    target.written
+                )));
+            }
+            checks.push(Check::CallPort(CallPortCheck {
+                target,
+                transport,
+                method,
+                timeout: t.map_or(timeout, |d| d.0),
+            }));
+        }
+
         if checks.is_empty() {
             return Err(self.err(
                 Some(&svc_loc),
                 at,
-                "service has no checks: add dns, tcp or tls".into(),
+                "service has no checks: add dns, tcp, tls or call_ports".into(),
             ));
         }
         Ok(Service {

@@ -7,8 +7,11 @@
 //!
 //! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
 //! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
-//!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`]),
+//!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`],
+//!   [`probe::call_port`]),
 //!   each returning an [`probe::Outcome`]; the check deadline.
+//! - [`probe::call_port`]: STUN over UDP/TCP and TCP connects to call ports,
+//!   with the codec in [`stun`].
 //! - [`round`]: one run of checks that concurrent scrapes share.
 //! - [`reason`]: [`reason::Stage`] and [`reason::Reason`], the only map from
 //!   errors to label values.
@@ -30,3 +33,4 @@ pub mod process;
 pub mod reason;
 pub mod round;
 pub mod server;
+pub mod stun;

@@ -148,6 +148,14 @@ pub fn render(
         "reachability_tls_version_info",
         "1 for the negotiated TLS version",
     );
+    let mut call_reachable = Metric::new(
+        "reachability_call_port_reachable",
+        "1 if the call port answered: any STUN response (success or error class), or a TCP connect",
+    );
+    let mut call_rtt = Metric::new(
+        "reachability_call_port_rtt_seconds",
+        "Request to response (for STUN, of the transmission that was answered; for connect, the TCP handshake)",
+    );
     let mut failure = Metric::new(
         "reachability_failure_info",
         "1 while the check fails, with the stage it failed at and the reason; absent while it passes",
@@ -205,6 +213,16 @@ pub fn render(
                 }
                 true
             }
+            Check::CallPort(c) => {
+                labels.push(("target", c.target.written.clone()));
+                labels.push(("transport", c.transport.as_str().to_string()));
+                labels.push(("method", c.method.as_str().to_string()));
+                call_reachable.set(&labels, b(ok));
+                if let Some(d) = outcome.duration {
+                    call_rtt.set(&labels, d.as_secs_f64());
+                }
+                true
+            }
         };
         if let Some((stage, reason)) = outcome.failure {
             labels.push(("check", entry.check.kind().to_string()));
@@ -235,6 +253,8 @@ pub fn render(
         tls_duration,
         tls_expiry,
         tls_version,
+        call_reachable,
+        call_rtt,
         failure,
         service_up,
     ] {

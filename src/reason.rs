@@ -27,11 +27,21 @@ pub enum Stage {
     Connect,
     /// The TLS handshake on an established TCP connection.
     TlsHandshake,
+    /// A STUN request and its response (call ports).
+    Stun,
+    /// An HTTP request and its response.
+    Http,
 }
 
 impl Stage {
     /// Every stage, in the order a check passes through them.
-    pub const ALL: [Stage; 3] = [Stage::Resolve, Stage::Connect, Stage::TlsHandshake];
+    pub const ALL: [Stage; 5] = [
+        Stage::Resolve,
+        Stage::Connect,
+        Stage::TlsHandshake,
+        Stage::Stun,
+        Stage::Http,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +49,8 @@ impl Stage {
             Stage::Resolve => "resolve",
             Stage::Connect => "connect",
             Stage::TlsHandshake => "tls_handshake",
+            Stage::Stun => "stun",
+            Stage::Http => "http",
         }
     }
 
@@ -94,13 +106,15 @@ pub enum Reason {
     /// The peer aborted the TLS handshake with an alert, or the handshake
     /// could not agree on parameters.
     SslFailedHandshake,
+    /// An HTTP status outside the accepted set.
+    HttpUnexpectedStatus,
     /// Anything else.
     UnknownFailure,
 }
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::DnsNxdomain,
         Reason::DnsNoAnswer,
         Reason::DnsServfail,
@@ -118,6 +132,7 @@ impl Reason {
         Reason::SslUnknownAuthority,
         Reason::SslInvalidCertificate,
         Reason::SslFailedHandshake,
+        Reason::HttpUnexpectedStatus,
         Reason::UnknownFailure,
     ];
 
@@ -141,6 +156,7 @@ impl Reason {
             Reason::SslUnknownAuthority => "ssl_unknown_authority",
             Reason::SslInvalidCertificate => "ssl_invalid_certificate",
             Reason::SslFailedHandshake => "ssl_failed_handshake",
+            Reason::HttpUnexpectedStatus => "http_unexpected_status",
             Reason::UnknownFailure => "unknown_failure",
         }
     }

@@ -15,7 +15,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::probe::{Catalogue, Outcome, Progress};
-use crate::reason::Reason;
 
 /// One run of some checks of a catalogue.
 #[derive(Debug)]
@@ -70,14 +69,14 @@ impl Round {
     }
 
     /// The outcome of every check, in `checks` order; a check still running
-    /// is a timeout at its current stage.
+    /// is reported by [`Progress::cut_off`].
     pub fn snapshot(&self) -> Vec<Outcome> {
         self.outcomes
             .iter()
             .zip(&self.progress)
             .map(|(o, p)| match o.get() {
                 Some(o) => o.clone(),
-                None => Outcome::failed(p.stage(), Reason::GenericTimeout),
+                None => p.cut_off(),
             })
             .collect()
     }

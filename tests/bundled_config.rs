@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use reachability_exporter::config::{Check, Config, Trust};
+use reachability_exporter::config::{Check, Config, Transport, Trust};
 use reachability_exporter::probe::Catalogue;
 
 #[tokio::test]
@@ -28,7 +28,8 @@ async fn bundled_config_builds_every_check() {
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(controls, ["cloudflare", "google", "quad9"]);
-    // Every service is checked through the system resolver and every control.
+    // Every service with DNS checks is checked through the system resolver
+    // and every control; every app service has a TLS check.
     for s in &config.services {
         let dns_resolvers: std::collections::HashSet<usize> = s
             .checks
@@ -38,12 +39,30 @@ async fn bundled_config_builds_every_check() {
                 _ => None,
             })
             .collect();
-        assert_eq!(dns_resolvers.len(), config.resolvers.len(), "{}", s.name);
-        assert!(
-            s.checks.iter().any(|c| matches!(c, Check::Tls(_))),
-            "{} has no TLS check",
-            s.name
-        );
+        if s.name != "stun_baseline" {
+            assert_eq!(dns_resolvers.len(), config.resolvers.len(), "{}", s.name);
+            assert!(
+                s.checks.iter().any(|c| matches!(c, Check::Tls(_))),
+                "{} has no TLS check",
+                s.name
+            );
+        }
+    }
+    // The call services carry UDP call ports and a TCP comparison.
+    for name in [
+        "whatsapp",
+        "telegram",
+        "signal",
+        "googlemeet",
+        "stun_baseline",
+    ] {
+        let s = config.services.iter().find(|s| s.name == name).unwrap();
+        let udp = s
+            .checks
+            .iter()
+            .filter(|c| matches!(c, Check::CallPort(p) if p.transport == Transport::Udp))
+            .count();
+        assert!(udp >= 1, "{name} has no UDP call port");
     }
     // Only Signal's chat endpoint skips verification (its own CA).
     let insecure: Vec<String> = config
@@ -58,5 +77,5 @@ async fn bundled_config_builds_every_check() {
     let n = config.checks().count();
     let cat = Catalogue::new(config).unwrap();
     assert_eq!(cat.entries.len(), n);
-    assert_eq!(n, 100, "update this count when the catalogue changes");
+    assert_eq!(n, 123, "update this count when the catalogue changes");
 }

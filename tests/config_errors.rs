@@ -27,6 +27,18 @@ const CASES: &[(&str, &str)] = &[
         "4:9: services.a.tls[0].ca_file: cannot read ca_file tests/testdata/missing.pem: I/O error: No such file or directory (os error 2)",
     ),
     (
+        "call-port-method",
+        "4:44: services.a.call_ports[0].method: unknown variant `ping`, expected one of stun, connect",
+    ),
+    (
+        "call-port-two-transports",
+        "4:9: services.a.call_ports[0]: a call port takes exactly one of `udp` and `tcp`",
+    ),
+    (
+        "call-port-udp-connect",
+        "4:9: services.a.call_ports[0]: `method: connect` needs `tcp`: UDP has no connection; a udp call port is probed with STUN",
+    ),
+    (
         "cidr",
         "1:18: allowed_ranges[0]: invalid CIDR \"10.0.0.0/33\": expected an address range such as 10.0.0.0/8",
     ),
@@ -58,7 +70,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "empty-service",
-        "4:11: services.signal: service has no checks: add dns, tcp or tls",
+        "4:11: services.signal: service has no checks: add dns, tcp, tls or call_ports",
     ),
     (
         "insecure-and-ca",
@@ -90,7 +102,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls, call_ports",
     ),
     (
         "unknown-key-tls",

@@ -6,15 +6,16 @@
 //! metrics. A prober reports which stage it is in through [`Progress`], so
 //! that a check cut off by its deadline is reported at the stage it was in.
 
+pub mod call_port;
 pub mod dns;
 pub mod tcp;
 pub mod tls;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,6 +45,12 @@ pub enum Facts {
     Dns {
         /// Addresses of the asked type in the answer.
         answers: usize,
+    },
+    /// A STUN answer.
+    Stun {
+        /// Our address as the STUN server saw it (for logs and the status
+        /// page, never a label).
+        mapped: Option<SocketAddr>,
     },
     /// A completed TLS handshake.
     Tls {
@@ -79,19 +86,40 @@ impl Outcome {
     }
 }
 
-/// The stage a running check is in, readable while it runs.
+/// What a running check has got to, readable while it runs: the stage it
+/// is in, and whether it has seen a malformed answer.
 #[derive(Debug, Default)]
-pub struct Progress(AtomicU8);
+pub struct Progress {
+    stage: AtomicU8,
+    malformed: AtomicBool,
+}
 
 impl Progress {
     /// Records that the check entered `stage`.
     pub fn enter(&self, stage: Stage) {
-        self.0.store(stage.to_u8(), Ordering::Relaxed);
+        self.stage.store(stage.to_u8(), Ordering::Relaxed);
     }
 
     /// The stage the check is in.
     pub fn stage(&self) -> Stage {
-        Stage::from_u8(self.0.load(Ordering::Relaxed))
+        Stage::from_u8(self.stage.load(Ordering::Relaxed))
+    }
+
+    /// Records that an answer came but was malformed (and was ignored).
+    pub fn note_malformed(&self) {
+        self.malformed.store(true, Ordering::Relaxed);
+    }
+
+    /// The outcome of a check cut off by its deadline: failed at the stage
+    /// it was in, with `generic_timeout_error` — or `unknown_failure` if only
+    /// malformed answers came.
+    pub fn cut_off(&self) -> Outcome {
+        let reason = if self.malformed.load(Ordering::Relaxed) {
+            Reason::UnknownFailure
+        } else {
+            Reason::GenericTimeout
+        };
+        Outcome::failed(self.stage(), reason)
     }
 }
 
@@ -205,8 +233,8 @@ impl Catalogue {
     }
 
     /// Runs check `index` until it ends or `deadline` (capped by the
-    /// check's own timeout) passes; a check cut off is reported as
-    /// `generic_timeout_error` at the stage it was in.
+    /// check's own timeout) passes; a check cut off is reported by
+    /// [`Progress::cut_off`].
     pub async fn run(&self, index: usize, deadline: Instant, progress: &Progress) -> Outcome {
         let entry = &self.entries[index];
         let deadline = deadline.min(Instant::now() + entry.check.timeout());
@@ -225,11 +253,14 @@ impl Catalogue {
                     };
                     tls::probe(c, cfg, self.target_resolver(entry), progress).await
                 }
+                Check::CallPort(c) => {
+                    call_port::probe(c, self.target_resolver(entry), progress).await
+                }
             }
         };
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::failed(progress.stage(), Reason::GenericTimeout),
+            Err(_) => progress.cut_off(),
         }
     }
 

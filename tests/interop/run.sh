@@ -175,8 +175,7 @@ EOF
 }
 
 start_coturn() {
-    # STUN only: no relay, no authentication. Its scenarios come with the
-    # call-port checks.
+    # STUN only: no relay, no authentication.
     spawn ip netns exec "$SRV" turnserver --stun-only --no-cli --no-tls --no-dtls --listening-ip="$SRV_IP" \
         --listening-port=3478 --log-file=stdout --simple-log --no-stdout-log \
         --pidfile="$WORK/turnserver.pid" --userdb="$WORK/turndb" 2>/dev/null
@@ -202,6 +201,12 @@ services:
       - { target: "chat.lab:443", ca_file: ca.pem }
       - { target: "$SRV_IP:443", sni: blocked.lab, ca_file: ca.pem }
       - { target: "$SRV_IP:443", sni: drop.lab, ca_file: ca.pem }
+  # coturn answers STUN over UDP and TCP on 3478.
+  calls:
+    call_ports:
+      - { udp: "chat.lab:3478" }
+      - { tcp: "chat.lab:3478", method: stun }
+      - { tcp: "chat.lab:443" }
   # Timed alone in the latency scenarios, so that no other handshake of the
   # same round competes for the CPU.
   latency:
@@ -301,6 +306,10 @@ s_baseline() {
     [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
     expect "$LAST" 1 reachability_service_up service=\"chat\"
     expect "$LAST" 1 reachability_service_up service=\"latency\"
+    expect "$LAST" 1 reachability_service_up service=\"calls\"
+    expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"udp\" method=\"stun\"
+    expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"tcp\" method=\"stun\"
+    expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:443\" transport=\"tcp\" method=\"connect\"
     grep -q '^reachability_failure_info' <<<"$LAST" && ERRORS+=("failure_info present: $(grep '^reachability_failure_info' <<<"$LAST")")
     expect "$LAST" 1 reachability_tls_version_info "${CHAT_TLS[@]}" version=\"TLS\ 1.3\"
     return 0
@@ -349,6 +358,18 @@ s_hello_dropped() {
     LAST=$(scrape) || return 1
     expect_failure "$LAST" "${DROP_TLS[@]}" check=\"tls\" tls_handshake generic_timeout_error
     expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
+}
+
+s_udp_calls_blocked() {
+    # Russia's call blocking: UDP to the relay port dropped, TCP untouched.
+    in_srv iptables -A INPUT -p udp --dport 3478 -j DROP
+    LAST=$(scrape /probe?service=calls) || return 1
+    expect "$LAST" 0 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"udp\"
+    expect "$LAST" absent reachability_call_port_rtt_seconds target=\"chat.lab:3478\" transport=\"udp\"
+    expect_failure "$LAST" target=\"chat.lab:3478\" transport=\"udp\" check=\"call_port\" stun generic_timeout_error
+    expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"tcp\" method=\"stun\"
+    expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:443\" transport=\"tcp\"
+    expect "$LAST" 0 reachability_service_up service=\"calls\"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -451,6 +472,8 @@ EOF
         || ERRORS+=("reachability_service_up{service=\"chat\"} not 1 in Prometheus: $LAST")
     LAST=$(in_cli curl -sf "${q}count(reachability_tls_handshake_success)")
     grep -q '"4"\]' <<<"$LAST" || ERRORS+=("want 4 TLS series in Prometheus: $LAST")
+    LAST=$(in_cli curl -sf "${q}count(reachability_call_port_reachable)")
+    grep -q '"3"\]' <<<"$LAST" || ERRORS+=("want 3 call-port series in Prometheus: $LAST")
 }
 
 main() {
@@ -474,6 +497,7 @@ main() {
     scenario syn-reset s_syn_reset
     scenario sni-reset s_sni_reset
     scenario hello-dropped s_hello_dropped
+    scenario udp-calls-blocked s_udp_calls_blocked
     scenario latency-20ms s_latency_20ms
     scenario latency-60ms s_latency_60ms
     scenario prometheus s_prometheus
