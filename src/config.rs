@@ -176,6 +176,8 @@ pub enum Check {
     Tls(TlsCheck),
     /// Whether a call port answers: STUN over UDP or TCP, or a TCP connect.
     CallPort(CallPortCheck),
+    /// An HTTP(S) GET.
+    Http(HttpCheck),
 }
 
 impl Check {
@@ -186,6 +188,7 @@ impl Check {
             Check::Tcp(_) => "tcp",
             Check::Tls(_) => "tls",
             Check::CallPort(_) => "call_port",
+            Check::Http(_) => "http",
         }
     }
 
@@ -196,6 +199,7 @@ impl Check {
             Check::Tcp(c) => c.timeout,
             Check::Tls(c) => c.timeout,
             Check::CallPort(c) => c.timeout,
+            Check::Http(c) => c.timeout,
         }
     }
 }
@@ -266,6 +270,54 @@ pub struct CallPortCheck {
     pub method: CallMethod,
     /// Time limit (resolution, connect and the exchange together).
     pub timeout: Duration,
+}
+
+/// An HTTP(S) GET of a URL.
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    /// The URL exactly as written (the `target` label).
+    pub written: String,
+    /// The URL.
+    pub url: url::Url,
+    /// Accepted status codes (inclusive ranges).
+    pub status: Vec<(u16, u16)>,
+    /// Redirects followed at most (0: a redirect is the answer).
+    pub max_redirects: u32,
+    /// Body bytes read at most.
+    pub max_body: u64,
+    /// Which roots to trust for https.
+    pub trust: Trust,
+    /// Time limit (every step of every hop together).
+    pub timeout: Duration,
+}
+
+impl HttpCheck {
+    /// Whether `code` is in the accepted set.
+    pub fn accepts(&self, code: u16) -> bool {
+        self.status
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+    }
+}
+
+/// The default accepted statuses: 200–399.
+pub const DEFAULT_HTTP_STATUS: (u16, u16) = (200, 399);
+/// The default body limit of an HTTP check.
+pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
+
+/// The host and port a URL names, as a [`Target`] (for resolution).
+pub fn url_target(url: &url::Url) -> Option<Target> {
+    let port = url.port_or_known_default()?;
+    let host = match url.host()? {
+        url::Host::Domain(d) => Host::Name(d.trim_end_matches('.').to_ascii_lowercase()),
+        url::Host::Ipv4(ip) => Host::Ip(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Host::Ip(IpAddr::V6(ip)),
+    };
+    Some(Target {
+        written: url.as_str().to_string(),
+        host,
+        port,
+    })
 }
 
 /// The transport of a call-port check (the `transport` label).
@@ -524,6 +576,159 @@ struct RawService {
     tls: Vec<Spanned<TlsEntry>>,
     #[serde(default)]
     call_ports: Vec<Spanned<RawCallPort>>,
+    #[serde(default)]
+    http: Vec<Spanned<HttpEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpObject {
+    url: HttpUrl,
+    status: Option<Vec<StatusRange>>,
+    max_redirects: Option<u32>,
+    max_body: Option<Size>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    timeout: Option<Dur>,
+}
+
+#[derive(Debug)]
+struct HttpEntry(RawHttpObject);
+
+impl<'de> Deserialize<'de> for HttpEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HttpEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a URL string or a mapping with `url`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<HttpEntry, E> {
+                Ok(HttpEntry(RawHttpObject {
+                    url: HttpUrl::parse(s).map_err(E::custom)?,
+                    status: None,
+                    max_redirects: None,
+                    max_body: None,
+                    ca_file: None,
+                    insecure: false,
+                    timeout: None,
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<HttpEntry, A::Error> {
+                let o = RawHttpObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                if o.insecure && o.ca_file.is_some() {
+                    return Err(de::Error::custom(
+                        "`insecure: true` and `ca_file` exclude each other",
+                    ));
+                }
+                Ok(HttpEntry(o))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+#[derive(Debug, Clone)]
+struct HttpUrl {
+    written: String,
+    url: url::Url,
+}
+
+impl HttpUrl {
+    fn parse(s: &str) -> Result<HttpUrl, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "invalid URL {s:?}: the scheme must be http or https"
+            ));
+        }
+        if let Some(url::Host::Domain(d)) = url.host() {
+            DnsName::parse(d).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        }
+        if url_target(&url).is_none() {
+            return Err(format!("invalid URL {s:?}: no host"));
+        }
+        Ok(HttpUrl {
+            written: s.to_string(),
+            url,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, HttpUrl::parse)
+    }
+}
+
+/// An accepted HTTP status: `200`, or a range `"200-299"`.
+#[derive(Debug, Clone, Copy)]
+struct StatusRange(u16, u16);
+
+impl StatusRange {
+    fn parse(s: &str) -> Result<StatusRange, String> {
+        let code = |t: &str| match t.trim().parse::<u16>() {
+            Ok(c) if (100..=599).contains(&c) => Ok(c),
+            _ => Err(format!(
+                "invalid status {s:?}: expected a code from 100 to 599, or a range such as \"200-299\""
+            )),
+        };
+        match s.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (code(lo)?, code(hi)?);
+                if lo > hi {
+                    return Err(format!(
+                        "invalid status range {s:?}: the first code is larger"
+                    ));
+                }
+                Ok(StatusRange(lo, hi))
+            }
+            None => code(s).map(|c| StatusRange(c, c)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A YAML integer arrives as a string scalar here too.
+        parse_str(d, StatusRange::parse)
+    }
+}
+
+/// A size in bytes: an integer, or a number with `KiB`, `MiB` or `GiB`.
+#[derive(Debug, Clone, Copy)]
+struct Size(u64);
+
+impl Size {
+    fn parse(s: &str) -> Result<Size, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        match num.parse::<u64>() {
+            Ok(n) if mult != 0 && n > 0 => n
+                .checked_mul(mult)
+                .map(Size)
+                .ok_or_else(|| format!("invalid size {s:?}: too large")),
+            _ => Err(format!(
+                "invalid size {s:?}: expected a positive number of bytes, optionally with KiB, MiB or GiB, such as 64KiB"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, Size::parse)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1220,11 +1425,44 @@ impl Validator<'_> {
             }));
         }
 
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.http.into_iter().enumerate() {
+            let path = format!("{at}.http[{i}]");
+            let o = entry.value.0;
+            if !seen.insert(o.url.written.clone()) {
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    format!("duplicate http check of {:?}", o.url.written),
+                ));
+            }
+            let trust = match (o.insecure, &o.ca_file) {
+                (true, _) => Trust::Insecure,
+                (false, Some(f)) => {
+                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
+                }
+                (false, None) => Trust::WebPki,
+            };
+            checks.push(Check::Http(HttpCheck {
+                written: o.url.written,
+                url: o.url.url,
+                status: o
+                    .status
+                    .map(|v| v.iter().map(|r| (r.0, r.1)).collect())
+                    .filter(|v: &Vec<(u16, u16)>| !v.is_empty())
+                    .unwrap_or_else(|| vec![DEFAULT_HTTP_STATUS]),
+                max_redirects: o.max_redirects.unwrap_or(0),
+                max_body: o.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0),
+                trust,
+                timeout: o.timeout.map_or(timeout, |d| d.0),
+            }));
+        }
+
         if checks.is_empty() {
             return Err(self.err(
                 Some(&svc_loc),
                 at,
-                "service has no checks: add dns, tcp, tls or call_ports".into(),
+                "service has no checks: add dns, tcp, tls, call_ports or http".into(),
             ));
         }
         Ok(Service {

@@ -8,7 +8,7 @@
 //! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
 //! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
 //!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`],
-//!   [`probe::call_port`]),
+//!   [`probe::call_port`], [`probe::http`]),
 //!   each returning an [`probe::Outcome`]; the check deadline.
 //! - [`probe::call_port`]: STUN over UDP/TCP and TCP connects to call ports,
 //!   with the codec in [`stun`].

@@ -156,6 +156,18 @@ pub fn render(
         "reachability_call_port_rtt_seconds",
         "Request to response (for STUN, of the transmission that was answered; for connect, the TCP handshake)",
     );
+    let mut http_success = Metric::new(
+        "reachability_http_success",
+        "1 if the GET got a status in the accepted set (default 200-399)",
+    );
+    let mut http_status = Metric::new(
+        "reachability_http_status_code",
+        "Status code of the final response",
+    );
+    let mut http_duration = Metric::new(
+        "reachability_http_duration_seconds",
+        "The whole request, every redirect hop included, present when a response arrived",
+    );
     let mut failure = Metric::new(
         "reachability_failure_info",
         "1 while the check fails, with the stage it failed at and the reason; absent while it passes",
@@ -213,6 +225,17 @@ pub fn render(
                 }
                 true
             }
+            Check::Http(c) => {
+                labels.push(("target", c.written.clone()));
+                http_success.set(&labels, b(ok));
+                if let Some(d) = outcome.duration {
+                    http_duration.set(&labels, d.as_secs_f64());
+                }
+                if let Facts::Http { status } = outcome.facts {
+                    http_status.set(&labels, f64::from(status));
+                }
+                true
+            }
             Check::CallPort(c) => {
                 labels.push(("target", c.target.written.clone()));
                 labels.push(("transport", c.transport.as_str().to_string()));
@@ -255,6 +278,9 @@ pub fn render(
         tls_version,
         call_reachable,
         call_rtt,
+        http_success,
+        http_status,
+        http_duration,
         failure,
         service_up,
     ] {

@@ -70,7 +70,19 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "empty-service",
-        "4:11: services.signal: service has no checks: add dns, tcp, tls or call_ports",
+        "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports or http",
+    ),
+    (
+        "http-scheme",
+        "3:12: services.a.http[0]: invalid URL \"ftp://example.com/\": the scheme must be http or https",
+    ),
+    (
+        "http-size",
+        "4:50: services.a.http[0].max_body: invalid size \"64KB\": expected a positive number of bytes, optionally with KiB, MiB or GiB, such as 64KiB",
+    ),
+    (
+        "http-status",
+        "4:54: services.a.http[0].status[1]: invalid status range \"299-200\": the first code is larger",
     ),
     (
         "insecure-and-ca",
@@ -102,7 +114,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls, call_ports",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls, call_ports, http",
     ),
     (
         "unknown-key-tls",

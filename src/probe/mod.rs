@@ -8,6 +8,7 @@
 
 pub mod call_port;
 pub mod dns;
+pub mod http;
 pub mod tcp;
 pub mod tls;
 
@@ -51,6 +52,11 @@ pub enum Facts {
         /// Our address as the STUN server saw it (for logs and the status
         /// page, never a label).
         mapped: Option<SocketAddr>,
+    },
+    /// An HTTP response.
+    Http {
+        /// Its status code.
+        status: u16,
     },
     /// A completed TLS handshake.
     Tls {
@@ -130,7 +136,7 @@ pub struct Entry {
     pub service: usize,
     /// What to check.
     pub check: Check,
-    /// For TLS checks: the client configuration.
+    /// For TLS and https checks: the client configuration.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -195,26 +201,34 @@ impl Catalogue {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut tls_cache: HashMap<TrustKey, Arc<rustls::ClientConfig>> = HashMap::new();
+        let mut tls_cache: HashMap<(TrustKey, tls::Alpn), Arc<rustls::ClientConfig>> =
+            HashMap::new();
         let mut entries = Vec::new();
         let mut service_entries = Vec::new();
         for (si, service) in config.services.iter().enumerate() {
             let start = entries.len();
             for check in &service.checks {
-                let tls = match check {
-                    Check::Tls(t) => {
-                        let key = TrustKey::of(&t.trust);
-                        let cfg = match tls_cache.get(&key) {
+                let wants = match check {
+                    Check::Tls(t) => Some((&t.trust, tls::Alpn::Browser)),
+                    Check::Http(h) if h.url.scheme() == "https" || h.max_redirects > 0 => {
+                        // A redirect may lead from http to https.
+                        Some((&h.trust, tls::Alpn::Http1))
+                    }
+                    _ => None,
+                };
+                let tls = match wants {
+                    Some((trust, alpn)) => {
+                        let key = (TrustKey::of(trust), alpn);
+                        Some(match tls_cache.get(&key) {
                             Some(c) => c.clone(),
                             None => {
-                                let c = Arc::new(tls::client_config(&t.trust)?);
+                                let c = Arc::new(tls::client_config(trust, alpn)?);
                                 tls_cache.insert(key, c.clone());
                                 c
                             }
-                        };
-                        Some(cfg)
+                        })
                     }
-                    _ => None,
+                    None => None,
                 };
                 entries.push(Entry {
                     service: si,
@@ -255,6 +269,9 @@ impl Catalogue {
                 }
                 Check::CallPort(c) => {
                     call_port::probe(c, self.target_resolver(entry), progress).await
+                }
+                Check::Http(c) => {
+                    http::probe(c, entry.tls.clone(), self.target_resolver(entry), progress).await
                 }
             }
         };

@@ -55,10 +55,22 @@ pub fn base_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
     Ok(config)
 }
 
-/// The configuration TLS checks use: [`base_config`] offering h2 and http/1.1.
-pub fn client_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
+/// Which application protocols a client configuration offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alpn {
+    /// h2 and http/1.1, as a browser offers (TLS checks).
+    Browser,
+    /// http/1.1 only, what HTTP checks speak.
+    Http1,
+}
+
+/// The configuration TLS and HTTP checks use: [`base_config`] with `alpn`.
+pub fn client_config(trust: &Trust, alpn: Alpn) -> Result<ClientConfig, rustls::Error> {
     let mut config = base_config(trust)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = match alpn {
+        Alpn::Browser => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        Alpn::Http1 => vec![b"http/1.1".to_vec()],
+    };
     Ok(config)
 }
 

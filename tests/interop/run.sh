@@ -135,6 +135,7 @@ server:
     local-data: "lab. SOA ns.lab. root.lab. 1 3600 600 86400 60"
     local-data: "chat.lab. A $SRV_IP"
     local-data: "gone.lab. A $SRV_IP"
+    local-data: "blocked.lab. A $SRV_IP"
 remote-control:
     control-enable: yes
     control-interface: "$WORK/unbound.ctl"
@@ -168,6 +169,7 @@ http {
     server {
         listen $SRV_IP:80;
         location / { return 200 "ok\n"; }
+        location /moved { return 302 /; }
     }
 }
 EOF
@@ -201,6 +203,10 @@ services:
       - { target: "chat.lab:443", ca_file: ca.pem }
       - { target: "$SRV_IP:443", sni: blocked.lab, ca_file: ca.pem }
       - { target: "$SRV_IP:443", sni: drop.lab, ca_file: ca.pem }
+    http:
+      - { url: "https://chat.lab/", ca_file: ca.pem }
+      - { url: "https://blocked.lab/", ca_file: ca.pem }
+      - { url: "http://chat.lab/moved", max_redirects: 1 }
   # coturn answers STUN over UDP and TCP on 3478.
   calls:
     call_ports:
@@ -301,8 +307,8 @@ s_baseline() {
     ok=$(grep -E '^reachability_[a-z_]+_success\{' <<<"$LAST" | grep -cE ' 1(\.0)?$' || true)
     local all
     all=$(grep -cE '^reachability_[a-z_]+_success\{' <<<"$LAST" || true)
-    # chat: 2 names x 4 resolvers, 2 tcp, 3 tls; latency: 1 tcp, 1 tls
-    [ "$all" = 15 ] || ERRORS+=("$all success series, want 15")
+    # chat: 2 names x 4 resolvers, 2 tcp, 3 tls, 3 http; latency: 1 tcp, 1 tls
+    [ "$all" = 18 ] || ERRORS+=("$all success series, want 18")
     [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
     expect "$LAST" 1 reachability_service_up service=\"chat\"
     expect "$LAST" 1 reachability_service_up service=\"latency\"
@@ -312,6 +318,9 @@ s_baseline() {
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:443\" transport=\"tcp\" method=\"connect\"
     grep -q '^reachability_failure_info' <<<"$LAST" && ERRORS+=("failure_info present: $(grep '^reachability_failure_info' <<<"$LAST")")
     expect "$LAST" 1 reachability_tls_version_info "${CHAT_TLS[@]}" version=\"TLS\ 1.3\"
+    expect "$LAST" 200 reachability_http_status_code target=\"https://chat.lab/\"
+    # The redirect was followed to nginx's 200.
+    expect "$LAST" 200 reachability_http_status_code target=\"http://chat.lab/moved\"
     return 0
 }
 
@@ -351,6 +360,9 @@ s_sni_reset() {
     # The same endpoint with another SNI still works.
     expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
     expect "$LAST" 1 reachability_tls_handshake_success "${DROP_TLS[@]}"
+    # An HTTPS GET to the filtered name fails at the handshake too.
+    expect_failure "$LAST" target=\"https://blocked.lab/\" check=\"http\" tls_handshake connection_reset
+    expect "$LAST" 1 reachability_http_success target=\"https://chat.lab/\"
 }
 
 s_hello_dropped() {

@@ -606,3 +606,95 @@ pub async fn closed_udp_port() -> SocketAddr {
         .local_addr()
         .unwrap()
 }
+
+/// An HTTP/1.1 server on 127.0.0.1:0 (over TLS with `tls`) that answers by
+/// path: `/ok` 200 with a body; `/redirect` 302 to `/ok`; `/unavailable`
+/// 503; `/reset` resets the connection after reading the request;
+/// `/stall` sends the headers and then nothing; `/64k` sends 64 KiB of a
+/// longer body and then nothing; anything else 404.
+pub async fn http_server(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(TlsAcceptor::from);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let linger = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(s) = a.accept(stream).await {
+                            serve_http(s, linger.is_ok()).await;
+                        }
+                    }
+                    None => serve_http(stream, linger.is_ok()).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    _linger: bool,
+) {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&req);
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    // The query only tells checks of the same path apart.
+    let path = target.split('?').next().unwrap_or("/").to_string();
+    let reply = |status: &str, extra: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    match path.as_str() {
+        "/ok" => {
+            let _ = s.write_all(reply("200 OK", "", "hello").as_bytes()).await;
+        }
+        "/redirect" => {
+            let _ = s
+                .write_all(reply("302 Found", "Location: /ok\r\n", "").as_bytes())
+                .await;
+        }
+        "/unavailable" => {
+            let _ = s
+                .write_all(reply("503 Service Unavailable", "", "down").as_bytes())
+                .await;
+        }
+        // SO_LINGER 0 was set on accept: dropping the socket resets it.
+        "/reset" => return,
+        "/stall" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+                .await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        "/64k" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")
+                .await;
+            let _ = s.write_all(&[b'x'; 65536]).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        _ => {
+            let _ = s.write_all(reply("404 Not Found", "", "").as_bytes()).await;
+        }
+    }
+    let _ = s.flush().await;
+    let _ = s.shutdown().await;
+    // Let the client read before the (linger 0) socket is dropped.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}

@@ -1,0 +1,178 @@
+//! The HTTP prober: a GET of a URL, step by step, as OONI measures it.
+//!
+//! Each hop resolves the host with the service's resolver (stage `resolve`),
+//! connects (`connect`), does the TLS handshake for https (`tls_handshake`),
+//! then sends the request and reads the status and at most `max_body` bytes
+//! of the body over HTTP/1.1 (`http`). Driving the steps ourselves, rather
+//! than through an HTTP client library, is what lets a failure — a timeout
+//! above all — be attributed to the step it happened in. Redirects are
+//! followed up to `max_redirects` (default 0: a redirect to a block page is
+//! the answer, and its status is reported). The duration is the whole
+//! request, every hop included.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use super::{Facts, Outcome, Progress, TargetResolver, tcp};
+use crate::config::{Host, HttpCheck, url_target};
+use crate::reason::{Reason, Stage, classify};
+
+/// Redirect statuses whose `Location` is followed.
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// What one hop got.
+struct Hop {
+    status: u16,
+    location: Option<String>,
+}
+
+type Failure = (Stage, Reason);
+
+/// Fetches the check's URL and judges the final status.
+pub async fn probe(
+    check: &HttpCheck,
+    tls: Option<Arc<ClientConfig>>,
+    resolver: TargetResolver<'_>,
+    progress: &Progress,
+) -> Outcome {
+    let start = Instant::now();
+    let mut url = check.url.clone();
+    let mut redirects = 0;
+    loop {
+        let hop = match fetch(&url, check.max_body, tls.as_ref(), &resolver, progress).await {
+            Ok(h) => h,
+            Err((stage, reason)) => {
+                tracing::debug!(url = %url, stage = stage.as_str(), reason = reason.as_str(), "http check failed");
+                return Outcome::failed(stage, reason);
+            }
+        };
+        let next = hop
+            .location
+            .filter(|_| REDIRECTS.contains(&hop.status) && redirects < check.max_redirects)
+            .and_then(|l| url.join(&l).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        if let Some(next) = next {
+            tracing::debug!(from = %url, to = %next, status = hop.status, "following redirect");
+            url = next;
+            redirects += 1;
+            continue;
+        }
+        let failure =
+            (!check.accepts(hop.status)).then_some((Stage::Http, Reason::HttpUnexpectedStatus));
+        return Outcome {
+            failure,
+            duration: Some(start.elapsed()),
+            facts: Facts::Http { status: hop.status },
+        };
+    }
+}
+
+/// A connection, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Aborts the connection task when the hop ends or is cancelled.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn fetch(
+    url: &url::Url,
+    max_body: u64,
+    tls: Option<&Arc<ClientConfig>>,
+    resolver: &TargetResolver<'_>,
+    progress: &Progress,
+) -> Result<Hop, Failure> {
+    let target = url_target(url).ok_or((Stage::Http, Reason::UnknownFailure))?;
+    let ip = resolver
+        .resolve(&target.host, progress)
+        .await
+        .map_err(|r| (Stage::Resolve, r))?;
+    progress.enter(Stage::Connect);
+    let tcp = tcp::connect(SocketAddr::new(ip, target.port))
+        .await
+        .map_err(|e| (Stage::Connect, classify(&e)))?;
+    let stream: Pin<Box<dyn Stream>> = if url.scheme() == "https" {
+        // Catalogue::new builds a TLS configuration for every HTTP check.
+        let cfg = tls.ok_or((Stage::TlsHandshake, Reason::UnknownFailure))?;
+        let name = match &target.host {
+            Host::Name(n) => ServerName::try_from(n.clone())
+                .map_err(|_| (Stage::TlsHandshake, Reason::UnknownFailure))?,
+            Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
+        };
+        progress.enter(Stage::TlsHandshake);
+        let s = TlsConnector::from(cfg.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| (Stage::TlsHandshake, classify(&e)))?;
+        Box::pin(s)
+    } else {
+        Box::pin(tcp)
+    };
+
+    progress.enter(Stage::Http);
+    let http_err = |e: hyper::Error| {
+        let reason = if e.is_incomplete_message() {
+            Reason::Eof
+        } else {
+            classify(&e)
+        };
+        (Stage::Http, reason)
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http_err)?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let authority = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("reachability_exporter/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::ACCEPT, "*/*")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| (Stage::Http, Reason::UnknownFailure))?;
+    let response = sender.send_request(request).await.map_err(http_err)?;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Read the body, but no more than max_body bytes of it.
+    let mut body = response.into_body();
+    let mut read = 0u64;
+    while read < max_body {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Some(Err(e)) => return Err(http_err(e)),
+        }
+    }
+    Ok(Hop { status, location })
+}
