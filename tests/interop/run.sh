@@ -170,6 +170,7 @@ http {
         listen $SRV_IP:80;
         location / { return 200 "ok\n"; }
         location /moved { return 302 /; }
+        location /missing { return 404; }
     }
 }
 EOF
@@ -220,6 +221,7 @@ services:
     tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
 EOF
     spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
+    EXPORTER_PID=$!
 }
 
 wait_for() { # DESCRIPTION COMMAND...: retries for 20 s
@@ -384,6 +386,58 @@ s_udp_calls_blocked() {
     expect "$LAST" 0 reachability_service_up service=\"calls\"
 }
 
+s_alert_rules() {
+    promtool check rules "$ROOT/alerts/reachability.rules.yml" >"$WORK/promtool.log" 2>&1 \
+        || ERRORS+=("promtool check rules: $(tail -3 "$WORK/promtool.log")")
+    (cd "$ROOT/tests/alerts" && promtool test rules ./*.yml) >"$WORK/promtool.log" 2>&1 \
+        || ERRORS+=("promtool test rules: $(tail -20 "$WORK/promtool.log")")
+    return 0
+}
+
+# Every query of the dashboard, run against the real Prometheus scraping
+# this testbed, with passing and failing checks of every kind present.
+s_dashboard() {
+    local dash="$ROOT/dashboards/reachability.json" q='http://127.0.0.1:9090/api/v1/query'
+    local shape
+    shape=$(python3 "$HERE/dashboard_check.py" shape "$dash") || ERRORS+=("dashboard shape: $shape")
+    # Add a service whose checks of every kind fail, and reload (SIGHUP).
+    cat >> "$WORK/exporter.yaml" <<EOF
+  broken:
+    timeout: 1s
+    dns: { names: [missing.lab] }
+    tcp: ["$SRV_IP:9"]
+    tls: [{ target: "$SRV_IP:9", sni: chat.lab, ca_file: ca.pem }]
+    call_ports: [{ udp: "$SRV_IP:3479" }]
+    http: ["http://chat.lab/missing"]
+EOF
+    kill -HUP "$EXPORTER_PID"
+    # Wait until Prometheus has several scrapes of the failing service.
+    local have='count_over_time(reachability_service_up{service="broken"}[1m]) >= 4'
+    wait_for "Prometheus to scrape the broken service" bash -c \
+        "ip netns exec $CLI curl -sfG --data-urlencode 'query=$have' $q | grep -q '\"value\"'" \
+        || { ERRORS+=("the reloaded config never reached Prometheus"); return 0; }
+    local n=0 title expr out
+    while IFS=$'\t' read -r title expr; do
+        n=$((n + 1))
+        out=$(in_cli curl -sG --data-urlencode "query=$expr" "$q")
+        if ! python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(0 if r["status"] == "success" and r["data"]["result"] else 1)' <<<"$out"; then
+            ERRORS+=("panel \"$title\": $expr -> ${out:0:200}")
+        fi
+    done < <(python3 "$HERE/dashboard_check.py" queries "$dash")
+    log "     $n dashboard queries run against Prometheus"
+    [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
+    # The rules are loaded and evaluate against the same data.
+    out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
+    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 8 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
+        || ERRORS+=("Prometheus did not load 8 healthy rules: ${out:0:300}")
+    out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/alerts)
+    grep -q '"alertname":"ReachabilityServiceUnreachable"' <<<"$out" && grep -q '"service":"broken"' <<<"$out" \
+        || ERRORS+=("ReachabilityServiceUnreachable is not pending for the broken service: ${out:0:300}")
+    LAST=$(scrape)
+    expect "$LAST" 1 reachability_exporter_config_last_reload_successful
+    expect "$LAST" 0 reachability_service_up service=\"broken\"
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
@@ -463,6 +517,9 @@ s_prometheus() {
 global:
   scrape_interval: 2s
   scrape_timeout: 2s
+  evaluation_interval: 2s
+rule_files:
+  - "$ROOT/alerts/reachability.rules.yml"
 scrape_configs:
   - job_name: reachability
     scrape_interval: 5s
@@ -513,6 +570,8 @@ main() {
     scenario latency-20ms s_latency_20ms
     scenario latency-60ms s_latency_60ms
     scenario prometheus s_prometheus
+    scenario alert-rules s_alert_rules
+    scenario dashboard s_dashboard
 
     echo "interop: $PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
