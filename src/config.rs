@@ -86,7 +86,34 @@ pub struct Config {
     pub resolvers: Vec<Resolver>,
     /// Services in file order.
     pub services: Vec<Service>,
+    /// Vantage-point labels added to every probe series, `${VAR}` expanded.
+    pub labels: Vec<(String, String)>,
+    /// A scrape within this time of the last round's start is served from
+    /// that round (zero: every scrape probes).
+    pub min_interval: Duration,
 }
+
+/// Label names the exporter's own series use, or Prometheus sets: a
+/// vantage label may not take them.
+pub const RESERVED_LABELS: [&str; 17] = [
+    "service",
+    "target",
+    "resolver",
+    "type",
+    "sni",
+    "version",
+    "transport",
+    "method",
+    "check",
+    "stage",
+    "reason",
+    "address",
+    "kind",
+    "instance",
+    "job",
+    "le",
+    "quantile",
+];
 
 /// A named resolver.
 #[derive(Debug, Clone)]
@@ -543,6 +570,9 @@ impl<V> Default for OrderedMap<V> {
 struct RawConfig {
     listen: Option<Listen>,
     timeout: Option<Dur>,
+    min_interval: Option<ZeroOkDur>,
+    #[serde(default)]
+    labels: OrderedMap<Spanned<String>>,
     #[serde(default)]
     allowed_ranges: Vec<Cidr>,
     #[serde(default)]
@@ -862,6 +892,49 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A duration that may be zero (`0s`).
+#[derive(Debug, Clone, Copy)]
+struct ZeroOkDur(Duration);
+
+impl<'de> Deserialize<'de> for ZeroOkDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            humantime::parse_duration(s).map(ZeroOkDur).map_err(|_| {
+                format!("invalid duration {s:?}: expected a number and a unit, such as 0s, 500ms, 5s or 1m")
+            })
+        })
+    }
+}
+
+/// Expands `${VAR}` from the environment. An unset variable is an error,
+/// not an empty label.
+fn expand_env(s: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in {s:?}"))?;
+        let name = &after[..end];
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "invalid environment variable name {name:?} in {s:?}"
+            ));
+        }
+        let value =
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// A listen address `ip:port`.
 #[derive(Debug, Clone, Copy)]
 struct Listen(SocketAddr);
@@ -1105,11 +1178,39 @@ impl Validator<'_> {
         for (name, spanned) in raw_services.0 {
             services.push(self.service(&name, spanned, timeout, &top_ranges, &resolvers)?);
         }
+        let mut labels = Vec::new();
+        for (name, value) in raw.labels.0 {
+            let path = format!("labels.{name}");
+            let e = |msg: String| self.err(Some(&value.referenced), path.clone(), msg);
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.starts_with("__");
+            if !valid {
+                return Err(e(format!(
+                    "invalid label name {name:?}: letters, digits and `_`, not starting with a digit or `__`"
+                )));
+            }
+            if RESERVED_LABELS.contains(&name.as_str()) {
+                return Err(e(format!(
+                    "label name {name:?} is reserved: the exporter's series or Prometheus use it"
+                )));
+            }
+            let v = expand_env(&value.value).map_err(&e)?;
+            if v.is_empty() {
+                return Err(e(format!(
+                    "the value {:?} is empty: Prometheus drops a label with an empty value",
+                    value.value
+                )));
+            }
+            labels.push((name, v));
+        }
         Ok(Config {
             file: PathBuf::from(self.file),
             listen,
             resolvers,
             services,
+            labels,
+            min_interval: raw.min_interval.map_or(Duration::ZERO, |d| d.0),
         })
     }
 

@@ -18,6 +18,7 @@
 //! - [`metrics`]: every metric name, help text and label set; outcomes → text.
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
 //! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
+//! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
 //! - [`logfmt`]: the log line format.
 //!
 //! The binary (`src/main.rs`) only parses flags, sets up logging, loads the
@@ -28,6 +29,7 @@
 pub mod config;
 pub mod logfmt;
 pub mod metrics;
+pub mod oneshot;
 pub mod probe;
 pub mod process;
 pub mod reason;

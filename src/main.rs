@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use reachability_exporter::config::Config;
 use reachability_exporter::probe::Catalogue;
 use reachability_exporter::server::{self, Engine};
@@ -17,8 +17,11 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Run once in the terminal instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file.
-    #[arg(long = "config.file", default_value = "config.yaml")]
+    #[arg(long = "config.file", default_value = "config.yaml", global = true)]
     config_file: PathBuf,
     /// Validate the configuration file and exit (0 if valid, 1 if not).
     #[arg(long = "config.check")]
@@ -36,6 +39,28 @@ struct Cli {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every check once and print the results; exit 0 if all pass, 1 if
+    /// any fails, 2 for an invalid config or usage.
+    Check {
+        /// Only this service's checks.
+        #[arg(long)]
+        service: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    /// An aligned table (coloured on a terminal).
+    Table,
+    /// A JSON array.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,12 +83,54 @@ fn main() -> ExitCode {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    if let Some(Command::Check { service, output }) = &cli.command {
+        return check(&cli.config_file, service.as_deref(), *output);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `check`: 0 if every check passed, 1 if any failed, 2 if it could not run.
+fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -> ExitCode {
+    use std::io::IsTerminal;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows = runtime.block_on(async {
+        let config = Config::load(config_file).map_err(anyhow::Error::from)?;
+        let catalogue = std::sync::Arc::new(Catalogue::new(config)?);
+        Ok::<_, anyhow::Error>(reachability_exporter::oneshot::run(catalogue, service).await?)
+    });
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match output {
+        Output::Table => {
+            reachability_exporter::oneshot::table(&rows, std::io::stdout().is_terminal())
+        }
+        Output::Json => reachability_exporter::oneshot::json(&rows),
+    };
+    print!("{text}");
+    if rows.iter().all(|r| r.outcome.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

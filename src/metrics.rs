@@ -8,6 +8,7 @@
 //!
 //! This module does not run checks and keeps no state between scrapes.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text;
@@ -20,8 +21,9 @@ use crate::config::Check;
 use crate::probe::{Catalogue, Facts, Outcome};
 use crate::process::ProcessStats;
 
-/// A label set: keys are static, values come from the config.
-type Labels = Vec<(&'static str, String)>;
+/// A label set: keys are the contract's names (or the config's vantage
+/// labels), values come from the config.
+type Labels = Vec<(Cow<'static, str>, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
 type Fam = Family<Labels, GaugeF>;
 
@@ -183,14 +185,14 @@ pub fn render(
     for (&index, outcome) in checks.iter().zip(outcomes) {
         let entry = &cat.entries[index];
         let service = &config.services[entry.service];
-        let mut labels: Labels = vec![("service", service.name.clone())];
+        let mut labels = base_labels(&service.name, config);
         let ok = outcome.is_ok();
         let counts_for_up = match &entry.check {
             Check::Dns(c) => {
                 let resolver = &config.resolvers[c.resolver];
-                labels.push(("target", c.name.clone()));
-                labels.push(("resolver", resolver.name.clone()));
-                labels.push(("type", c.kind.as_str().to_string()));
+                labels.push((key("target"), c.name.clone()));
+                labels.push((key("resolver"), resolver.name.clone()));
+                labels.push((key("type"), c.kind.as_str().to_string()));
                 dns_success.set(&labels, b(ok));
                 if let Some(d) = outcome.duration {
                     dns_duration.set(&labels, d.as_secs_f64());
@@ -201,7 +203,7 @@ pub fn render(
                 !resolver.is_control()
             }
             Check::Tcp(c) => {
-                labels.push(("target", c.target.written.clone()));
+                labels.push((key("target"), c.target.written.clone()));
                 tcp_success.set(&labels, b(ok));
                 if let Some(d) = outcome.duration {
                     tcp_duration.set(&labels, d.as_secs_f64());
@@ -209,8 +211,8 @@ pub fn render(
                 true
             }
             Check::Tls(c) => {
-                labels.push(("target", c.target.written.clone()));
-                labels.push(("sni", c.sni.clone().unwrap_or_default()));
+                labels.push((key("target"), c.target.written.clone()));
+                labels.push((key("sni"), c.sni.clone().unwrap_or_default()));
                 tls_success.set(&labels, b(ok));
                 if let Some(d) = outcome.duration {
                     tls_duration.set(&labels, d.as_secs_f64());
@@ -220,13 +222,13 @@ pub fn render(
                         tls_expiry.set(&labels, t as f64);
                     }
                     let mut l = labels.clone();
-                    l.push(("version", version.to_string()));
+                    l.push((key("version"), version.to_string()));
                     tls_version.set(&l, 1.0);
                 }
                 true
             }
             Check::Http(c) => {
-                labels.push(("target", c.written.clone()));
+                labels.push((key("target"), c.written.clone()));
                 http_success.set(&labels, b(ok));
                 if let Some(d) = outcome.duration {
                     http_duration.set(&labels, d.as_secs_f64());
@@ -237,9 +239,9 @@ pub fn render(
                 true
             }
             Check::CallPort(c) => {
-                labels.push(("target", c.target.written.clone()));
-                labels.push(("transport", c.transport.as_str().to_string()));
-                labels.push(("method", c.method.as_str().to_string()));
+                labels.push((key("target"), c.target.written.clone()));
+                labels.push((key("transport"), c.transport.as_str().to_string()));
+                labels.push((key("method"), c.method.as_str().to_string()));
                 call_reachable.set(&labels, b(ok));
                 if let Some(d) = outcome.duration {
                     call_rtt.set(&labels, d.as_secs_f64());
@@ -248,9 +250,9 @@ pub fn render(
             }
         };
         if let Some((stage, reason)) = outcome.failure {
-            labels.push(("check", entry.check.kind().to_string()));
-            labels.push(("stage", stage.as_str().to_string()));
-            labels.push(("reason", reason.as_str().to_string()));
+            labels.push((key("check"), entry.check.kind().to_string()));
+            labels.push((key("stage"), stage.as_str().to_string()));
+            labels.push((key("reason"), reason.as_str().to_string()));
             failure.set(&labels, 1.0);
         }
         // A service in this round is up unless a check that counts failed.
@@ -261,7 +263,7 @@ pub fn render(
     }
     for (service, state) in config.services.iter().zip(&up) {
         if let Some(state) = state {
-            service_up.set(&vec![("service", service.name.clone())], b(*state));
+            service_up.set(&base_labels(&service.name, config), b(*state));
         }
     }
 
@@ -297,10 +299,28 @@ pub fn render(
     out
 }
 
+const fn key(name: &'static str) -> Cow<'static, str> {
+    Cow::Borrowed(name)
+}
+
+/// `service` and the config's vantage labels: the start of every probe
+/// series' label set.
+fn base_labels(service: &str, config: &crate::config::Config) -> Labels {
+    let mut labels = Vec::with_capacity(4 + config.labels.len());
+    labels.push((key("service"), service.to_string()));
+    for (k, v) in &config.labels {
+        labels.push((Cow::Owned(k.clone()), v.clone()));
+    }
+    labels
+}
+
 fn register_own(reg: &mut Registry, own: &SelfStats) {
     let build = Family::<Labels, GaugeF>::default();
     build
-        .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
+        .get_or_create(&vec![(
+            key("version"),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )])
         .set(1.0);
     reg.register(
         "reachability_exporter_build_info",

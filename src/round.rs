@@ -23,6 +23,8 @@ pub struct Round {
     pub catalogue: Arc<Catalogue>,
     /// Indices into the catalogue's entries.
     pub checks: Vec<usize>,
+    /// When the round started.
+    pub started: Instant,
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
     done: watch::Sender<bool>,
@@ -36,6 +38,7 @@ impl Round {
         let round = Arc::new(Round {
             catalogue,
             checks,
+            started: Instant::now(),
             progress: (0..n).map(|_| Progress::default()).collect(),
             outcomes: (0..n).map(|_| OnceLock::new()).collect(),
             done: watch::Sender::new(false),

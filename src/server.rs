@@ -142,10 +142,17 @@ impl Engine {
         let round = {
             // Poisoning needs a panic while holding this lock; none can occur.
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let cat = self.catalogue.load_full();
+            // Join a round still running; within min_interval of the last
+            // round's start, serve that round (unless the config changed).
+            let reuse = |r: &Round| {
+                !r.is_done()
+                    || (Arc::ptr_eq(&r.catalogue, &cat)
+                        && r.started.elapsed() < cat.config.min_interval)
+            };
             match inflight.get(&scope) {
-                Some(r) if !r.is_done() => r.clone(),
+                Some(r) if reuse(r) => r.clone(),
                 _ => {
-                    let cat = self.catalogue.load_full();
                     let checks = match scope {
                         Scope::All => (0..cat.entries.len()).collect(),
                         Scope::Service(s) => cat.service_entries[s].clone().collect(),
@@ -281,7 +288,7 @@ async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
     match tokio::task::spawn_blocking(move || engine.reload()).await {
         Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
         Ok(Err(e)) => bad(
-            StatusCode::BAD_REQUEST,
+            StatusCode::INTERNAL_SERVER_ERROR,
             format!("reload failed, running config kept: {e}"),
         ),
         Err(_) => bad(

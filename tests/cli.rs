@@ -49,7 +49,9 @@ async fn serves_reloads_on_sighup_and_stops_on_sigterm() {
         let config = dir.path().join("config.yaml");
         std::fs::write(
             &config,
-            format!("services:\n  one:\n    tcp: [\"{first}\"]\n"),
+            format!(
+                "labels: {{ country: RU, site: \"node-${{NODE_NAME}}\" }}\nservices:\n  one:\n    tcp: [\"{first}\"]\n"
+            ),
         )
         .unwrap();
         let mut child = Command::new(BIN)
@@ -61,6 +63,7 @@ async fn serves_reloads_on_sighup_and_stops_on_sigterm() {
                 "--log.format",
                 "logfmt",
             ])
+            .env("NODE_NAME", "7")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -79,14 +82,15 @@ async fn serves_reloads_on_sighup_and_stops_on_sigterm() {
 
         let (status, body) = get(addr, "/metrics", None).await;
         assert_eq!(status, 200);
+        // Vantage labels, `${NODE_NAME}` expanded, on every probe series.
+        let vantage = [("service", "one"), ("country", "RU"), ("site", "node-7")];
         assert_eq!(
-            sample(
-                &body,
-                "reachability_tcp_connect_success",
-                &[("service", "one")]
-            ),
-            Some(0.0)
+            sample(&body, "reachability_tcp_connect_success", &vantage),
+            Some(0.0),
+            "{body}"
         );
+        assert_eq!(sample(&body, "reachability_failure_info", &vantage), Some(1.0));
+        assert_eq!(sample(&body, "reachability_service_up", &vantage), Some(0.0));
 
         std::fs::write(
             &config,
@@ -136,4 +140,92 @@ async fn serves_reloads_on_sighup_and_stops_on_sigterm() {
         assert!(status.success(), "{status:?}");
     })
     .await;
+}
+
+#[test]
+fn check_command_exit_codes_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    // A listening socket completes TCP handshakes from its backlog.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_addr = open.local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let good = write(
+        "good.yaml",
+        format!("services:\n  up:\n    tcp: [\"{open_addr}\"]\n"),
+    );
+    let mixed = write(
+        "mixed.yaml",
+        format!("services:\n  up:\n    tcp: [\"{open_addr}\"]\n  down:\n    tcp: [\"{closed}\"]\n"),
+    );
+    let run = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+
+    let out = run(&["check", "--config.file", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("SERVICE  CHECK  TARGET"), "{table}");
+    assert!(
+        lines[1].starts_with("up       tcp    ") && lines[1].contains(" ok "),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    assert_eq!(lines.last(), Some(&"1 checks, 1 passed, 0 failed"));
+
+    let out = run(&["check", "--config.file", mixed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("FAIL    connect/connection_refused"),
+        "{table}"
+    );
+
+    let out = run(&[
+        "check",
+        "--config.file",
+        mixed.to_str().unwrap(),
+        "--service",
+        "up",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["service"], "up");
+    assert_eq!(v[0]["ok"], true);
+    assert!(v[0]["duration_seconds"].as_f64().unwrap() > 0.0);
+
+    let out = run(&[
+        "check",
+        "--config.file",
+        mixed.to_str().unwrap(),
+        "--service",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "unknown service \"nope\": the config has up, down"
+    );
+    let out = run(&[
+        "check",
+        "--config.file",
+        "tests/testdata/invalid-listen.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid listen address"));
+    let out = run(&["check", "--output", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    drop(open);
 }

@@ -89,6 +89,14 @@ const CASES: &[(&str, &str)] = &[
         "4:9: services.a.tls[0]: `insecure: true` and `ca_file` exclude each other",
     ),
     (
+        "label-reserved",
+        "2:13: labels.instance: label name \"instance\" is reserved: the exporter's series or Prometheus use it",
+    ),
+    (
+        "label-unset-env",
+        "2:9: labels.site: environment variable REACHABILITY_TEST_UNSET_VARIABLE is not set",
+    ),
+    (
         "listen",
         "1:9: listen: invalid listen address \"localhost:9799\": expected ip:port, such as 0.0.0.0:9799",
     ),
@@ -122,7 +130,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, allowed_ranges, resolvers, services",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, min_interval, labels, allowed_ranges, resolvers, services",
     ),
     (
         "unknown-resolve-with",

@@ -389,7 +389,7 @@ async fn a_bad_reload_keeps_the_running_config() {
         )
         .unwrap();
         let (status, body) = request(exp.addr, "POST", "/-/reload", &[]).await;
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(status, 500, "{body}");
         assert!(
             body.contains("config.yaml:3:11: services.one.tcp[0]: invalid address \"no-port\""),
             "{body}"
@@ -442,6 +442,62 @@ async fn a_bad_reload_keeps_the_running_config() {
                 &m,
                 "reachability_tcp_connect_success",
                 &[("service", "two")]
+            ),
+            Some(0.0)
+        );
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn min_interval_serves_scrapes_from_the_last_round() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = closed_port().await;
+        let exp = Exporter::start(
+            dir.path(),
+            &format!("min_interval: 1m\nservices:\n  s:\n    tcp: [\"{closed}\"]\n"),
+        )
+        .await;
+        for scrapes in 1..=3 {
+            let (_, body) = get(exp.addr, "/metrics", None).await;
+            assert_eq!(
+                sample(&body, "reachability_exporter_rounds_total", &[]),
+                Some(1.0),
+                "{body}"
+            );
+            assert_eq!(
+                sample(&body, "reachability_exporter_scrapes_total", &[]),
+                Some(scrapes as f64)
+            );
+            assert_eq!(
+                sample(
+                    &body,
+                    "reachability_tcp_connect_success",
+                    &[("service", "s")]
+                ),
+                Some(0.0)
+            );
+        }
+        // A reload starts afresh: the cached round belongs to the old config.
+        let other = closed_port().await;
+        std::fs::write(
+            &exp.config_file,
+            format!("min_interval: 1m\nservices:\n  t:\n    tcp: [\"{other}\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(request(exp.addr, "POST", "/-/reload", &[]).await.0, 200);
+        let (_, body) = get(exp.addr, "/metrics", None).await;
+        assert_eq!(
+            sample(&body, "reachability_exporter_rounds_total", &[]),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_tcp_connect_success",
+                &[("service", "t")]
             ),
             Some(0.0)
         );

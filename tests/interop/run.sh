@@ -62,6 +62,7 @@ install_packages() {
     command -v openssl >/dev/null || need+=(openssl)
     command -v tcpdump >/dev/null || need+=(tcpdump)
     command -v python3 >/dev/null || need+=(python3)
+    command -v systemd-analyze >/dev/null || need+=(systemd)
     [ ${#need[@]} -eq 0 ] && return
     log "installing: ${need[*]}"
     # Keep the packages from starting their own services: a stock unbound
@@ -188,6 +189,7 @@ start_exporter() {
     cat > "$WORK/exporter.yaml" <<EOF
 listen: 127.0.0.1:9799
 timeout: 2s
+labels: { site: lab-a, country: "\${VANTAGE_COUNTRY}" }
 allowed_ranges: [$NET.0/24]
 resolvers:
   system: { udp: "$SRV_IP:53" }
@@ -220,8 +222,20 @@ services:
     tcp: ["chat.lab:443"]
     tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
 EOF
-    spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
+    VANTAGE_COUNTRY=XA spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
     EXPORTER_PID=$!
+    # A second vantage point, with its own labels, for the Prometheus scenario.
+    cat > "$WORK/exporter-b.yaml" <<EOF
+listen: 127.0.0.1:9800
+labels: { site: lab-b, country: XB }
+services:
+  chat:
+    tcp: ["chat.lab:443"]
+resolvers:
+  system: { udp: "$SRV_IP:53" }
+allowed_ranges: [$NET.0/24]
+EOF
+    spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-b.yaml" --log.level warn
 }
 
 wait_for() { # DESCRIPTION COMMAND...: retries for 20 s
@@ -438,6 +452,15 @@ EOF
     expect "$LAST" 0 reachability_service_up service=\"broken\"
 }
 
+s_systemd_unit() {
+    command -v systemd-analyze >/dev/null || { ERRORS+=("systemd-analyze is missing"); return 0; }
+    sed "s|/usr/local/bin/reachability_exporter|$EXPORTER|" "$ROOT/deploy/systemd/reachability_exporter.service" \
+        > "$WORK/reachability_exporter.service"
+    local out
+    out=$(systemd-analyze verify "$WORK/reachability_exporter.service" 2>&1) || ERRORS+=("systemd-analyze verify: $out")
+    [ -z "$out" ] || ERRORS+=("systemd-analyze verify: $out")
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
@@ -525,7 +548,7 @@ scrape_configs:
     scrape_interval: 5s
     scrape_timeout: 5s
     static_configs:
-      - targets: ["127.0.0.1:9799"]
+      - targets: ["127.0.0.1:9799", "127.0.0.1:9800"]
 EOF
     promtool check config "$WORK/prometheus.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
     spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
@@ -539,6 +562,10 @@ EOF
     LAST=$(in_cli curl -sf "${q}reachability_service_up")
     grep -q '"service":"chat"' <<<"$LAST" && grep -q '"1"\]' <<<"$LAST" \
         || ERRORS+=("reachability_service_up{service=\"chat\"} not 1 in Prometheus: $LAST")
+    # Two vantage points, told apart by their labels, in one Prometheus.
+    wait_for "both vantage points in Prometheus" bash -c \
+        "ip netns exec $CLI curl -sf '${q}count(count%20by%20(site,country)(reachability_service_up%7Bservice%3D%22chat%22%7D))%3D%3D2' | grep -q '\"value\"'" \
+        || ERRORS+=("want reachability_service_up{service=\"chat\"} from sites lab-a (XA) and lab-b (XB): $(in_cli curl -sf "${q}reachability_service_up")")
     LAST=$(in_cli curl -sf "${q}count(reachability_tls_handshake_success)")
     grep -q '"4"\]' <<<"$LAST" || ERRORS+=("want 4 TLS series in Prometheus: $LAST")
     LAST=$(in_cli curl -sf "${q}count(reachability_call_port_reachable)")
@@ -572,6 +599,7 @@ main() {
     scenario prometheus s_prometheus
     scenario alert-rules s_alert_rules
     scenario dashboard s_dashboard
+    scenario systemd-unit s_systemd_unit
 
     echo "interop: $PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]

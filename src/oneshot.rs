@@ -1,0 +1,209 @@
+//! `reachability_exporter check`: every check once, in the terminal.
+//!
+//! Runs a round with each check's own timeout (no scrape deadline) and
+//! renders it as an aligned table — coloured only when asked, i.e. on a
+//! TTY — or as JSON. It shares the probers and the round with the server,
+//! and never touches metrics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Check, Config};
+use crate::probe::{Catalogue, Entry, Outcome};
+use crate::round::Round;
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The service.
+    pub service: String,
+    /// The check kind (`dns`, `tcp`, …).
+    pub check: &'static str,
+    /// What was checked, in words (`web.whatsapp.com via cloudflare (A)`).
+    pub target: String,
+    /// The outcome.
+    pub outcome: Outcome,
+}
+
+/// The service named on the command line does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown service {0:?}: the config has {1}")]
+pub struct UnknownService(String, String);
+
+/// Runs every check of the catalogue, or of one service, once.
+pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>, UnknownService> {
+    let checks: Vec<usize> = match service {
+        None => (0..cat.entries.len()).collect(),
+        Some(name) => {
+            let Some(i) = cat.config.services.iter().position(|s| s.name == name) else {
+                let names: Vec<&str> = cat
+                    .config
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                return Err(UnknownService(name.to_string(), names.join(", ")));
+            };
+            cat.service_entries[i].clone().collect()
+        }
+    };
+    // Each check stops at its own timeout: the round's deadline is only a bound.
+    let longest = cat
+        .entries
+        .iter()
+        .map(|e| e.check.timeout())
+        .max()
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
+    let round = Round::start(cat.clone(), checks, deadline);
+    round.wait(deadline).await;
+    let rows = round
+        .checks
+        .iter()
+        .zip(round.snapshot())
+        .map(|(&i, outcome)| {
+            let entry = &cat.entries[i];
+            Row {
+                service: cat.config.services[entry.service].name.clone(),
+                check: entry.check.kind(),
+                target: describe(entry, &cat.config),
+                outcome,
+            }
+        })
+        .collect();
+    Ok(rows)
+}
+
+fn describe(entry: &Entry, config: &Config) -> String {
+    match &entry.check {
+        Check::Dns(c) => format!(
+            "{} via {} ({})",
+            c.name,
+            config.resolvers[c.resolver].name,
+            c.kind.as_str()
+        ),
+        Check::Tcp(c) => c.target.written.clone(),
+        Check::Tls(c) => match &c.sni {
+            Some(sni) if Some(sni.as_str()) != host_name(&c.target) => {
+                format!("{} (SNI {sni})", c.target.written)
+            }
+            _ => c.target.written.clone(),
+        },
+        Check::CallPort(c) => format!(
+            "{}/{} {}",
+            c.transport.as_str(),
+            c.method.as_str(),
+            c.target.written
+        ),
+        Check::Http(c) => c.written.clone(),
+    }
+}
+
+fn host_name(t: &crate::config::Target) -> Option<&str> {
+    match &t.host {
+        crate::config::Host::Name(n) => Some(n),
+        crate::config::Host::Ip(_) => None,
+    }
+}
+
+fn latency(o: &Outcome) -> String {
+    o.duration.map_or_else(
+        || "-".to_string(),
+        |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0),
+    )
+}
+
+fn result(o: &Outcome) -> (&'static str, String) {
+    match o.failure {
+        None => ("ok", String::new()),
+        Some((stage, reason)) => ("FAIL", format!("{}/{}", stage.as_str(), reason.as_str())),
+    }
+}
+
+/// An aligned table; `color` marks results green and red (for a TTY).
+pub fn table(rows: &[Row], color: bool) -> String {
+    let header = [
+        "SERVICE",
+        "CHECK",
+        "TARGET",
+        "RESULT",
+        "STAGE/REASON",
+        "LATENCY",
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let (res, why) = result(&r.outcome);
+            [
+                r.service.clone(),
+                r.check.to_string(),
+                r.target.clone(),
+                res.to_string(),
+                why,
+                latency(&r.outcome),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for c in &cells {
+        for (w, v) in width.iter_mut().zip(c) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, vals: [&str; 6], paint: Option<&str>| {
+        for (i, (v, w)) in vals.iter().zip(width).enumerate() {
+            let pad = w - v.chars().count();
+            match (i, paint) {
+                (3, Some(code)) => {
+                    let _ = write!(out, "\x1b[{code}m{v}\x1b[0m{}", " ".repeat(pad));
+                }
+                _ => {
+                    let _ = write!(out, "{v}{}", " ".repeat(pad));
+                }
+            }
+            out.push_str(if i < 5 { "  " } else { "" });
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    };
+    line(&mut out, header, None);
+    for c in &cells {
+        let paint = color.then(|| if c[3] == "ok" { "32" } else { "31" });
+        line(
+            &mut out,
+            [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]].map(String::as_str),
+            paint,
+        );
+    }
+    let failed = rows.iter().filter(|r| !r.outcome.is_ok()).count();
+    let _ = writeln!(
+        out,
+        "{} checks, {} passed, {failed} failed",
+        rows.len(),
+        rows.len() - failed
+    );
+    out
+}
+
+/// The report as a JSON array.
+pub fn json(rows: &[Row]) -> String {
+    let v: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "service": r.service,
+                "check": r.check,
+                "target": r.target,
+                "ok": r.outcome.is_ok(),
+                "stage": r.outcome.failure.map(|(s, _)| s.as_str()),
+                "reason": r.outcome.failure.map(|(_, x)| x.as_str()),
+                "duration_seconds": r.outcome.duration.map(|d| d.as_secs_f64()),
+            })
+        })
+        .collect();
+    // Serialising plain values cannot fail.
+    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
