@@ -64,6 +64,7 @@ install_packages() {
     command -v python3 >/dev/null || need+=(python3)
     command -v systemd-analyze >/dev/null || need+=(systemd)
     command -v buildah >/dev/null || need+=(buildah)
+    command -v npm >/dev/null || need+=(nodejs npm)
     [ ${#need[@]} -eq 0 ] && return
     log "installing: ${need[*]}"
     # Keep the packages from starting their own services: a stock unbound
@@ -506,6 +507,20 @@ s_container() {
     return 0
 }
 
+# deploy/kubernetes against the Kubernetes and prometheus-operator API
+# schemas, and its ConfigMap's config through --config.check.
+s_kubernetes() {
+    local k="$ROOT/tests/kubernetes"
+    (cd "$k" && npm ci --no-audit --no-fund --silent) >"$WORK/npm.log" 2>&1 \
+        || { ERRORS+=("npm ci: $(tail -3 "$WORK/npm.log")"); return 0; }
+    local out
+    out=$(node "$k/validate.mjs" "$ROOT/deploy/kubernetes" "$WORK/k8s-config.yaml") \
+        || ERRORS+=("$(grep FAIL <<<"$out")")
+    log "     $(grep -c '^ok' <<<"$out") manifests valid"
+    out=$(NODE_NAME=node-1 "$EXPORTER" --config.check --config.file "$WORK/k8s-config.yaml" 2>&1) \
+        || ERRORS+=("the ConfigMap's config: $out")
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
@@ -646,6 +661,7 @@ main() {
     scenario dashboard s_dashboard
     scenario systemd-unit s_systemd_unit
     scenario container s_container
+    scenario kubernetes s_kubernetes
 
     echo "interop: $PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
