@@ -33,12 +33,31 @@ struct Cli {
     /// time for the response (e.g. 500ms).
     #[arg(long = "web.timeout-offset", default_value = "500ms", value_parser = humantime::parse_duration)]
     timeout_offset: Duration,
+    /// Path under which the metrics are served.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", value_parser = telemetry_path)]
+    telemetry_path: String,
+    /// Reload the config when the file changes (checked every 2 s), as on
+    /// SIGHUP.
+    #[arg(long = "config.auto-reload")]
+    auto_reload: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long = "log.level", default_value = "info")]
     log_level: tracing::Level,
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
     log_format: LogFormat,
+}
+
+/// A telemetry path must be an absolute path that is not one of ours.
+fn telemetry_path(s: &str) -> Result<String, String> {
+    let reserved = ["/", "/probe", "/-/healthy", "/-/ready", "/-/reload"];
+    if !s.starts_with('/') || s.contains(['?', '#', '{', '}', '*']) || reserved.contains(&s) {
+        return Err(format!(
+            "{s:?} must be a path starting with `/`, without `?#{{}}*`, other than {}",
+            reserved.join(" ")
+        ));
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +186,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = tokio::task::spawn_blocking(move || e.reload()).await;
             }
         });
+        if cli.auto_reload {
+            tokio::spawn(server::watch_config(engine.clone(), Duration::from_secs(2)));
+        }
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let shutdown = async move {
             tokio::select! {
@@ -175,7 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        server::run(listener, engine, shutdown).await?;
+        server::run(listener, engine, &cli.telemetry_path, shutdown).await?;
         Ok(())
     })
 }

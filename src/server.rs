@@ -178,11 +178,31 @@ impl Engine {
     }
 }
 
-/// The routes, for [`run`] and for tests.
-pub fn router(engine: Arc<Engine>) -> Router {
+/// Reloads the config whenever the file's content changes, checking every
+/// `every`. Polling the content (not inotify) also sees a Kubernetes
+/// ConfigMap update, which swaps a symlink rather than writing the file. A
+/// change that fails to load is not retried until the file changes again.
+pub async fn watch_config(engine: Arc<Engine>, every: Duration) {
+    let read = |e: &Engine| std::fs::read(&e.config_file).ok();
+    let mut seen = read(&engine);
+    loop {
+        tokio::time::sleep(every).await;
+        let now = read(&engine);
+        if now.is_some() && now != seen {
+            seen = now;
+            let e = engine.clone();
+            // The outcome is logged and exported by reload itself.
+            let _ = tokio::task::spawn_blocking(move || e.reload()).await;
+        }
+    }
+}
+
+/// The routes, for [`run`] and for tests; the exporter's own and checks'
+/// metrics are served at `telemetry_path` (default `/metrics`).
+pub fn router(engine: Arc<Engine>, telemetry_path: &str) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/metrics", get(metrics_handler))
+        .route(telemetry_path, get(metrics_handler))
         .route("/probe", get(probe_handler))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
@@ -195,9 +215,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub async fn run(
     listener: TcpListener,
     engine: Arc<Engine>,
+    telemetry_path: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine))
+    axum::serve(listener, router(engine, telemetry_path))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -20,6 +20,51 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
+/// Starts the binary on 127.0.0.1:0 with `config` and `extra` flags, and
+/// returns it with the address it listens on (read from its first log line).
+fn spawn_exporter(config: &std::path::Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    let mut args = vec![
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "logfmt",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .env("NODE_NAME", "7")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // ts=… level=info msg=listening address=127.0.0.1:PORT checks=1
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains("level=info msg=listening"), "{line}");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("address="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// Polls `path` until `pred` holds for its body, for up to 5 s.
+async fn eventually(addr: SocketAddr, path: &str, what: &str, pred: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    loop {
+        let (_, body) = get(addr, path, None).await;
+        if pred(&body) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[test]
 fn version_flag() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
@@ -54,31 +99,8 @@ async fn serves_reloads_on_sighup_and_stops_on_sigterm() {
             ),
         )
         .unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "--config.file",
-                config.to_str().unwrap(),
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.format",
-                "logfmt",
-            ])
-            .env("NODE_NAME", "7")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (mut child, addr) = spawn_exporter(&config, &[]);
         let pid = child.id();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        // ts=… level=info msg=listening address=127.0.0.1:PORT checks=1
-        let line = lines.next().unwrap().unwrap();
-        assert!(line.contains("level=info msg=listening"), "{line}");
-        let addr: SocketAddr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("address="))
-            .unwrap()
-            .parse()
-            .unwrap();
-        std::thread::spawn(move || for _ in lines {});
 
         let (status, body) = get(addr, "/metrics", None).await;
         assert_eq!(status, 200);
@@ -228,4 +250,70 @@ fn check_command_exit_codes_table_and_json() {
     let out = run(&["check", "--output", "xml"]);
     assert_eq!(out.status.code(), Some(2));
     drop(open);
+}
+
+#[tokio::test]
+async fn auto_reload_and_telemetry_path() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let first = closed_port().await;
+        let second = closed_port().await;
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!("services:\n  one:\n    tcp: [\"{first}\"]\n"),
+        )
+        .unwrap();
+        let (mut child, addr) = spawn_exporter(
+            &config,
+            &["--config.auto-reload", "--web.telemetry-path", "/custom"],
+        );
+        let (status, body) = get(addr, "/custom", None).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("reachability_tcp_connect_success{service=\"one\""),
+            "{body}"
+        );
+        assert_eq!(get(addr, "/metrics", None).await.0, 404);
+
+        // A change to the file is picked up without a signal...
+        std::fs::write(
+            &config,
+            format!("services:\n  two:\n    tcp: [\"{second}\"]\n"),
+        )
+        .unwrap();
+        eventually(
+            addr,
+            "/custom",
+            "auto-reload did not pick up the change",
+            |b| b.contains("service=\"two\"") && !b.contains("service=\"one\""),
+        )
+        .await;
+        // ...and a broken change keeps the running config.
+        std::fs::write(&config, "services:\n  three:\n    tcp: [oops]\n").unwrap();
+        eventually(addr, "/custom", "a bad change was not reported", |b| {
+            b.contains("reachability_exporter_config_last_reload_successful 0")
+        })
+        .await;
+        let (_, body) = get(addr, "/custom", None).await;
+        assert!(body.contains("service=\"two\""), "{body}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    })
+    .await;
+}
+
+#[test]
+fn telemetry_path_must_be_a_free_path() {
+    for bad in ["metrics", "/probe", "/-/ready", "/a?b"] {
+        let out = Command::new(BIN)
+            .args(["--web.telemetry-path", bad, "--config.check"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--web.telemetry-path"),
+            "{bad}"
+        );
+    }
 }

@@ -379,7 +379,7 @@ impl Exporter {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let e = engine.clone();
         let task = tokio::spawn(async move {
-            reachability_exporter::server::run(listener, e, async {
+            reachability_exporter::server::run(listener, e, "/metrics", async {
                 let _ = rx.await;
             })
             .await
