@@ -5,18 +5,15 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reachability_exporter::config::Config;
-use reachability_exporter::probe::{Catalogue, Facts, Outcome, Progress};
+use reachability_exporter::probe::{Facts, Outcome};
 use reachability_exporter::reason::{Reason, Stage};
 use support::*;
 
-/// Runs the one check of `yaml` with a 5 s deadline.
+/// Runs the one check of `yaml`.
 async fn one(yaml: &str, dir: &Path) -> Outcome {
-    let config = Config::parse(yaml, &dir.join("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let cat = Catalogue::new(config).unwrap();
-    assert_eq!(cat.entries.len(), 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    cat.run(0, deadline, &Progress::default()).await
+    let mut o = run_checks(yaml, dir).await;
+    assert_eq!(o.len(), 1);
+    o.remove(0)
 }
 
 fn udp(addr: std::net::SocketAddr, timeout: &str) -> String {

@@ -3,24 +3,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use reachability_exporter::config::Config;
-use reachability_exporter::probe::{Catalogue, Facts, Outcome, Progress};
+use reachability_exporter::probe::{Facts, Outcome};
 use reachability_exporter::reason::{Reason, Stage};
 use support::*;
-
-async fn run(yaml: &str, dir: &Path) -> Vec<Outcome> {
-    let config = Config::parse(yaml, &dir.join("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let cat = Catalogue::new(config).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let runs = (0..cat.entries.len()).map(|i| {
-        let cat = &cat;
-        async move { cat.run(i, deadline, &Progress::default()).await }
-    });
-    futures_util::future::join_all(runs).await
-}
 
 fn status(o: &Outcome) -> Option<u16> {
     match o.facts {
@@ -44,7 +31,7 @@ async fn statuses_redirects_and_resets() {
              \x20     - {{ url: \"http://{h}/redirect?strict\", status: [\"200-299\"] }}\n\
              \x20     - http://{h}/reset\n"
         );
-        let o = run(&yaml, dir.path()).await;
+        let o = run_checks(&yaml, dir.path()).await;
         assert!(o[0].is_ok(), "{:?}", o[0]);
         assert_eq!(status(&o[0]), Some(200));
         assert!(o[0].duration.unwrap() < Duration::from_secs(1));
@@ -97,7 +84,7 @@ async fn https_and_the_stage_of_each_failure() {
              \x20     - {{ url: \"https://ok.test:{p}/stall\", ca_file: \"{ca}\" }}\n",
             udp = dns.udp,
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         assert!(o[0].is_ok(), "{:?}", o[0]);
         assert_eq!(status(&o[0]), Some(200));
         assert_eq!(o[1].failure, Some((Stage::TlsHandshake, Reason::SslUnknownAuthority)));
@@ -124,7 +111,7 @@ async fn the_body_read_is_bounded() {
              \x20     - {{ url: \"http://{h}/64k\", max_body: 1KiB }}\n\
              \x20     - {{ url: \"http://{h}/64k?all\", max_body: 1MiB }}\n"
         );
-        let o = run(&yaml, dir.path()).await;
+        let o = run_checks(&yaml, dir.path()).await;
         assert!(o[0].is_ok(), "{:?}", o[0]);
         assert!(o[0].duration.unwrap() < Duration::from_millis(500));
         assert_eq!(o[1].failure, Some((Stage::Http, Reason::GenericTimeout)));

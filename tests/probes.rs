@@ -3,26 +3,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use reachability_exporter::config::Config;
 use reachability_exporter::probe::{Catalogue, Facts, Outcome, Progress};
 use reachability_exporter::reason::{Reason, Stage};
 use support::*;
-
-/// Runs every check of `yaml` concurrently (5 s deadline) and returns the
-/// outcomes in config order.
-async fn run(yaml: &str, dir: &Path) -> Vec<Outcome> {
-    let config = Config::parse(yaml, &dir.join("config.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let cat = Catalogue::new(config).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let runs = (0..cat.entries.len()).map(|i| {
-        let cat = &cat;
-        async move { cat.run(i, deadline, &Progress::default()).await }
-    });
-    futures_util::future::join_all(runs).await
-}
 
 fn failed(o: &Outcome) -> (Stage, Reason) {
     o.failure
@@ -46,7 +32,7 @@ async fn dns_over_udp_classifies_answers() {
             "resolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  s:\n    dns: {{ names: [pub.test, ok.test, nx.test, empty.test, bogon.test], types: [A, AAAA] }}\n",
             dns.udp
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         // pub.test A: a public address.
         assert_ok(&o[0]);
         assert_eq!(o[0].facts, Facts::Dns { answers: 1 });
@@ -74,7 +60,7 @@ async fn allowed_ranges_exempt_loopback_from_the_bogon_rule() {
             "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  s:\n    allowed_ranges: [\"::1\"]\n    dns: {{ names: [ok.test, bogon.test], types: [A, AAAA] }}\n",
             dns.udp
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         assert_ok(&o[0]);
         assert_ok(&o[1]);
         // 10.0.0.1 is still a bogon: only the listed ranges are exempt.
@@ -95,7 +81,7 @@ async fn dns_over_tcp_dot_and_doh() {
             dot = dns.dot,
             doh = dns.doh,
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         // ok.test through each resolver: t, dot, doh, then the broken ones.
         assert_ok(&o[0]);
         assert_ok(&o[1]);
@@ -121,7 +107,7 @@ async fn servfail_refused_and_silence() {
             "resolvers:\n  sf: {{ udp: \"{servfail}\" }}\n  rf: {{ udp: \"{refused}\" }}\n  quiet: {{ udp: \"{silent}\" }}\nservices:\n  s:\n    timeout: 300ms\n    dns: {{ names: [x.test], resolvers: [sf, rf, quiet] }}\n"
         );
         let start = std::time::Instant::now();
-        let o = run(&yaml, dir.path()).await;
+        let o = run_checks(&yaml, dir.path()).await;
         assert_eq!(failed(&o[0]), (Stage::Resolve, Reason::DnsServfail));
         assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsRefused));
         assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::GenericTimeout));
@@ -144,7 +130,7 @@ async fn tcp_connect_success_refusal_and_resolution() {
             udp = dns.udp,
             port = open.port(),
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         assert_ok(&o[0]);
         assert!(o[0].duration.unwrap() < Duration::from_secs(1));
         assert_eq!(failed(&o[1]), (Stage::Connect, Reason::ConnectionRefused));
@@ -182,7 +168,7 @@ async fn tls_handshakes_and_certificate_failures() {
              \x20     - {{ target: \"{expired}\", sni: tls.test, ca_file: \"{ca}\" }}\n\
              \x20     - {{ target: \"{good2}\", sni: tls.test }}\n"
         );
-        let o = run(&yaml, pki.dir.path()).await;
+        let o = run_checks(&yaml, pki.dir.path()).await;
         assert_ok(&o[0]);
         let config = Config::parse(&yaml, &pki.dir.path().join("config.yaml")).unwrap();
         let cat = Catalogue::new(config).unwrap();
@@ -257,7 +243,7 @@ async fn tls_servers_that_misbehave_after_the_client_hello() {
              \x20     - {{ target: \"{stall}\", sni: blocked.test }}\n\
              \x20     - {{ target: \"{closed}\", sni: blocked.test }}\n"
         );
-        let o = run(&yaml, dir.path()).await;
+        let o = run_checks(&yaml, dir.path()).await;
         assert_eq!(
             failed(&o[0]),
             (Stage::TlsHandshake, Reason::ConnectionReset)
@@ -287,7 +273,7 @@ async fn a_resolver_that_refuses_connections_is_classified() {
         let yaml = format!(
             "resolvers:\n  t: {{ tcp: \"{closed}\" }}\n  dot: {{ dot: \"{closed}\" }}\n  doh: {{ doh: \"https://{closed}/dns-query\" }}\nservices:\n  s:\n    dns: {{ names: [x.test], resolvers: [t, dot, doh] }}\n    tcp: [\"x.test:443\"]\n    resolve_with: doh\n"
         );
-        let o = run(&yaml, dir.path()).await;
+        let o = run_checks(&yaml, dir.path()).await;
         for x in &o[..3] {
             assert_eq!(failed(x), (Stage::Resolve, Reason::ConnectionRefused));
         }

@@ -29,6 +29,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 
+/// Runs every check of config text `yaml` (as if read from `dir`)
+/// concurrently under a 5 s deadline, and returns the outcomes in config
+/// order.
+pub async fn run_checks(yaml: &str, dir: &Path) -> Vec<reachability_exporter::probe::Outcome> {
+    use reachability_exporter::probe::{Catalogue, Progress};
+    let config = reachability_exporter::config::Config::parse(yaml, &dir.join("config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cat = Catalogue::new(config).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let runs = (0..cat.entries.len()).map(|i| {
+        let cat = &cat;
+        async move { cat.run(i, deadline, &Progress::default()).await }
+    });
+    futures_util::future::join_all(runs).await
+}
+
 /// Runs `fut` under a time limit, so no test can hang.
 pub async fn within<T>(secs: u64, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), fut)
