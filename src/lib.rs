@@ -19,6 +19,7 @@
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
 //! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
 //! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
+//! - [`status`]: the status page at `/`.
 //! - [`logfmt`]: the log line format.
 //!
 //! The binary (`src/main.rs`) only parses flags, sets up logging, loads the
@@ -35,4 +36,5 @@ pub mod process;
 pub mod reason;
 pub mod round;
 pub mod server;
+pub mod status;
 pub mod stun;

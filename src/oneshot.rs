@@ -9,8 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Check, Config};
-use crate::probe::{Catalogue, Entry, Outcome};
+use crate::probe::{Catalogue, Outcome};
 use crate::round::Round;
 
 /// One line of the report.
@@ -67,44 +66,12 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
             Row {
                 service: cat.config.services[entry.service].name.clone(),
                 check: entry.check.kind(),
-                target: describe(entry, &cat.config),
+                target: crate::status::describe(entry, &cat.config),
                 outcome,
             }
         })
         .collect();
     Ok(rows)
-}
-
-fn describe(entry: &Entry, config: &Config) -> String {
-    match &entry.check {
-        Check::Dns(c) => format!(
-            "{} via {} ({})",
-            c.name,
-            config.resolvers[c.resolver].name,
-            c.kind.as_str()
-        ),
-        Check::Tcp(c) => c.target.written.clone(),
-        Check::Tls(c) => match &c.sni {
-            Some(sni) if Some(sni.as_str()) != host_name(&c.target) => {
-                format!("{} (SNI {sni})", c.target.written)
-            }
-            _ => c.target.written.clone(),
-        },
-        Check::CallPort(c) => format!(
-            "{}/{} {}",
-            c.transport.as_str(),
-            c.method.as_str(),
-            c.target.written
-        ),
-        Check::Http(c) => c.written.clone(),
-    }
-}
-
-fn host_name(t: &crate::config::Target) -> Option<&str> {
-    match &t.host {
-        crate::config::Host::Name(n) => Some(n),
-        crate::config::Host::Ip(_) => None,
-    }
 }
 
 fn latency(o: &Outcome) -> String {

@@ -25,6 +25,8 @@ pub struct Round {
     pub checks: Vec<usize>,
     /// When the round started.
     pub started: Instant,
+    /// When the round started, by the wall clock (for the status page).
+    pub started_at: std::time::SystemTime,
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
     done: watch::Sender<bool>,
@@ -39,6 +41,7 @@ impl Round {
             catalogue,
             checks,
             started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
             progress: (0..n).map(|_| Progress::default()).collect(),
             outcomes: (0..n).map(|_| OnceLock::new()).collect(),
             done: watch::Sender::new(false),
@@ -69,6 +72,12 @@ impl Round {
     pub async fn wait(&self, until: Instant) {
         let mut rx = self.done.subscribe();
         let _ = tokio::time::timeout_at(until, rx.wait_for(|done| *done)).await;
+    }
+
+    /// The outcome of every check that has ended, in `checks` order (`None`
+    /// for one still running).
+    pub fn partial(&self) -> Vec<Option<Outcome>> {
+        self.outcomes.iter().map(|o| o.get().cloned()).collect()
     }
 
     /// The outcome of every check, in `checks` order; a check still running

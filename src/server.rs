@@ -134,36 +134,44 @@ impl Engine {
         t.saturating_sub(self.timeout_offset).max(t / 2)
     }
 
+    /// The round for `scope` that `keep` accepts, else a new one running
+    /// until `deadline`.
+    fn round_for(
+        &self,
+        scope: Scope,
+        deadline: Instant,
+        keep: impl Fn(&Round, &Catalogue) -> bool,
+    ) -> Arc<Round> {
+        // Poisoning needs a panic while holding this lock; none can occur.
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let cat = self.catalogue.load_full();
+        match inflight.get(&scope) {
+            Some(r) if keep(r, &cat) => r.clone(),
+            _ => {
+                let checks = match scope {
+                    Scope::All => (0..cat.entries.len()).collect(),
+                    Scope::Service(s) => cat.service_entries[s].clone().collect(),
+                };
+                let r = Round::start(cat, checks, deadline);
+                self.rounds.fetch_add(1, Ordering::Relaxed);
+                inflight.insert(scope, r.clone());
+                r
+            }
+        }
+    }
+
     /// Runs (or joins) a round for `scope` and renders it.
     async fn scrape(&self, scope: Scope, announced: Option<Duration>, format: Format) -> String {
         let start = Instant::now();
         let deadline = start + self.budget(announced);
         self.scrapes.fetch_add(1, Ordering::Relaxed);
-        let round = {
-            // Poisoning needs a panic while holding this lock; none can occur.
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            let cat = self.catalogue.load_full();
-            // Join a round still running; within min_interval of the last
-            // round's start, serve that round (unless the config changed).
-            let reuse = |r: &Round| {
-                !r.is_done()
-                    || (Arc::ptr_eq(&r.catalogue, &cat)
-                        && r.started.elapsed() < cat.config.min_interval)
-            };
-            match inflight.get(&scope) {
-                Some(r) if reuse(r) => r.clone(),
-                _ => {
-                    let checks = match scope {
-                        Scope::All => (0..cat.entries.len()).collect(),
-                        Scope::Service(s) => cat.service_entries[s].clone().collect(),
-                    };
-                    let r = Round::start(cat, checks, deadline);
-                    self.rounds.fetch_add(1, Ordering::Relaxed);
-                    inflight.insert(scope, r.clone());
-                    r
-                }
-            }
-        };
+        // Join a round still running; within min_interval of the last
+        // round's start, serve that round (unless the config changed).
+        let round = self.round_for(scope, deadline, |r, cat| {
+            !r.is_done()
+                || (std::ptr::eq(Arc::as_ptr(&r.catalogue), cat)
+                    && r.started.elapsed() < cat.config.min_interval)
+        });
         round.wait(deadline).await;
         let outcomes = round.snapshot();
         let own = SelfStats {
@@ -202,6 +210,7 @@ pub async fn watch_config(engine: Arc<Engine>, every: Duration) {
 pub fn router(engine: Arc<Engine>, telemetry_path: &str) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/status.css", get(stylesheet))
         .route(telemetry_path, get(metrics_handler))
         .route("/probe", get(probe_handler))
         .route("/-/healthy", get(|| async { "OK\n" }))
@@ -319,26 +328,30 @@ async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
     }
 }
 
+/// The status page: the latest round of every check (starting one when there
+/// is none yet). Viewing it never starts more probing than that.
 async fn index(State(engine): State<Arc<Engine>>) -> Response {
-    let cat = engine.catalogue.load();
-    let mut body = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>reachability_exporter</title></head><body>\
-         <h1>reachability_exporter</h1><p><a href=\"/metrics\">/metrics</a> runs every check.</p><ul>",
-    );
-    for s in &cat.config.services {
-        let name = html_escape(&s.name);
-        body.push_str(&format!(
-            "<li><a href=\"/probe?service={name}\">{name}</a> ({} checks)</li>",
-            s.checks.len()
-        ));
-    }
-    body.push_str("</ul></body></html>\n");
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    let deadline = Instant::now() + engine.budget(None);
+    let round = engine.round_for(Scope::All, deadline, |_, _| true);
+    let html = crate::status::page(&round, crate::status::REFRESH_SECONDS);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, crate::status::CSP),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        crate::status::CSS,
+    )
+        .into_response()
 }

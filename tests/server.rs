@@ -365,7 +365,7 @@ async fn probe_one_service_and_bad_requests() {
         assert_eq!(get(exp.addr, "/-/ready", None).await.0, 200);
         let (status, page) = get(exp.addr, "/", None).await;
         assert_eq!(status, 200);
-        assert!(page.contains("/probe?service=good"), "{page}");
+        assert!(page.contains("<h2 id=\"service-good\">good"), "{page}");
         exp.stop().await;
     })
     .await;
@@ -501,6 +501,56 @@ async fn min_interval_serves_scrapes_from_the_last_round() {
             ),
             Some(0.0)
         );
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn status_page_shows_the_latest_round() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = closed_port().await;
+        let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let yaml = format!(
+            "services:\n  web:\n    tcp: [\"{closed}\"]\n    http: [\"http://{closed}/?a=<b>&c\"]\n  slow:\n    timeout: 1500ms\n    tls: [{{ target: \"{stall}\", sni: stall.test }}]\n"
+        );
+        let exp = Exporter::start(dir.path(), &yaml).await;
+        // No round yet: the page starts one and shows it while it runs.
+        let (status, head, page) = request_full(exp.addr, "GET", "/", &[]).await;
+        assert_eq!(status, 200);
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-security-policy: default-src 'none'; style-src 'self'"), "{head}");
+        assert!(page.contains("<link rel=\"stylesheet\" href=\"/status.css\">"), "{page}");
+        assert!(
+            page.contains(&format!("<td>http://{closed}/?a=&lt;b&gt;&amp;c</td>")),
+            "config text is escaped: {page}"
+        );
+        assert!(page.contains("still running"), "{page}");
+        assert!(page.contains("<td class=\"running\">running</td>"), "{page}");
+        assert!(page.contains("<meta http-equiv=\"refresh\""), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+
+        // Once the round is over: red rows with stage and reason.
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        let (_, page) = get(exp.addr, "/", None).await;
+        assert!(!page.contains("running"), "{page}");
+        assert!(
+            page.contains(
+                "<tr class=\"fail\"><td>tcp</td><td>"
+            ) && page.contains("<code>connect</code> / <code>connection_refused</code>"),
+            "{page}"
+        );
+        assert!(page.contains("<code>tls_handshake</code> / <code>generic_timeout_error</code>"), "{page}");
+        assert!(page.contains("<span class=\"down\">down</span>"), "{page}");
+        // Viewing the page started one round, not one per view.
+        let (_, m) = get(exp.addr, "/metrics", None).await;
+        assert_eq!(sample(&m, "reachability_exporter_rounds_total", &[]), Some(2.0), "{m}");
+
+        let (status, head, css) = request_full(exp.addr, "GET", "/status.css", &[]).await;
+        assert_eq!(status, 200);
+        assert!(head.to_ascii_lowercase().contains("content-type: text/css"), "{head}");
+        assert!(css.contains(".fail{"), "{css}");
         exp.stop().await;
     })
     .await;

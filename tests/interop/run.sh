@@ -65,6 +65,7 @@ install_packages() {
     command -v systemd-analyze >/dev/null || need+=(systemd)
     command -v buildah >/dev/null || need+=(buildah)
     command -v npm >/dev/null || need+=(nodejs npm)
+    command -v chromium >/dev/null || need+=(chromium)
     [ ${#need[@]} -eq 0 ] && return
     log "installing: ${need[*]}"
     # Keep the packages from starting their own services: a stock unbound
@@ -521,6 +522,31 @@ s_kubernetes() {
         || ERRORS+=("the ConfigMap's config: $out")
 }
 
+# The status page in a real browser: headless Chromium, sending nothing off
+# the machine, loads it under its CSP; every service shows, and a failing
+# check is red with its stage and reason. (Runs after the dashboard
+# scenario, whose reload added the failing `broken` service.)
+s_status_page() {
+    local chrome
+    chrome=$(command -v chromium || command -v chromium-browser) || { ERRORS+=("chromium is missing"); return 0; }
+    local flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
+        --disable-component-update --disable-sync --user-data-dir="$WORK/chromium")
+    scrape >/dev/null # a fresh round that includes the reloaded services
+    local dom
+    dom=$(in_cli timeout 60 "$chrome" "${flags[@]}" --dump-dom http://127.0.0.1:9799/ 2>/dev/null)
+    in_cli timeout 60 "$chrome" "${flags[@]}" --window-size=1200,1600 --screenshot="$WORK/status-page.png" \
+        http://127.0.0.1:9799/ >/dev/null 2>&1 || true
+    for svc in chat calls latency broken; do
+        grep -q "<h2 id=\"service-$svc\">" <<<"$dom" || ERRORS+=("service $svc is not on the page")
+    done
+    # The broken service's refused TCP connect: a red row with its reason.
+    grep -qE "<tr class=\"fail\"><td>tcp</td><td>$SRV_IP:9</td><td class=\"fail\">FAIL</td><td><code>connect</code> / <code>connection_refused</code>" <<<"$dom" \
+        || ERRORS+=("no red row with connect / connection_refused for $SRV_IP:9: ${dom:0:300}")
+    # And passing checks beside it.
+    grep -q 'class="ok"' <<<"$dom" || ERRORS+=("no passing check on the page")
+    [ -s "$WORK/status-page.png" ] || ERRORS+=("no screenshot")
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # within A B PCT MIN: |A - B| <= max(PCT% of B, MIN)
@@ -659,6 +685,7 @@ main() {
     scenario prometheus s_prometheus
     scenario alert-rules s_alert_rules
     scenario dashboard s_dashboard
+    scenario status-page s_status_page
     scenario systemd-unit s_systemd_unit
     scenario container s_container
     scenario kubernetes s_kubernetes

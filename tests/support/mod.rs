@@ -426,6 +426,17 @@ pub async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let (status, _, body) = request_full(addr, method, path, headers).await;
+    (status, body)
+}
+
+/// [`request`], also returning the response head (status line and headers).
+pub async fn request_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -439,7 +450,7 @@ pub async fn request(
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     // Bodies are sent with Content-Length (axum), not chunked, for these routes.
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
 }
 
 /// GET with an optional scrape timeout header.
