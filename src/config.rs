@@ -91,6 +91,219 @@ pub struct Config {
     /// A scrape within this time of the last round's start is served from
     /// that round (zero: every scrape probes).
     pub min_interval: Duration,
+    /// Top-level ranges exempt from the bogon rule (ad hoc probes use these).
+    pub allowed_ranges: Vec<IpNet>,
+    /// Modules for ad hoc `/probe?target=&module=` requests.
+    pub modules: Vec<Module>,
+    /// Which ad hoc targets may be probed; empty: none.
+    pub probe_allow: Vec<AllowRule>,
+}
+
+/// A `/probe` module: a check kind and its options, applied to the target
+/// of a request.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// Its name (`module=` in the request, and the `service` label).
+    pub name: String,
+    /// Time limit.
+    pub timeout: Duration,
+    /// The kind and its options.
+    pub spec: ModuleSpec,
+}
+
+/// A module's kind and options.
+#[derive(Debug, Clone)]
+pub enum ModuleSpec {
+    /// Resolve the target name.
+    Dns {
+        /// Index into [`Config::resolvers`].
+        resolver: usize,
+        /// Record type.
+        kind: RecordKind,
+    },
+    /// Connect to `host:port`.
+    Tcp,
+    /// TLS handshake with `host:port`.
+    Tls {
+        /// SNI (default: the target's host).
+        sni: Option<String>,
+        /// Trust roots.
+        trust: Trust,
+    },
+    /// A call port at `host:port`.
+    CallPort {
+        /// UDP or TCP.
+        transport: Transport,
+        /// STUN or connect.
+        method: CallMethod,
+    },
+    /// GET the target URL.
+    Http {
+        /// Accepted statuses.
+        status: Vec<(u16, u16)>,
+        /// Redirects followed at most.
+        max_redirects: u32,
+        /// Body bytes read at most.
+        max_body: u64,
+        /// Trust roots.
+        trust: Trust,
+    },
+}
+
+impl Module {
+    /// The check this module makes of `target` (a name for dns, `host:port`
+    /// for tcp, tls and call_port, a URL for http), or why `target` is not
+    /// one.
+    pub fn check_for(&self, target: &str) -> Result<Check, String> {
+        let timeout = self.timeout;
+        Ok(match &self.spec {
+            ModuleSpec::Dns { resolver, kind } => Check::Dns(DnsCheck {
+                name: DnsName::parse(target)?.0,
+                resolver: *resolver,
+                kind: *kind,
+                timeout,
+            }),
+            ModuleSpec::Tcp => Check::Tcp(TcpCheck {
+                target: HostPort::parse(target, None)?.0,
+                timeout,
+            }),
+            ModuleSpec::Tls { sni, trust } => {
+                let target = HostPort::parse(target, None)?.0;
+                let sni = sni.clone().or_else(|| match &target.host {
+                    Host::Name(n) => Some(n.clone()),
+                    Host::Ip(_) => None,
+                });
+                Check::Tls(TlsCheck {
+                    target,
+                    sni,
+                    trust: trust.clone(),
+                    timeout,
+                })
+            }
+            ModuleSpec::CallPort { transport, method } => Check::CallPort(CallPortCheck {
+                target: HostPort::parse(target, None)?.0,
+                transport: *transport,
+                method: *method,
+                timeout,
+            }),
+            ModuleSpec::Http {
+                status,
+                max_redirects,
+                max_body,
+                trust,
+            } => {
+                let u = HttpUrl::parse(target)?;
+                Check::Http(HttpCheck {
+                    written: u.written,
+                    url: u.url,
+                    status: status.clone(),
+                    max_redirects: *max_redirects,
+                    max_body: *max_body,
+                    trust: trust.clone(),
+                    timeout,
+                })
+            }
+        })
+    }
+}
+
+/// One `probe_allow` pattern: a host glob (`*` matches any run of
+/// characters) or a CIDR, with a port or any port.
+#[derive(Debug, Clone)]
+pub struct AllowRule {
+    host: HostPattern,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+enum HostPattern {
+    Glob(String),
+    Net(IpNet),
+}
+
+impl AllowRule {
+    fn parse(s: &str) -> Result<AllowRule, String> {
+        let bad = || {
+            format!(
+                "invalid probe_allow pattern {s:?}: expected a host glob or a CIDR, optionally with :port, such as \"*.whatsapp.net:443\" or \"10.0.0.0/8\""
+            )
+        };
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad()),
+            };
+            (h, port)
+        } else if s.matches(':').count() == 1 {
+            let (h, p) = s.split_once(':').ok_or_else(bad)?;
+            (h, Some(p))
+        } else {
+            (s, None)
+        };
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?),
+            None => None,
+        };
+        let host = if let Ok(net) = host.parse::<IpNet>() {
+            HostPattern::Net(net.trunc())
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            HostPattern::Net(IpNet::from(ip))
+        } else {
+            let name = host.to_ascii_lowercase();
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.*".contains(&b));
+            if !ok {
+                return Err(bad());
+            }
+            HostPattern::Glob(name)
+        };
+        Ok(AllowRule { host, port })
+    }
+
+    /// Whether this rule admits `host` (and `port`; `None` for a DNS name
+    /// probe, which only a rule without a port admits).
+    pub fn allows(&self, host: &Host, port: Option<u16>) -> bool {
+        if self.port.is_some() && self.port != port {
+            return false;
+        }
+        match (&self.host, host) {
+            (HostPattern::Net(net), Host::Ip(ip)) => net.contains(ip),
+            (HostPattern::Glob(g), Host::Name(n)) => glob_match(g.as_bytes(), n.as_bytes()),
+            _ => false,
+        }
+    }
+}
+
+/// `*` matches any run of characters (dots included); everything else
+/// matches itself.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
+        Some((c, rest)) => text.first() == Some(c) && glob_match(rest, &text[1..]),
+    }
+}
+
+impl Config {
+    /// Whether `check` (an ad hoc probe's) targets something `probe_allow`
+    /// admits.
+    pub fn probe_allowed(&self, check: &Check) -> bool {
+        let (host, port) = match check {
+            Check::Dns(c) => (Host::Name(c.name.clone()), None),
+            Check::Tcp(c) => (c.target.host.clone(), Some(c.target.port)),
+            Check::Tls(c) => (c.target.host.clone(), Some(c.target.port)),
+            Check::CallPort(c) => (c.target.host.clone(), Some(c.target.port)),
+            Check::Http(c) => match url_target(&c.url) {
+                Some(t) => (t.host, Some(t.port)),
+                None => return false,
+            },
+        };
+        self.probe_allow.iter().any(|r| r.allows(&host, port))
+    }
 }
 
 /// Label names the exporter's own series use, or Prometheus sets: a
@@ -496,7 +709,8 @@ fn decode(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
 }
 
 /// Formats a serde path as `a.b[0].c`, dropping the `value` segment that
-/// [`Spanned`] inserts under a service, a resolver and each list entry.
+/// [`Spanned`] inserts under a service, resolver, module or label and each
+/// list entry.
 fn format_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let segs: Vec<&Segment> = path.iter().collect();
@@ -508,7 +722,7 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                 let spanned_value = key == "value"
                     && (matches!(segs.get(i.wrapping_sub(1)), Some(Segment::Seq { .. }))
                         || (i == 2
-                            && matches!(segs[0], Segment::Map { key } if key == "services" || key == "resolvers")));
+                            && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels"))));
                 if spanned_value {
                     continue;
                 }
@@ -574,10 +788,60 @@ struct RawConfig {
     #[serde(default)]
     labels: OrderedMap<Spanned<String>>,
     #[serde(default)]
+    probe_allow: Vec<AllowPattern>,
+    #[serde(default)]
+    modules: OrderedMap<Spanned<RawModule>>,
+    #[serde(default)]
     allowed_ranges: Vec<Cidr>,
     #[serde(default)]
     resolvers: OrderedMap<Spanned<RawResolver>>,
     services: Option<OrderedMap<Spanned<RawService>>>,
+}
+
+/// A `probe_allow` entry.
+#[derive(Debug, Clone)]
+struct AllowPattern(AllowRule);
+
+impl<'de> Deserialize<'de> for AllowPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| AllowRule::parse(s).map(AllowPattern))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ModuleKind {
+    Dns,
+    Tcp,
+    Tls,
+    CallPort,
+    Http,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    kind: ModuleKind,
+    timeout: Option<Dur>,
+    resolver: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    record_type: Option<RecordKind>,
+    sni: Option<DnsName>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    transport: Option<TransportName>,
+    method: Option<CallMethod>,
+    status: Option<Vec<StatusRange>>,
+    max_redirects: Option<u32>,
+    max_body: Option<Size>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TransportName {
+    Udp,
+    Tcp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1204,6 +1468,10 @@ impl Validator<'_> {
             }
             labels.push((name, v));
         }
+        let mut modules = Vec::new();
+        for (name, m) in raw.modules.0 {
+            modules.push(self.module(&name, m, timeout, &resolvers)?);
+        }
         Ok(Config {
             file: PathBuf::from(self.file),
             listen,
@@ -1211,6 +1479,121 @@ impl Validator<'_> {
             services,
             labels,
             min_interval: raw.min_interval.map_or(Duration::ZERO, |d| d.0),
+            allowed_ranges: top_ranges,
+            modules,
+            probe_allow: raw.probe_allow.into_iter().map(|p| p.0).collect(),
+        })
+    }
+
+    fn module(
+        &self,
+        name: &str,
+        m: Spanned<RawModule>,
+        top_timeout: Duration,
+        resolvers: &[Resolver],
+    ) -> Result<Module, ConfigError> {
+        let path = format!("modules.{name}");
+        let loc = m.referenced;
+        let m = m.value;
+        let e = |msg: String| self.err(Some(&loc), path.clone(), msg);
+        if !valid_label_name(name) {
+            return Err(e(format!(
+                "invalid module name {name:?}: use letters, digits, `_`, `-` and `.`"
+            )));
+        }
+        let kind_name = match m.kind {
+            ModuleKind::Dns => "dns",
+            ModuleKind::Tcp => "tcp",
+            ModuleKind::Tls => "tls",
+            ModuleKind::CallPort => "call_port",
+            ModuleKind::Http => "http",
+        };
+        // Which options each kind takes.
+        let given: [(&str, bool, &[&str]); 10] = [
+            ("resolver", m.resolver.is_some(), &["dns"]),
+            ("type", m.record_type.is_some(), &["dns"]),
+            ("sni", m.sni.is_some(), &["tls"]),
+            ("ca_file", m.ca_file.is_some(), &["tls", "http"]),
+            ("insecure", m.insecure, &["tls", "http"]),
+            ("transport", m.transport.is_some(), &["call_port"]),
+            ("method", m.method.is_some(), &["call_port"]),
+            ("status", m.status.is_some(), &["http"]),
+            ("max_redirects", m.max_redirects.is_some(), &["http"]),
+            ("max_body", m.max_body.is_some(), &["http"]),
+        ];
+        for (key, set, kinds) in given {
+            if set && !kinds.contains(&kind_name) {
+                return Err(e(format!("`{key}` does not apply to a {kind_name} module")));
+            }
+        }
+        if m.insecure && m.ca_file.is_some() {
+            return Err(e("`insecure: true` and `ca_file` exclude each other".into()));
+        }
+        let trust = match (m.insecure, &m.ca_file) {
+            (true, _) => Trust::Insecure,
+            (false, Some(f)) => self.ca_file(f, Some(&loc), &format!("{path}.ca_file"))?,
+            (false, None) => Trust::WebPki,
+        };
+        let spec = match m.kind {
+            ModuleKind::Dns => {
+                let resolver = match &m.resolver {
+                    Some(r) => resolvers
+                        .iter()
+                        .position(|x| x.name == r.value)
+                        .ok_or_else(|| {
+                            let known: Vec<&str> =
+                                resolvers.iter().map(|x| x.name.as_str()).collect();
+                            self.err(
+                                Some(&r.referenced),
+                                format!("{path}.resolver"),
+                                format!(
+                                    "unknown resolver {:?}: known resolvers are {}",
+                                    r.value,
+                                    known.join(", ")
+                                ),
+                            )
+                        })?,
+                    None => 0,
+                };
+                ModuleSpec::Dns {
+                    resolver,
+                    kind: m.record_type.unwrap_or(RecordKind::A),
+                }
+            }
+            ModuleKind::Tcp => ModuleSpec::Tcp,
+            ModuleKind::Tls => ModuleSpec::Tls {
+                sni: m.sni.map(|s| s.0),
+                trust,
+            },
+            ModuleKind::CallPort => {
+                let transport = match m.transport {
+                    Some(TransportName::Tcp) => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                let method = match (transport, m.method) {
+                    (Transport::Udp, Some(CallMethod::Connect)) => {
+                        return Err(e("`method: connect` needs `transport: tcp`".into()));
+                    }
+                    (Transport::Udp, _) => CallMethod::Stun,
+                    (Transport::Tcp, m) => m.unwrap_or(CallMethod::Connect),
+                };
+                ModuleSpec::CallPort { transport, method }
+            }
+            ModuleKind::Http => ModuleSpec::Http {
+                status: m
+                    .status
+                    .map(|v| v.iter().map(|r| (r.0, r.1)).collect())
+                    .filter(|v: &Vec<(u16, u16)>| !v.is_empty())
+                    .unwrap_or_else(|| vec![DEFAULT_HTTP_STATUS]),
+                max_redirects: m.max_redirects.unwrap_or(0),
+                max_body: m.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0),
+                trust,
+            },
+        };
+        Ok(Module {
+            name: name.to_string(),
+            timeout: m.timeout.map_or(top_timeout, |d| d.0),
+            spec,
         })
     }
 
@@ -1661,6 +2044,34 @@ mod tests {
                 assert!(matches!(b.trust, Trust::Insecure));
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn probe_allow_rules() {
+        let rule = |s: &str| AllowRule::parse(s).unwrap();
+        let name = |n: &str| Host::Name(n.into());
+        let ip = |i: &str| Host::Ip(i.parse().unwrap());
+        let r = rule("*.whatsapp.net:443");
+        assert!(r.allows(&name("e1.whatsapp.net"), Some(443)));
+        assert!(r.allows(&name("a.b.whatsapp.net"), Some(443)));
+        assert!(!r.allows(&name("e1.whatsapp.net"), Some(5222)));
+        assert!(!r.allows(&name("whatsapp.net.evil.example"), Some(443)));
+        assert!(
+            !r.allows(&name("e1.whatsapp.net"), None),
+            "a port rule never admits a port-less DNS probe"
+        );
+        let r = rule("10.0.0.0/8");
+        assert!(r.allows(&ip("10.1.2.3"), Some(1)));
+        assert!(!r.allows(&ip("11.0.0.1"), Some(1)));
+        assert!(!r.allows(&name("10.example"), Some(1)));
+        let r = rule("[2001:db8::/32]:3478");
+        assert!(r.allows(&ip("2001:db8::7"), Some(3478)));
+        assert!(!r.allows(&ip("2001:db8::7"), Some(3479)));
+        assert!(rule("2001:db8::/32").allows(&ip("2001:db8::1"), Some(9)));
+        assert!(rule("127.0.0.1:80").allows(&ip("127.0.0.1"), Some(80)));
+        for bad in ["*.ex ample", "10.0.0.0/8:0", "host:port", "[::1", ""] {
+            assert!(AllowRule::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -114,6 +114,42 @@ pub fn render(
     own: &SelfStats,
     format: Format,
 ) -> String {
+    let items = checks.iter().zip(outcomes).map(|(&i, outcome)| {
+        let entry = &cat.entries[i];
+        (
+            cat.config.services[entry.service].name.as_str(),
+            &entry.check,
+            outcome,
+        )
+    });
+    render_items(&cat.config, items, Some(own), format)
+}
+
+/// Renders one ad hoc `/probe?target=&module=` result, its series labelled
+/// `service` = the module's name: a fresh registry, nothing else.
+pub fn render_probe(
+    config: &crate::config::Config,
+    module: &str,
+    check: &Check,
+    outcome: &Outcome,
+    format: Format,
+) -> String {
+    render_items(
+        config,
+        std::iter::once((module, check, outcome)),
+        None,
+        format,
+    )
+}
+
+/// The one place outcomes become series: `(service, check, outcome)` items,
+/// plus the exporter's own metrics when `own` is given.
+fn render_items<'a>(
+    config: &crate::config::Config,
+    items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
+    own: Option<&SelfStats>,
+    format: Format,
+) -> String {
     let mut dns_success = Metric::new(
         "reachability_dns_success",
         "1 if the name resolved to at least one usable (non-bogon) address through the resolver",
@@ -179,15 +215,13 @@ pub fn render(
         "1 when every check of the service passes (DNS checks through control resolvers excluded)",
     );
 
-    let config = &cat.config;
-    // Per service: None while not in this round, else whether it is up.
-    let mut up: Vec<Option<bool>> = vec![None; config.services.len()];
-    for (&index, outcome) in checks.iter().zip(outcomes) {
-        let entry = &cat.entries[index];
-        let service = &config.services[entry.service];
-        let mut labels = base_labels(&service.name, config);
+    // Services in order of appearance, and whether each is up: up unless a
+    // check that counts for it failed.
+    let mut up: Vec<(&str, bool)> = Vec::new();
+    for (service, check, outcome) in items {
+        let mut labels = base_labels(service, config);
         let ok = outcome.is_ok();
-        let counts_for_up = match &entry.check {
+        let counts_for_up = match check {
             Check::Dns(c) => {
                 let resolver = &config.resolvers[c.resolver];
                 labels.push((key("target"), c.name.clone()));
@@ -250,21 +284,24 @@ pub fn render(
             }
         };
         if let Some((stage, reason)) = outcome.failure {
-            labels.push((key("check"), entry.check.kind().to_string()));
+            labels.push((key("check"), check.kind().to_string()));
             labels.push((key("stage"), stage.as_str().to_string()));
             labels.push((key("reason"), reason.as_str().to_string()));
             failure.set(&labels, 1.0);
         }
-        // A service in this round is up unless a check that counts failed.
-        let slot = up[entry.service].get_or_insert(true);
+        let i = match up.iter().position(|(s, _)| *s == service) {
+            Some(i) => i,
+            None => {
+                up.push((service, true));
+                up.len() - 1
+            }
+        };
         if counts_for_up {
-            *slot &= ok;
+            up[i].1 &= ok;
         }
     }
-    for (service, state) in config.services.iter().zip(&up) {
-        if let Some(state) = state {
-            service_up.set(&base_labels(&service.name, config), b(*state));
-        }
+    for (service, state) in &up {
+        service_up.set(&base_labels(service, config), b(*state));
     }
 
     let mut reg = Registry::default();
@@ -288,7 +325,9 @@ pub fn render(
     ] {
         m.register(&mut reg);
     }
-    register_own(&mut reg, own);
+    if let Some(own) = own {
+        register_own(&mut reg, own);
+    }
 
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail.

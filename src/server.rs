@@ -160,6 +160,56 @@ impl Engine {
         }
     }
 
+    /// An ad hoc probe of `target` with module `module`, answered from a
+    /// fresh registry: 400 for an unknown module or a malformed target, 403
+    /// for a target that `probe_allow` does not admit.
+    async fn probe_target(
+        &self,
+        target: &str,
+        module: &str,
+        announced: Option<Duration>,
+        format: Format,
+    ) -> Result<String, (StatusCode, String)> {
+        let start = Instant::now();
+        let cat = self.catalogue.load_full();
+        let (index, m) = cat
+            .config
+            .modules
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.name == module)
+            .ok_or_else(|| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown module {module:?}"),
+                )
+            })?;
+        let check = m.check_for(target).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("target for module {module:?}: {e}"),
+            )
+        })?;
+        if !cat.config.probe_allowed(&check) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("target {target:?} is not allowed by probe_allow"),
+            ));
+        }
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+        let deadline = start + self.budget(announced);
+        let outcome = cat
+            .run_module(index, &check, deadline, &crate::probe::Progress::default())
+            .await;
+        Ok(metrics::render_probe(
+            &cat.config,
+            &m.name,
+            &check,
+            &outcome,
+            format,
+        ))
+    }
+
     /// Runs (or joins) a round for `scope` and renders it.
     async fn scrape(&self, scope: Scope, announced: Option<Duration>, format: Format) -> String {
         let start = Instant::now();
@@ -282,36 +332,55 @@ async fn probe_handler(
         Ok(t) => t,
         Err(msg) => return bad(StatusCode::BAD_REQUEST, msg.into()),
     };
-    if let Some(unknown) = params.keys().find(|k| k.as_str() != "service") {
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "service" | "target" | "module"))
+    {
         return bad(
             StatusCode::BAD_REQUEST,
-            format!("unknown parameter {unknown:?}: /probe takes service=NAME"),
+            format!(
+                "unknown parameter {unknown:?}: /probe takes service=NAME, or target=…&module=NAME"
+            ),
         );
     }
-    let Some(name) = params.get("service") else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "missing parameter: service=NAME".into(),
-        );
-    };
-    let index = engine
-        .catalogue
-        .load()
-        .config
-        .services
-        .iter()
-        .position(|s| &s.name == name);
-    let Some(index) = index else {
-        // The name is echoed escaped, in the body only (never in a label).
-        return bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}"));
-    };
     let format = format_of(&headers);
-    respond(
-        format,
-        engine
-            .scrape(Scope::Service(index), announced, format)
-            .await,
-    )
+    match (
+        params.get("service"),
+        params.get("target"),
+        params.get("module"),
+    ) {
+        (Some(name), None, None) => {
+            let index = engine
+                .catalogue
+                .load()
+                .config
+                .services
+                .iter()
+                .position(|s| &s.name == name);
+            match index {
+                Some(i) => respond(
+                    format,
+                    engine.scrape(Scope::Service(i), announced, format).await,
+                ),
+                // The name is echoed escaped, in the body only (never in a label).
+                None => bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}")),
+            }
+        }
+        (None, Some(target), Some(module)) => {
+            match engine.probe_target(target, module, announced, format).await {
+                Ok(body) => respond(format, body),
+                Err((status, msg)) => bad(status, msg),
+            }
+        }
+        (None, None, None) => bad(
+            StatusCode::BAD_REQUEST,
+            "missing parameter: service=NAME, or target=…&module=NAME".into(),
+        ),
+        _ => bad(
+            StatusCode::BAD_REQUEST,
+            "/probe takes either service=NAME, or both target= and module=".into(),
+        ),
+    }
 }
 
 async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {

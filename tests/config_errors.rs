@@ -101,8 +101,20 @@ const CASES: &[(&str, &str)] = &[
         "1:9: listen: invalid listen address \"localhost:9799\": expected ip:port, such as 0.0.0.0:9799",
     ),
     (
+        "module-kind",
+        "3:11: modules.q.kind: unknown variant `quic`, expected one of dns, tcp, tls, call_port, http",
+    ),
+    (
+        "module-option",
+        "3:5: modules.dns_a: `sni` does not apply to a dns module",
+    ),
+    (
         "no-services",
         " services: no services configured: add at least one",
+    ),
+    (
+        "probe-allow",
+        "1:15: probe_allow[0]: invalid probe_allow pattern \"*.whatsapp.net:https\": expected a host glob or a CIDR, optionally with :port, such as \"*.whatsapp.net:443\" or \"10.0.0.0/8\"",
     ),
     (
         "record-type",
@@ -130,7 +142,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, min_interval, labels, allowed_ranges, resolvers, services",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, min_interval, labels, probe_allow, modules, allowed_ranges, resolvers, services",
     ),
     (
         "unknown-resolve-with",

@@ -343,16 +343,14 @@ async fn probe_one_service_and_bad_requests() {
         let (status, body) = get(exp.addr, "/probe", None).await;
         assert_eq!(
             (status, body.trim()),
-            (400, "missing parameter: service=NAME")
+            (
+                400,
+                "missing parameter: service=NAME, or target=…&module=NAME"
+            )
         );
-        let (status, body) = get(
-            exp.addr,
-            "/probe?service=good&target=evil.example:443",
-            None,
-        )
-        .await;
+        let (status, body) = get(exp.addr, "/probe?service=good&debug=1", None).await;
         assert_eq!(status, 400, "{body}");
-        assert!(body.contains("unknown parameter \"target\""), "{body}");
+        assert!(body.contains("unknown parameter \"debug\""), "{body}");
         for bad in ["abc", "-1", "0", "NaN"] {
             let (status, body) = get(exp.addr, "/metrics", Some(bad)).await;
             assert_eq!(status, 400, "{bad}: {body}");
@@ -551,6 +549,78 @@ async fn status_page_shows_the_latest_round() {
         assert_eq!(status, 200);
         assert!(head.to_ascii_lowercase().contains("content-type: text/css"), "{head}");
         assert!(css.contains(".fail{"), "{css}");
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ad_hoc_probes_of_allowed_targets_only() {
+    within(30, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let tls = tls_server(pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
+        let closed = closed_port().await;
+        let yaml = format!(
+            r#"allowed_ranges: [127.0.0.0/8]
+resolvers:
+  system: {{ udp: "{udp}" }}
+probe_allow: ["127.0.0.1", "ok.test", "*.test:{port}"]
+modules:
+  tcp_any: {{ kind: tcp, timeout: 2s }}
+  tls_test: {{ kind: tls, ca_file: "{ca}" }}
+  dns_a: {{ kind: dns }}
+services:
+  s:
+    tcp: ["{closed}"]
+"#,
+            udp = dns.udp,
+            port = tls.port(),
+            ca = pki.ca_pem.display(),
+        );
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        let probe = |q: String| get(exp.addr, Box::leak(format!("/probe?{q}").into_boxed_str()), Some("5"));
+
+        // An allowed address: the check's series alone, from a fresh registry.
+        let (status, body) = probe(format!("target={tls}&module=tcp_any")).await;
+        assert_eq!(status, 200, "{body}");
+        let t = tls.to_string();
+        assert_eq!(sample(&body, "reachability_tcp_connect_success", &[("service", "tcp_any"), ("target", &t)]), Some(1.0), "{body}");
+        assert!(!body.contains("reachability_exporter_"), "{body}");
+        assert!(!body.contains("service=\"s\""), "{body}");
+        // By name, with the module's options (the TLS module's CA).
+        let (status, body) = probe(format!("target=ok.test:{}&module=tls_test", tls.port())).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(sample(&body, "reachability_tls_handshake_success", &[("service", "tls_test"), ("sni", "ok.test")]), Some(1.0), "{body}");
+        let (_, body) = probe("target=ok.test&module=dns_a".into()).await;
+        assert_eq!(sample(&body, "reachability_dns_success", &[("service", "dns_a"), ("target", "ok.test")]), Some(1.0), "{body}");
+        // A failure carries its stage and reason, as configured checks do.
+        let (_, body) = probe(format!("target={closed}&module=tcp_any")).await;
+        assert_eq!(sample(&body, "reachability_failure_info", &[("service", "tcp_any"), ("stage", "connect"), ("reason", "connection_refused")]), Some(1.0), "{body}");
+        // An allowed name that resolves to a private address is refused at
+        // resolve: the bogon rule stops DNS rebinding to the inside.
+        let (_, body) = probe(format!("target=bogon.test:{}&module=tcp_any", tls.port())).await;
+        assert_eq!(sample(&body, "reachability_failure_info", &[("service", "tcp_any"), ("stage", "resolve"), ("reason", "dns_bogon_error")]), Some(1.0), "{body}");
+
+        // Not allowed: 403 before any packet is sent.
+        for (q, want) in [
+            ("target=10.1.2.3:443&module=tcp_any", "target \"10.1.2.3:443\" is not allowed by probe_allow"),
+            ("target=evil.example:443&module=tcp_any", "target \"evil.example:443\" is not allowed by probe_allow"),
+            ("target=other.test&module=dns_a", "target \"other.test\" is not allowed by probe_allow"),
+        ] {
+            let (status, body) = probe(q.into()).await;
+            assert_eq!((status, body.trim()), (403, want), "{q}");
+        }
+        // Malformed requests: 400 with a message.
+        for (q, want) in [
+            ("target=127.0.0.1:1&module=nope", "unknown module \"nope\""),
+            ("target=no-port&module=tcp_any", "target for module \"tcp_any\": invalid address \"no-port\": expected host:port, such as example.com:443"),
+            ("target=127.0.0.1:1", "/probe takes either service=NAME, or both target= and module="),
+            ("service=s&target=127.0.0.1:1&module=tcp_any", "/probe takes either service=NAME, or both target= and module="),
+        ] {
+            let (status, body) = probe(q.into()).await;
+            assert_eq!((status, body.trim()), (400, want), "{q}");
+        }
         exp.stop().await;
     })
     .await;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, Config, Trust};
+use crate::config::{Check, Config, ModuleSpec, Trust};
 use crate::reason::{Reason, Stage};
 
 /// What a check found.
@@ -151,6 +151,8 @@ pub struct Catalogue {
     pub entries: Vec<Entry>,
     /// For each service, the range of its entries.
     pub service_entries: Vec<std::ops::Range<usize>>,
+    /// For each `/probe` module (same indices), its TLS configuration.
+    module_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -203,6 +205,17 @@ impl Catalogue {
 
         let mut tls_cache: HashMap<(TrustKey, tls::Alpn), Arc<rustls::ClientConfig>> =
             HashMap::new();
+        let mut tls_for = |trust: &Trust, alpn: tls::Alpn| -> Result<_, BuildError> {
+            let key = (TrustKey::of(trust), alpn);
+            Ok(match tls_cache.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(tls::client_config(trust, alpn)?);
+                    tls_cache.insert(key, c.clone());
+                    c
+                }
+            })
+        };
         let mut entries = Vec::new();
         let mut service_entries = Vec::new();
         for (si, service) in config.services.iter().enumerate() {
@@ -217,17 +230,7 @@ impl Catalogue {
                     _ => None,
                 };
                 let tls = match wants {
-                    Some((trust, alpn)) => {
-                        let key = (TrustKey::of(trust), alpn);
-                        Some(match tls_cache.get(&key) {
-                            Some(c) => c.clone(),
-                            None => {
-                                let c = Arc::new(tls::client_config(trust, alpn)?);
-                                tls_cache.insert(key, c.clone());
-                                c
-                            }
-                        })
-                    }
+                    Some((trust, alpn)) => Some(tls_for(trust, alpn)?),
                     None => None,
                 };
                 entries.push(Entry {
@@ -238,11 +241,21 @@ impl Catalogue {
             }
             service_entries.push(start..entries.len());
         }
+        let module_tls = config
+            .modules
+            .iter()
+            .map(|m| match &m.spec {
+                ModuleSpec::Tls { trust, .. } => tls_for(trust, tls::Alpn::Browser).map(Some),
+                ModuleSpec::Http { trust, .. } => tls_for(trust, tls::Alpn::Http1).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Catalogue {
             config,
             resolvers,
             entries,
             service_entries,
+            module_tls,
         })
     }
 
@@ -251,41 +264,70 @@ impl Catalogue {
     /// [`Progress::cut_off`].
     pub async fn run(&self, index: usize, deadline: Instant, progress: &Progress) -> Outcome {
         let entry = &self.entries[index];
-        let deadline = deadline.min(Instant::now() + entry.check.timeout());
         let service = &self.config.services[entry.service];
+        let resolver = TargetResolver {
+            resolver: &self.resolvers[service.resolve_with],
+            allowed: &service.allowed_ranges,
+        };
+        self.run_check(
+            &entry.check,
+            entry.tls.clone(),
+            resolver,
+            deadline,
+            progress,
+        )
+        .await
+    }
+
+    /// Runs an ad hoc check made by `/probe` module `module` (an index into
+    /// the config's modules): targets resolve with the system resolver, and
+    /// the bogon rule exempts the top-level `allowed_ranges`.
+    pub async fn run_module(
+        &self,
+        module: usize,
+        check: &Check,
+        deadline: Instant,
+        progress: &Progress,
+    ) -> Outcome {
+        let resolver = TargetResolver {
+            resolver: &self.resolvers[0],
+            allowed: &self.config.allowed_ranges,
+        };
+        let tls = self.module_tls.get(module).cloned().flatten();
+        self.run_check(check, tls, resolver, deadline, progress)
+            .await
+    }
+
+    async fn run_check(
+        &self,
+        check: &Check,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        resolver: TargetResolver<'_>,
+        deadline: Instant,
+        progress: &Progress,
+    ) -> Outcome {
+        let deadline = deadline.min(Instant::now() + check.timeout());
         let fut = async {
-            match &entry.check {
+            match check {
                 Check::Dns(c) => {
                     progress.enter(Stage::Resolve);
-                    dns::probe(c, &self.resolvers[c.resolver], &service.allowed_ranges).await
+                    dns::probe(c, &self.resolvers[c.resolver], resolver.allowed).await
                 }
-                Check::Tcp(c) => tcp::probe(c, self.target_resolver(entry), progress).await,
+                Check::Tcp(c) => tcp::probe(c, resolver, progress).await,
                 Check::Tls(c) => {
-                    // Built for every TLS entry in `new`.
-                    let Some(cfg) = entry.tls.clone() else {
+                    // Built for every TLS check and module in `new`.
+                    let Some(cfg) = tls else {
                         return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
                     };
-                    tls::probe(c, cfg, self.target_resolver(entry), progress).await
+                    tls::probe(c, cfg, resolver, progress).await
                 }
-                Check::CallPort(c) => {
-                    call_port::probe(c, self.target_resolver(entry), progress).await
-                }
-                Check::Http(c) => {
-                    http::probe(c, entry.tls.clone(), self.target_resolver(entry), progress).await
-                }
+                Check::CallPort(c) => call_port::probe(c, resolver, progress).await,
+                Check::Http(c) => http::probe(c, tls, resolver, progress).await,
             }
         };
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(outcome) => outcome,
             Err(_) => progress.cut_off(),
-        }
-    }
-
-    fn target_resolver(&self, entry: &Entry) -> TargetResolver<'_> {
-        let service = &self.config.services[entry.service];
-        TargetResolver {
-            resolver: &self.resolvers[service.resolve_with],
-            allowed: &service.allowed_ranges,
         }
     }
 }
