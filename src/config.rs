@@ -99,6 +99,109 @@ pub struct Config {
     pub probe_allow: Vec<AllowRule>,
 }
 
+/// The web configuration (`--web.config.file`), in the format of Prometheus'
+/// exporter-toolkit: TLS for the server, and basic-auth users with bcrypt
+/// hashes. Files are read when it is loaded.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Server certificate chain and key, when TLS is on.
+    pub tls: Option<WebTls>,
+    /// Users and their bcrypt hashes; empty: no authentication.
+    pub users: Vec<(String, String)>,
+}
+
+/// The server's certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct WebTls {
+    /// Certificate chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: Arc<rustls::pki_types::PrivateKeyDer<'static>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<Spanned<RawWebTls>>,
+    #[serde(default)]
+    basic_auth_users: OrderedMap<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebTls {
+    cert_file: String,
+    key_file: String,
+}
+
+impl WebConfig {
+    /// Reads and validates a web configuration file.
+    pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let raw: RawWebConfig = decode(&text, &file)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let v = Validator { file: &file, base };
+        let tls = match raw.tls_server_config {
+            None => None,
+            Some(t) => {
+                let e = |msg: String| v.err(Some(&t.referenced), "tls_server_config".into(), msg);
+                let cert_file = base.join(&t.value.cert_file);
+                let key_file = base.join(&t.value.key_file);
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+                    .map_err(|err| {
+                        e(format!(
+                            "cannot read cert_file {}: {err}",
+                            cert_file.display()
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()
+                    .map_err(|err| {
+                        e(format!(
+                            "cert_file {} is not valid PEM: {err}",
+                            cert_file.display()
+                        ))
+                    })?;
+                if certs.is_empty() {
+                    return Err(e(format!(
+                        "cert_file {} holds no certificate",
+                        cert_file.display()
+                    )));
+                }
+                let key =
+                    rustls::pki_types::PrivateKeyDer::from_pem_file(&key_file).map_err(|err| {
+                        e(format!(
+                            "cannot read a private key from key_file {}: {err}",
+                            key_file.display()
+                        ))
+                    })?;
+                Some(WebTls {
+                    certs,
+                    key: Arc::new(key),
+                })
+            }
+        };
+        let mut users = Vec::new();
+        for (user, hash) in raw.basic_auth_users.0 {
+            if !(hash.value.starts_with("$2a$")
+                || hash.value.starts_with("$2b$")
+                || hash.value.starts_with("$2y$"))
+            {
+                return Err(v.err(
+                    Some(&hash.referenced),
+                    format!("basic_auth_users.{user}"),
+                    "not a bcrypt hash (it starts with $2a$, $2b$ or $2y$): store hashes, never passwords".into(),
+                ));
+            }
+            users.push((user, hash.value));
+        }
+        Ok(WebConfig { tls, users })
+    }
+}
+
 /// A `/probe` module: a check kind and its options, applied to the target
 /// of a request.
 #[derive(Debug, Clone)]
@@ -662,7 +765,7 @@ impl Config {
 // ---------------------------------------------------------------------------
 // Decoding
 
-fn decode(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+fn decode<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
     let path = RefCell::new(String::new());
     let res = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {

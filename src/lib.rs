@@ -20,6 +20,7 @@
 //! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
 //! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
 //! - [`status`]: the status page at `/`.
+//! - [`web`]: TLS and basic auth for the exporter's own endpoints.
 //! - [`logfmt`]: the log line format.
 //!
 //! The binary (`src/main.rs`) only parses flags, sets up logging, loads the
@@ -38,3 +39,4 @@ pub mod round;
 pub mod server;
 pub mod status;
 pub mod stun;
+pub mod web;

@@ -36,6 +36,10 @@ struct Cli {
     /// Path under which the metrics are served.
     #[arg(long = "web.telemetry-path", default_value = "/metrics", value_parser = telemetry_path)]
     telemetry_path: String,
+    /// TLS and basic-auth settings for the exporter's own endpoints, in
+    /// Prometheus exporter-toolkit's format.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// Reload the config when the file changes (checked every 2 s), as on
     /// SIGHUP.
     #[arg(long = "config.auto-reload")]
@@ -161,6 +165,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let config = Config::load(&cli.config_file)?;
         let listen = cli.listen_address.unwrap_or(config.listen);
+        let mut web = server::Web {
+            telemetry_path: cli.telemetry_path.clone(),
+            ..Default::default()
+        };
+        if let Some(path) = &cli.web_config_file {
+            let wc = reachability_exporter::config::WebConfig::load(path)?;
+            web.auth = reachability_exporter::web::Auth::new(&wc);
+            if let Some(tls) = &wc.tls {
+                web.tls = Some(
+                    reachability_exporter::web::server_config(tls)
+                        .with_context(|| format!("{}: TLS certificate and key", path.display()))?,
+                );
+            }
+        }
         let catalogue = Catalogue::new(config)?;
         if cli.config_check {
             let services = catalogue.config.services.len();
@@ -197,7 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        server::run(listener, engine, &cli.telemetry_path, shutdown).await?;
+        server::run(listener, engine, &web, shutdown).await?;
         Ok(())
     })
 }

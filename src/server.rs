@@ -255,31 +255,70 @@ pub async fn watch_config(engine: Arc<Engine>, every: Duration) {
     }
 }
 
-/// The routes, for [`run`] and for tests; the exporter's own and checks'
-/// metrics are served at `telemetry_path` (default `/metrics`).
-pub fn router(engine: Arc<Engine>, telemetry_path: &str) -> Router {
-    Router::new()
+/// How the exporter's own endpoints are served (`--web.*` flags).
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// Where the metrics are served (default `/metrics`).
+    pub telemetry_path: String,
+    /// Basic auth for every route but the health checks.
+    pub auth: Option<Arc<crate::web::Auth>>,
+    /// TLS for the server.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for Web {
+    fn default() -> Web {
+        Web {
+            telemetry_path: "/metrics".into(),
+            auth: None,
+            tls: None,
+        }
+    }
+}
+
+/// The routes, for [`run`] and for tests. `/-/healthy` and `/-/ready` stay
+/// open when basic auth guards the rest (Kubernetes probes carry no
+/// credentials).
+pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
+    let mut guarded = Router::new()
         .route("/", get(index))
         .route("/status.css", get(stylesheet))
-        .route(telemetry_path, get(metrics_handler))
+        .route(&web.telemetry_path, get(metrics_handler))
         .route("/probe", get(probe_handler))
+        .route("/-/reload", post(reload_handler));
+    if let Some(auth) = &web.auth {
+        guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::web::basic_auth,
+        ));
+    }
+    Router::new()
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
-        .route("/-/reload", post(reload_handler))
+        .merge(guarded)
         .with_state(engine)
 }
 
-/// Serves `engine` on `listener` until `shutdown` completes; in-flight
-/// requests are finished first.
+/// Serves `engine` on `listener` (over TLS when `web` says so) until
+/// `shutdown` completes; in-flight requests are finished first.
 pub async fn run(
     listener: TcpListener,
     engine: Arc<Engine>,
-    telemetry_path: &str,
+    web: &Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, telemetry_path))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(engine, web);
+    match &web.tls {
+        Some(cfg) => {
+            let tls = crate::web::TlsListener::new(listener, cfg.clone())?;
+            axum::serve(tls, app).with_graceful_shutdown(shutdown).await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// A request error: status and a one-line message.

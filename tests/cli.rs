@@ -296,3 +296,94 @@ fn telemetry_path_must_be_a_free_path() {
         );
     }
 }
+
+/// GET `path` over HTTPS (trusting the test CA) with optional basic-auth
+/// credentials; the status code and the body.
+async fn https_get(pki: &Pki, addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = pki.client().connect(name, tcp).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    (status, text)
+}
+
+#[tokio::test]
+async fn web_config_tls_and_basic_auth() {
+    within(30, async {
+        let pki = Pki::new();
+        let dir = pki.dir.path();
+        let (cert, key) = pki.server_pem(&["127.0.0.1"]);
+        std::fs::write(dir.join("server.pem"), cert).unwrap();
+        std::fs::write(dir.join("server.key"), key).unwrap();
+        let hash = bcrypt::hash("s3cr3t", 4).unwrap();
+        std::fs::write(
+            dir.join("web.yml"),
+            format!("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  alice: \"{hash}\"\n"),
+        )
+        .unwrap();
+        let closed = closed_port().await;
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, format!("services:\n  one:\n    tcp: [\"{closed}\"]\n")).unwrap();
+        let web = dir.join("web.yml");
+        let (mut child, addr) = spawn_exporter(&config, &["--web.config.file", web.to_str().unwrap()]);
+
+        // alice:s3cr3t and alice:wrong, base64.
+        let good = "Basic YWxpY2U6czNjcjN0";
+        let wrong = "Basic YWxpY2U6d3Jvbmc=";
+        let (status, text) = https_get(&pki, addr, "/metrics", None).await;
+        assert_eq!(status, 401, "{text}");
+        assert!(text.to_ascii_lowercase().contains("www-authenticate: basic realm=\"reachability_exporter\""), "{text}");
+        assert_eq!(https_get(&pki, addr, "/metrics", Some(wrong)).await.0, 401);
+        assert_eq!(https_get(&pki, addr, "/", None).await.0, 401);
+        let (status, text) = https_get(&pki, addr, "/metrics", Some(good)).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("reachability_tcp_connect_success{service=\"one\""), "{text}");
+        // Twice: the second is answered from the verified-login memory.
+        assert_eq!(https_get(&pki, addr, "/metrics", Some(good)).await.0, 200);
+        // Kubernetes probes carry no credentials.
+        assert_eq!(https_get(&pki, addr, "/-/healthy", None).await.0, 200);
+        assert_eq!(https_get(&pki, addr, "/-/ready", None).await.0, 200);
+        // Plain HTTP gets no HTTP answer from the TLS port.
+        let (status, _) = tokio::time::timeout(Duration::from_secs(3), async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            let mut raw = Vec::new();
+            let _ = s.read_to_end(&mut raw).await;
+            (String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 200"), ())
+        })
+        .await
+        .unwrap_or((false, ()));
+        assert!(!status, "plain HTTP must not be served");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // A password instead of a hash is refused with the file and line.
+        std::fs::write(&web, "basic_auth_users:\n  bob: hunter2\n").unwrap();
+        let out = Command::new(BIN)
+            .args(["--config.check", "--config.file", config.to_str().unwrap(), "--web.config.file", web.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("{}:2:8: basic_auth_users.bob: not a bcrypt hash (it starts with $2a$, $2b$ or $2y$): store hashes, never passwords", web.display())
+        );
+    })
+    .await;
+}

@@ -103,6 +103,34 @@ impl Pki {
         self.make(names, kind, alpn, rustls::DEFAULT_VERSIONS)
     }
 
+    /// A certificate for `names` issued by the test CA, and its key, as PEM.
+    pub fn server_pem(&self, names: &[&str]) -> (String, String) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        for n in names {
+            p.subject_alt_names.push(match n.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+            });
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A TLS client trusting the test CA.
+    pub fn client(&self) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    }
+
     /// A server config for `names` that speaks TLS 1.2 only.
     pub fn tls12_only(&self, names: &[&str]) -> Arc<ServerConfig> {
         self.make(names, CertKind::Good, &[], &[&rustls::version::TLS12])
@@ -395,7 +423,7 @@ impl Exporter {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let e = engine.clone();
         let task = tokio::spawn(async move {
-            reachability_exporter::server::run(listener, e, "/metrics", async {
+            reachability_exporter::server::run(listener, e, &Default::default(), async {
                 let _ = rx.await;
             })
             .await
