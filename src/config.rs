@@ -993,36 +993,27 @@ struct RawHttpObject {
 #[derive(Debug)]
 struct HttpEntry(RawHttpObject);
 
-impl<'de> Deserialize<'de> for HttpEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = HttpEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a URL string or a mapping with `url`")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<HttpEntry, E> {
-                Ok(HttpEntry(RawHttpObject {
-                    url: HttpUrl::parse(s).map_err(E::custom)?,
-                    status: None,
-                    max_redirects: None,
-                    max_body: None,
-                    ca_file: None,
-                    insecure: false,
-                    timeout: None,
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<HttpEntry, A::Error> {
-                let o = RawHttpObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                if o.insecure && o.ca_file.is_some() {
-                    return Err(de::Error::custom(
-                        "`insecure: true` and `ca_file` exclude each other",
-                    ));
-                }
-                Ok(HttpEntry(o))
-            }
+impl ShortOrLong for HttpEntry {
+    type Long = RawHttpObject;
+    const EXPECTING: &'static str = "a URL string or a mapping with `url`";
+
+    fn short(s: &str) -> Result<Self, String> {
+        Ok(HttpEntry(RawHttpObject {
+            url: HttpUrl::parse(s)?,
+            status: None,
+            max_redirects: None,
+            max_body: None,
+            ca_file: None,
+            insecure: false,
+            timeout: None,
+        }))
+    }
+
+    fn long(o: RawHttpObject) -> Result<Self, String> {
+        if o.insecure && o.ca_file.is_some() {
+            return Err("`insecure: true` and `ca_file` exclude each other".into());
         }
-        d.deserialize_any(V)
+        Ok(HttpEntry(o))
     }
 }
 
@@ -1172,62 +1163,88 @@ struct RawTlsObject {
 #[derive(Debug)]
 struct TlsEntry(RawTlsObject);
 
-impl<'de> Deserialize<'de> for TcpEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TcpEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a \"host:port\" string or a mapping with `target`")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TcpEntry, E> {
-                Ok(TcpEntry {
-                    target: HostPort::parse(s, None).map_err(E::custom)?,
-                    timeout: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<TcpEntry, A::Error> {
-                let o = RawTcpObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                Ok(TcpEntry {
-                    target: o.target,
-                    timeout: o.timeout,
-                })
-            }
-        }
-        d.deserialize_any(V)
+impl ShortOrLong for TcpEntry {
+    type Long = RawTcpObject;
+    const EXPECTING: &'static str = "a \"host:port\" string or a mapping with `target`";
+
+    fn short(s: &str) -> Result<Self, String> {
+        Ok(TcpEntry {
+            target: HostPort::parse(s, None)?,
+            timeout: None,
+        })
+    }
+
+    fn long(o: RawTcpObject) -> Result<Self, String> {
+        Ok(TcpEntry {
+            target: o.target,
+            timeout: o.timeout,
+        })
     }
 }
 
-impl<'de> Deserialize<'de> for TlsEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TlsEntry;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a \"host:port\" string or a mapping with `target`")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TlsEntry, E> {
-                Ok(TlsEntry(RawTlsObject {
-                    target: Some(HostPort::parse(s, None).map_err(E::custom)?),
-                    ..RawTlsObject::default()
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<TlsEntry, A::Error> {
-                let o = RawTlsObject::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                if o.target.is_none() {
-                    return Err(de::Error::missing_field("target"));
-                }
-                if o.insecure && o.ca_file.is_some() {
-                    return Err(de::Error::custom(
-                        "`insecure: true` and `ca_file` exclude each other",
-                    ));
-                }
-                Ok(TlsEntry(o))
-            }
+impl ShortOrLong for TlsEntry {
+    type Long = RawTlsObject;
+    const EXPECTING: &'static str = "a \"host:port\" string or a mapping with `target`";
+
+    fn short(s: &str) -> Result<Self, String> {
+        Ok(TlsEntry(RawTlsObject {
+            target: Some(HostPort::parse(s, None)?),
+            ..RawTlsObject::default()
+        }))
+    }
+
+    fn long(o: RawTlsObject) -> Result<Self, String> {
+        if o.target.is_none() {
+            return Err("missing field `target`".into());
         }
-        d.deserialize_any(V)
+        if o.insecure && o.ca_file.is_some() {
+            return Err("`insecure: true` and `ca_file` exclude each other".into());
+        }
+        Ok(TlsEntry(o))
     }
 }
+
+/// An entry written as a string (short form) or a mapping (long form).
+trait ShortOrLong: Sized {
+    /// The long form.
+    type Long: serde::de::DeserializeOwned;
+    /// What the entry may be, for the error message.
+    const EXPECTING: &'static str;
+    /// Reads the short form.
+    fn short(s: &str) -> Result<Self, String>;
+    /// Checks the long form.
+    fn long(l: Self::Long) -> Result<Self, String>;
+}
+
+/// Deserializes a [`ShortOrLong`] entry; errors carry the YAML location.
+fn short_or_long<'de, D: Deserializer<'de>, T: ShortOrLong>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: ShortOrLong> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(T::EXPECTING)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            T::short(s).map_err(E::custom)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<T, A::Error> {
+            let long = T::Long::deserialize(de::value::MapAccessDeserializer::new(m))?;
+            T::long(long).map_err(de::Error::custom)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+macro_rules! short_or_long_entry {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                short_or_long(d)
+            }
+        }
+    )*};
+}
+short_or_long_entry!(TcpEntry, TlsEntry, HttpEntry);
 
 /// Deserializes a scalar string and validates it with `parse`; the error
 /// message then carries serde-saphyr's location.
