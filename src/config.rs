@@ -269,6 +269,8 @@ impl Module {
             ModuleSpec::Tcp => Check::Tcp(TcpCheck {
                 target: HostPort::parse(target, None)?.0,
                 timeout,
+                family: IpFamily::V4,
+                all_addresses: None,
             }),
             ModuleSpec::Tls { sni, trust } => {
                 let target = HostPort::parse(target, None)?.0;
@@ -281,6 +283,9 @@ impl Module {
                     sni,
                     trust: trust.clone(),
                     timeout,
+                    family: IpFamily::V4,
+                    all_addresses: None,
+                    control_sni: None,
                 })
             }
             ModuleSpec::CallPort { transport, method } => Check::CallPort(CallPortCheck {
@@ -288,6 +293,7 @@ impl Module {
                 transport: *transport,
                 method: *method,
                 timeout,
+                family: IpFamily::V4,
             }),
             ModuleSpec::Http {
                 status,
@@ -304,6 +310,7 @@ impl Module {
                     max_body: *max_body,
                     trust: trust.clone(),
                     timeout,
+                    family: IpFamily::V4,
                 })
             }
         })
@@ -404,6 +411,11 @@ impl Config {
                 Some(t) => (t.host, Some(t.port)),
                 None => return false,
             },
+            Check::Download(c) => match url_target(&c.url) {
+                Some(t) => (t.host, Some(t.port)),
+                None => return false,
+            },
+            Check::Quic(c) => (c.target.host.clone(), Some(c.target.port)),
         };
         self.probe_allow.iter().any(|r| r.allows(&host, port))
     }
@@ -479,6 +491,13 @@ pub enum ResolverKind {
     },
 }
 
+impl ResolverKind {
+    /// DoT or DoH: a resolver that answering proves a TCP + TLS path works.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, ResolverKind::Dot { .. } | ResolverKind::Doh { .. })
+    }
+}
+
 /// Which certificates a TLS client trusts.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -521,6 +540,10 @@ pub enum Check {
     CallPort(CallPortCheck),
     /// An HTTP(S) GET.
     Http(HttpCheck),
+    /// A bounded HTTP(S) download, timed and rated.
+    Download(DownloadCheck),
+    /// A QUIC handshake.
+    Quic(QuicCheck),
 }
 
 impl Check {
@@ -532,6 +555,22 @@ impl Check {
             Check::Tls(_) => "tls",
             Check::CallPort(_) => "call_port",
             Check::Http(_) => "http",
+            Check::Download(_) => "download",
+            Check::Quic(_) => "quic",
+        }
+    }
+
+    /// Which address family its target is resolved to (DNS checks: their
+    /// record type decides).
+    pub fn family(&self) -> IpFamily {
+        match self {
+            Check::Dns(_) => IpFamily::V4,
+            Check::Tcp(c) => c.family,
+            Check::Tls(c) => c.family,
+            Check::CallPort(c) => c.family,
+            Check::Http(c) => c.family,
+            Check::Download(c) => c.family,
+            Check::Quic(c) => c.family,
         }
     }
 
@@ -543,6 +582,8 @@ impl Check {
             Check::Tls(c) => c.timeout,
             Check::CallPort(c) => c.timeout,
             Check::Http(c) => c.timeout,
+            Check::Download(c) => c.timeout,
+            Check::Quic(c) => c.timeout,
         }
     }
 }
@@ -566,6 +607,21 @@ impl RecordKind {
     }
 }
 
+/// Which address of a name a check connects to (`ip_family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+pub enum IpFamily {
+    /// The first IPv4 address; IPv6 when the name has none (the default).
+    #[default]
+    #[serde(rename = "ipv4")]
+    V4,
+    /// The first IPv6 address; IPv4 when the name has none.
+    #[serde(rename = "ipv6")]
+    V6,
+    /// Both families: the first address of either (IPv4 first).
+    #[serde(rename = "any")]
+    Any,
+}
+
 /// Resolve `name` for `kind` through resolver `resolver`.
 #[derive(Debug, Clone)]
 pub struct DnsCheck {
@@ -586,6 +642,11 @@ pub struct TcpCheck {
     pub target: Target,
     /// Time limit (resolution and connect together).
     pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+    /// `all_addresses: true`: probe every resolved address, at most this
+    /// many (`max_addresses`).
+    pub all_addresses: Option<usize>,
 }
 
 /// A TLS handshake with a target.
@@ -599,6 +660,15 @@ pub struct TlsCheck {
     pub trust: Trust,
     /// Time limit (resolution, connect and handshake together).
     pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+    /// `all_addresses: true`: probe every resolved address, at most this
+    /// many (`max_addresses`).
+    pub all_addresses: Option<usize>,
+    /// A neutral server name: a handshake with it to the same address, its
+    /// certificate not validated, is the control of the `sni_filtered`
+    /// verdict.
+    pub control_sni: Option<String>,
 }
 
 /// A call-port check: `{ udp: host:port }` (STUN), `{ tcp: host:port }`
@@ -613,6 +683,8 @@ pub struct CallPortCheck {
     pub method: CallMethod,
     /// Time limit (resolution, connect and the exchange together).
     pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
 }
 
 /// An HTTP(S) GET of a URL.
@@ -632,6 +704,47 @@ pub struct HttpCheck {
     pub trust: Trust,
     /// Time limit (every step of every hop together).
     pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+}
+
+/// A bounded download of a URL: how fast the body comes, and whether it
+/// stalls.
+#[derive(Debug, Clone)]
+pub struct DownloadCheck {
+    /// The URL exactly as written (the `target` label).
+    pub written: String,
+    /// The URL.
+    pub url: url::Url,
+    /// Body bytes read at most.
+    pub max_bytes: u64,
+    /// Below this many bytes per second the transfer counts as throttled.
+    pub min_rate: Option<u64>,
+    /// No byte for this long once the request is sent: stalled.
+    pub stall_after: Duration,
+    /// Which roots to trust for https.
+    pub trust: Trust,
+    /// Time limit (every step together).
+    pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+}
+
+/// A QUIC handshake with a target.
+#[derive(Debug, Clone)]
+pub struct QuicCheck {
+    /// Where to (UDP).
+    pub target: Target,
+    /// Server name sent and verified; `None` sends none (bare IP target).
+    pub sni: Option<String>,
+    /// ALPN protocols offered (default `h3`).
+    pub alpn: Vec<String>,
+    /// Which roots to trust.
+    pub trust: Trust,
+    /// Time limit (resolution and handshake together).
+    pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
 }
 
 impl HttpCheck {
@@ -647,6 +760,12 @@ impl HttpCheck {
 pub const DEFAULT_HTTP_STATUS: (u16, u16) = (200, 399);
 /// The default body limit of an HTTP check.
 pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
+/// The default size of a download check.
+pub const DEFAULT_DOWNLOAD_BYTES: u64 = 1 << 20;
+/// The default `stall_after` of a download check.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(3);
+/// The default `max_addresses` of an `all_addresses` check.
+pub const DEFAULT_MAX_ADDRESSES: usize = 8;
 
 /// The host and port a URL names, as a [`Target`] (for resolution).
 pub fn url_target(url: &url::Url) -> Option<Target> {
@@ -964,6 +1083,8 @@ struct RawResolver {
 struct RawService {
     resolve_with: Option<Spanned<String>>,
     timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
+    control_sni: Option<DnsName>,
     #[serde(default)]
     allowed_ranges: Vec<Cidr>,
     dns: Option<RawDns>,
@@ -975,6 +1096,10 @@ struct RawService {
     call_ports: Vec<Spanned<RawCallPort>>,
     #[serde(default)]
     http: Vec<Spanned<HttpEntry>>,
+    #[serde(default)]
+    download: Vec<Spanned<DownloadEntry>>,
+    #[serde(default)]
+    quic: Vec<Spanned<QuicEntry>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -988,6 +1113,7 @@ struct RawHttpObject {
     #[serde(default)]
     insecure: bool,
     timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
 }
 
 #[derive(Debug)]
@@ -1006,6 +1132,7 @@ impl ShortOrLong for HttpEntry {
             ca_file: None,
             insecure: false,
             timeout: None,
+            ip_family: None,
         }))
     }
 
@@ -1126,6 +1253,7 @@ struct RawCallPort {
     tcp: Option<HostPort>,
     method: Option<CallMethod>,
     timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1137,16 +1265,17 @@ struct RawDns {
 }
 
 #[derive(Debug)]
-struct TcpEntry {
-    target: HostPort,
-    timeout: Option<Dur>,
-}
+struct TcpEntry(RawTcpObject);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTcpObject {
     target: HostPort,
     timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
+    #[serde(default)]
+    all_addresses: bool,
+    max_addresses: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1158,27 +1287,121 @@ struct RawTlsObject {
     #[serde(default)]
     insecure: bool,
     timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
+    #[serde(default)]
+    all_addresses: bool,
+    max_addresses: Option<usize>,
+    control_sni: Option<DnsName>,
 }
 
 #[derive(Debug)]
 struct TlsEntry(RawTlsObject);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownloadObject {
+    url: HttpUrl,
+    max_bytes: Option<Size>,
+    min_rate: Option<Size>,
+    stall_after: Option<Dur>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
+}
+
+#[derive(Debug)]
+struct DownloadEntry(RawDownloadObject);
+
+impl ShortOrLong for DownloadEntry {
+    type Long = RawDownloadObject;
+    const EXPECTING: &'static str = "a URL string or a mapping with `url`";
+
+    fn short(s: &str) -> Result<Self, String> {
+        Ok(DownloadEntry(RawDownloadObject {
+            url: HttpUrl::parse(s)?,
+            max_bytes: None,
+            min_rate: None,
+            stall_after: None,
+            ca_file: None,
+            insecure: false,
+            timeout: None,
+            ip_family: None,
+        }))
+    }
+
+    fn long(o: RawDownloadObject) -> Result<Self, String> {
+        if o.insecure && o.ca_file.is_some() {
+            return Err("`insecure: true` and `ca_file` exclude each other".into());
+        }
+        Ok(DownloadEntry(o))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuicObject {
+    target: Option<HostPort>,
+    sni: Option<DnsName>,
+    alpn: Option<Vec<String>>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    timeout: Option<Dur>,
+    ip_family: Option<IpFamily>,
+}
+
+#[derive(Debug)]
+struct QuicEntry(RawQuicObject);
+
+impl ShortOrLong for QuicEntry {
+    type Long = RawQuicObject;
+    const EXPECTING: &'static str = "a \"host:port\" string or a mapping with `target`";
+
+    fn short(s: &str) -> Result<Self, String> {
+        Ok(QuicEntry(RawQuicObject {
+            target: Some(HostPort::parse(s, None)?),
+            ..RawQuicObject::default()
+        }))
+    }
+
+    fn long(o: RawQuicObject) -> Result<Self, String> {
+        if o.target.is_none() {
+            return Err("missing field `target`".into());
+        }
+        if o.insecure && o.ca_file.is_some() {
+            return Err("`insecure: true` and `ca_file` exclude each other".into());
+        }
+        if let Some(alpn) = &o.alpn {
+            if alpn.is_empty() {
+                return Err("`alpn` is empty: name at least one protocol, such as h3".into());
+            }
+            if let Some(bad) = alpn.iter().find(|a| a.is_empty() || a.len() > 255) {
+                return Err(format!("invalid ALPN protocol {bad:?}: 1 to 255 bytes"));
+            }
+        }
+        Ok(QuicEntry(o))
+    }
+}
 
 impl ShortOrLong for TcpEntry {
     type Long = RawTcpObject;
     const EXPECTING: &'static str = "a \"host:port\" string or a mapping with `target`";
 
     fn short(s: &str) -> Result<Self, String> {
-        Ok(TcpEntry {
+        Ok(TcpEntry(RawTcpObject {
             target: HostPort::parse(s, None)?,
             timeout: None,
-        })
+            ip_family: None,
+            all_addresses: false,
+            max_addresses: None,
+        }))
     }
 
     fn long(o: RawTcpObject) -> Result<Self, String> {
-        Ok(TcpEntry {
-            target: o.target,
-            timeout: o.timeout,
-        })
+        all_addresses(o.all_addresses, o.max_addresses)?;
+        Ok(TcpEntry(o))
     }
 }
 
@@ -1200,7 +1423,20 @@ impl ShortOrLong for TlsEntry {
         if o.insecure && o.ca_file.is_some() {
             return Err("`insecure: true` and `ca_file` exclude each other".into());
         }
+        all_addresses(o.all_addresses, o.max_addresses)?;
         Ok(TlsEntry(o))
+    }
+}
+
+/// `all_addresses` and `max_addresses` as given: the number of addresses
+/// to probe, `None` for the first address only.
+fn all_addresses(all: bool, max: Option<usize>) -> Result<Option<usize>, String> {
+    match (all, max) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => Err("`max_addresses` needs `all_addresses: true`".into()),
+        (true, None) => Ok(Some(DEFAULT_MAX_ADDRESSES)),
+        (true, Some(n)) if (1..=64).contains(&n) => Ok(Some(n)),
+        (true, Some(n)) => Err(format!("`max_addresses: {n}`: expected 1 to 64")),
     }
 }
 
@@ -1244,7 +1480,7 @@ macro_rules! short_or_long_entry {
         }
     )*};
 }
-short_or_long_entry!(TcpEntry, TlsEntry, HttpEntry);
+short_or_long_entry!(TcpEntry, TlsEntry, HttpEntry, DownloadEntry, QuicEntry);
 
 /// Deserializes a scalar string and validates it with `parse`; the error
 /// message then carries serde-saphyr's location.
@@ -1863,6 +2099,7 @@ impl Validator<'_> {
             None => 0,
         };
         let timeout = raw.timeout.map_or(top_timeout, |d| d.0);
+        let family = raw.ip_family.unwrap_or_default();
         let mut allowed_ranges = top_ranges.to_vec();
         allowed_ranges.extend(raw.allowed_ranges.iter().map(|c| c.0));
 
@@ -1934,7 +2171,8 @@ impl Validator<'_> {
 
         let mut seen = HashSet::new();
         for (i, entry) in raw.tcp.into_iter().enumerate() {
-            let t = entry.value.target.0;
+            let o = entry.value.0;
+            let t = o.target.0;
             if !seen.insert(t.written.clone()) {
                 return Err(self.err(
                     Some(&entry.referenced),
@@ -1944,7 +2182,10 @@ impl Validator<'_> {
             }
             checks.push(Check::Tcp(TcpCheck {
                 target: t,
-                timeout: entry.value.timeout.map_or(timeout, |d| d.0),
+                timeout: o.timeout.map_or(timeout, |d| d.0),
+                family: o.ip_family.unwrap_or(family),
+                // Checked when the entry was read.
+                all_addresses: all_addresses(o.all_addresses, o.max_addresses).unwrap_or(None),
             }));
         }
 
@@ -1981,11 +2222,21 @@ impl Validator<'_> {
                 }
                 (false, None) => Trust::WebPki,
             };
+            let control_sni = o
+                .control_sni
+                .or_else(|| raw.control_sni.clone())
+                .map(|n| n.0)
+                // A neutral name equal to the real one would prove nothing.
+                .filter(|c| sni.as_ref() != Some(c));
             checks.push(Check::Tls(TlsCheck {
                 target,
                 sni,
                 trust,
                 timeout: o.timeout.map_or(timeout, |d| d.0),
+                family: o.ip_family.unwrap_or(family),
+                // Checked when the entry was read.
+                all_addresses: all_addresses(o.all_addresses, o.max_addresses).unwrap_or(None),
+                control_sni,
             }));
         }
 
@@ -1998,6 +2249,7 @@ impl Validator<'_> {
                 tcp,
                 method,
                 timeout: t,
+                ip_family,
             } = entry.value;
             let (target, transport, method) = match (udp, tcp, method) {
                 (Some(HostPort(t)), None, None | Some(CallMethod::Stun)) => {
@@ -2026,6 +2278,7 @@ impl Validator<'_> {
                 transport,
                 method,
                 timeout: t.map_or(timeout, |d| d.0),
+                family: ip_family.unwrap_or(family),
             }));
         }
 
@@ -2059,6 +2312,80 @@ impl Validator<'_> {
                 max_body: o.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0),
                 trust,
                 timeout: o.timeout.map_or(timeout, |d| d.0),
+                family: o.ip_family.unwrap_or(family),
+            }));
+        }
+
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.download.into_iter().enumerate() {
+            let path = format!("{at}.download[{i}]");
+            let o = entry.value.0;
+            if !seen.insert(o.url.written.clone()) {
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    format!("duplicate download of {:?}", o.url.written),
+                ));
+            }
+            let trust = match (o.insecure, &o.ca_file) {
+                (true, _) => Trust::Insecure,
+                (false, Some(f)) => {
+                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
+                }
+                (false, None) => Trust::WebPki,
+            };
+            checks.push(Check::Download(DownloadCheck {
+                written: o.url.written,
+                url: o.url.url,
+                max_bytes: o.max_bytes.map_or(DEFAULT_DOWNLOAD_BYTES, |s| s.0),
+                min_rate: o.min_rate.map(|s| s.0),
+                stall_after: o.stall_after.map_or(DEFAULT_STALL_AFTER, |d| d.0),
+                trust,
+                timeout: o.timeout.map_or(timeout, |d| d.0),
+                family: o.ip_family.unwrap_or(family),
+            }));
+        }
+
+        let mut seen = HashSet::new();
+        for (i, entry) in raw.quic.into_iter().enumerate() {
+            let path = format!("{at}.quic[{i}]");
+            let o = entry.value.0;
+            let Some(HostPort(target)) = o.target else {
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    "missing field `target`".into(),
+                ));
+            };
+            let sni = match (o.sni, &target.host) {
+                (Some(s), _) => Some(s.0),
+                (None, Host::Name(n)) => Some(n.clone()),
+                (None, Host::Ip(_)) => None,
+            };
+            if !seen.insert((target.written.clone(), sni.clone())) {
+                return Err(self.err(
+                    Some(&entry.referenced),
+                    path,
+                    format!(
+                        "duplicate quic check of {:?} with the same sni",
+                        target.written
+                    ),
+                ));
+            }
+            let trust = match (o.insecure, &o.ca_file) {
+                (true, _) => Trust::Insecure,
+                (false, Some(f)) => {
+                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
+                }
+                (false, None) => Trust::WebPki,
+            };
+            checks.push(Check::Quic(QuicCheck {
+                target,
+                sni,
+                alpn: o.alpn.unwrap_or_else(|| vec!["h3".into()]),
+                trust,
+                timeout: o.timeout.map_or(timeout, |d| d.0),
+                family: o.ip_family.unwrap_or(family),
             }));
         }
 
@@ -2066,7 +2393,8 @@ impl Validator<'_> {
             return Err(self.err(
                 Some(&svc_loc),
                 at,
-                "service has no checks: add dns, tcp, tls, call_ports or http".into(),
+                "service has no checks: add dns, tcp, tls, call_ports, http, download or quic"
+                    .into(),
             ));
         }
         Ok(Service {

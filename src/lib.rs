@@ -8,11 +8,14 @@
 //! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
 //! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
 //!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`],
-//!   [`probe::call_port`], [`probe::http`]),
+//!   [`probe::call_port`], [`probe::http`], [`probe::download`],
+//!   [`probe::quic`]),
 //!   each returning an [`probe::Outcome`]; the check deadline.
 //! - [`probe::call_port`]: STUN over UDP/TCP and TCP connects to call ports,
 //!   with the codec in [`stun`].
 //! - [`round`]: one run of checks that concurrent scrapes share.
+//! - [`verdict`]: which checks pair up, the evidence a round gathers for
+//!   them, and the `reachability_blocking_suspected` judgements.
 //! - [`reason`]: [`reason::Stage`] and [`reason::Reason`], the only map from
 //!   errors to label values.
 //! - [`metrics`]: every metric name, help text and label set; outcomes → text.
@@ -39,4 +42,5 @@ pub mod round;
 pub mod server;
 pub mod status;
 pub mod stun;
+pub mod verdict;
 pub mod web;

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use crate::config::Check;
 use crate::probe::{Catalogue, Facts, Outcome};
 use crate::process::ProcessStats;
+use crate::verdict::Kind;
 
 /// A label set: keys are the contract's names (or the config's vantage
 /// labels), values come from the config.
@@ -107,10 +108,12 @@ fn b(v: bool) -> f64 {
 
 /// Renders the outcomes of `checks` (indices into `cat.entries`, outcomes in
 /// the same order) plus the exporter's own metrics.
+/// `verdicts` are the round's judgements: `(plan index, blocked)`.
 pub fn render(
     cat: &Catalogue,
     checks: &[usize],
     outcomes: &[Outcome],
+    verdicts: &[(usize, bool)],
     own: &SelfStats,
     format: Format,
 ) -> String {
@@ -122,7 +125,16 @@ pub fn render(
             outcome,
         )
     });
-    render_items(&cat.config, items, Some(own), format)
+    let verdicts = verdicts.iter().map(|&(p, v)| {
+        let plan = &cat.plans[p];
+        (
+            cat.config.services[plan.service].name.as_str(),
+            plan.target.as_str(),
+            plan.kind,
+            v,
+        )
+    });
+    render_items(&cat.config, items, verdicts, Some(own), format)
 }
 
 /// Renders one ad hoc `/probe?target=&module=` result, its series labelled
@@ -137,6 +149,7 @@ pub fn render_probe(
     render_items(
         config,
         std::iter::once((module, check, outcome)),
+        std::iter::empty(),
         None,
         format,
     )
@@ -147,6 +160,7 @@ pub fn render_probe(
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
+    verdicts: impl Iterator<Item = (&'a str, &'a str, Kind, bool)>,
     own: Option<&SelfStats>,
     format: Format,
 ) -> String {
@@ -206,6 +220,34 @@ fn render_items<'a>(
         "reachability_http_duration_seconds",
         "The whole request, every redirect hop included, present when a response arrived",
     );
+    let mut download_bytes = Metric::new(
+        "reachability_download_bytes",
+        "Body bytes a download received (at most its max_bytes)",
+    );
+    let mut download_duration = Metric::new(
+        "reachability_download_duration_seconds",
+        "From the request sent to the last byte received (or the end of the check's time)",
+    );
+    let mut download_rate = Metric::new(
+        "reachability_download_bytes_per_second",
+        "Body bytes received divided by the download's duration",
+    );
+    let mut download_first_byte = Metric::new(
+        "reachability_download_first_byte_seconds",
+        "From the request sent to the response head, present when it came",
+    );
+    let mut quic_success = Metric::new(
+        "reachability_quic_handshake_success",
+        "1 if the QUIC handshake with the target completed and the certificate was accepted",
+    );
+    let mut quic_duration = Metric::new(
+        "reachability_quic_handshake_duration_seconds",
+        "Duration of the QUIC handshake, from the first Initial packet, present when it completed",
+    );
+    let mut blocking = Metric::new(
+        "reachability_blocking_suspected",
+        "1 when this scrape's evidence points to this kind of blocking, 0 when judged and not; absent when it cannot be judged",
+    );
     let mut failure = Metric::new(
         "reachability_failure_info",
         "1 while the check fails, with the stage it failed at and the reason; absent while it passes",
@@ -220,74 +262,90 @@ fn render_items<'a>(
     let mut up: Vec<(&str, bool)> = Vec::new();
     for (service, check, outcome) in items {
         let mut labels = base_labels(service, config);
-        let ok = outcome.is_ok();
         let counts_for_up = match check {
+            Check::Dns(c) => !config.resolvers[c.resolver].is_control(),
+            _ => true,
+        };
+        match check {
             Check::Dns(c) => {
                 let resolver = &config.resolvers[c.resolver];
                 labels.push((key("target"), c.name.clone()));
                 labels.push((key("resolver"), resolver.name.clone()));
                 labels.push((key("type"), c.kind.as_str().to_string()));
-                dns_success.set(&labels, b(ok));
-                if let Some(d) = outcome.duration {
-                    dns_duration.set(&labels, d.as_secs_f64());
-                }
-                if let Facts::Dns { answers } = outcome.facts {
-                    dns_answers.set(&labels, answers as f64);
-                }
-                !resolver.is_control()
             }
-            Check::Tcp(c) => {
-                labels.push((key("target"), c.target.written.clone()));
-                tcp_success.set(&labels, b(ok));
-                if let Some(d) = outcome.duration {
-                    tcp_duration.set(&labels, d.as_secs_f64());
-                }
-                true
-            }
+            Check::Tcp(c) => labels.push((key("target"), c.target.written.clone())),
             Check::Tls(c) => {
                 labels.push((key("target"), c.target.written.clone()));
                 labels.push((key("sni"), c.sni.clone().unwrap_or_default()));
-                tls_success.set(&labels, b(ok));
-                if let Some(d) = outcome.duration {
-                    tls_duration.set(&labels, d.as_secs_f64());
-                }
-                if let Facts::Tls { not_after, version } = outcome.facts {
-                    if let Some(t) = not_after {
-                        tls_expiry.set(&labels, t as f64);
-                    }
-                    let mut l = labels.clone();
-                    l.push((key("version"), version.to_string()));
-                    tls_version.set(&l, 1.0);
-                }
-                true
             }
-            Check::Http(c) => {
-                labels.push((key("target"), c.written.clone()));
-                http_success.set(&labels, b(ok));
-                if let Some(d) = outcome.duration {
-                    http_duration.set(&labels, d.as_secs_f64());
-                }
-                if let Facts::Http { status } = outcome.facts {
-                    http_status.set(&labels, f64::from(status));
-                }
-                true
+            Check::Http(c) => labels.push((key("target"), c.written.clone())),
+            Check::Download(c) => labels.push((key("target"), c.written.clone())),
+            Check::Quic(c) => {
+                labels.push((key("target"), c.target.written.clone()));
+                labels.push((key("sni"), c.sni.clone().unwrap_or_default()));
             }
             Check::CallPort(c) => {
                 labels.push((key("target"), c.target.written.clone()));
                 labels.push((key("transport"), c.transport.as_str().to_string()));
                 labels.push((key("method"), c.method.as_str().to_string()));
-                call_reachable.set(&labels, b(ok));
-                if let Some(d) = outcome.duration {
-                    call_rtt.set(&labels, d.as_secs_f64());
-                }
-                true
             }
+        }
+        // An `all_addresses` check: one set of series per address.
+        let per: Vec<(Option<std::net::IpAddr>, &Outcome)> = match &outcome.facts {
+            Facts::Addresses(v) => v.iter().map(|(ip, o)| (Some(*ip), o)).collect(),
+            _ => vec![(None, outcome)],
         };
-        if let Some((stage, reason)) = outcome.failure {
-            labels.push((key("check"), check.kind().to_string()));
-            labels.push((key("stage"), stage.as_str().to_string()));
-            labels.push((key("reason"), reason.as_str().to_string()));
-            failure.set(&labels, 1.0);
+        for (address, outcome) in per {
+            let mut labels = labels.clone();
+            if let Some(ip) = address {
+                labels.push((key("address"), ip.to_string()));
+            }
+            let ok = outcome.is_ok();
+            let duration = outcome.duration.map(|d| d.as_secs_f64());
+            // A download has no success gauge: its facts and
+            // reachability_failure_info say how it went.
+            let pair = match check {
+                Check::Dns(_) => Some((&mut dns_success, &mut dns_duration)),
+                Check::Tcp(_) => Some((&mut tcp_success, &mut tcp_duration)),
+                Check::Tls(_) => Some((&mut tls_success, &mut tls_duration)),
+                Check::Http(_) => Some((&mut http_success, &mut http_duration)),
+                Check::CallPort(_) => Some((&mut call_reachable, &mut call_rtt)),
+                Check::Quic(_) => Some((&mut quic_success, &mut quic_duration)),
+                Check::Download(_) => None,
+            };
+            if let Some((success, timed)) = pair {
+                success.set(&labels, b(ok));
+                if let Some(d) = duration {
+                    timed.set(&labels, d);
+                }
+            }
+            match &outcome.facts {
+                Facts::Dns { answers, .. } => dns_answers.set(&labels, *answers as f64),
+                Facts::Http { status } => http_status.set(&labels, f64::from(*status)),
+                Facts::Tls { not_after, version } => {
+                    if let Some(t) = not_after {
+                        tls_expiry.set(&labels, *t as f64);
+                    }
+                    let mut l = labels.clone();
+                    l.push((key("version"), version.to_string()));
+                    tls_version.set(&l, 1.0);
+                }
+                Facts::Download(t) => {
+                    download_bytes.set(&labels, t.bytes as f64);
+                    download_duration.set(&labels, t.duration.as_secs_f64());
+                    download_rate.set(&labels, t.rate());
+                    if let Some(f) = t.first_byte {
+                        download_first_byte.set(&labels, f.as_secs_f64());
+                    }
+                }
+                _ => {}
+            }
+            if let Some((stage, reason)) = outcome.failure {
+                labels.push((key("check"), check.kind().to_string()));
+                labels.push((key("stage"), stage.as_str().to_string()));
+                labels.push((key("reason"), reason.as_str().to_string()));
+                failure.set(&labels, 1.0);
+            }
         }
         let i = match up.iter().position(|(s, _)| *s == service) {
             Some(i) => i,
@@ -297,8 +355,14 @@ fn render_items<'a>(
             }
         };
         if counts_for_up {
-            up[i].1 &= ok;
+            up[i].1 &= outcome.is_ok();
         }
+    }
+    for (service, target, kind, v) in verdicts {
+        let mut labels = base_labels(service, config);
+        labels.push((key("target"), target.to_string()));
+        labels.push((key("kind"), kind.as_str().to_string()));
+        blocking.set(&labels, b(v));
     }
     for (service, state) in &up {
         service_up.set(&base_labels(service, config), b(*state));
@@ -320,7 +384,14 @@ fn render_items<'a>(
         http_success,
         http_status,
         http_duration,
+        download_bytes,
+        download_duration,
+        download_rate,
+        download_first_byte,
+        quic_success,
+        quic_duration,
         failure,
+        blocking,
         service_up,
     ] {
         m.register(&mut reg);

@@ -31,16 +31,22 @@ pub enum Stage {
     Stun,
     /// An HTTP request and its response.
     Http,
+    /// A QUIC handshake (over UDP).
+    QuicHandshake,
+    /// Reading a download's body once the request was sent.
+    Read,
 }
 
 impl Stage {
     /// Every stage, in the order a check passes through them.
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Resolve,
         Stage::Connect,
         Stage::TlsHandshake,
         Stage::Stun,
         Stage::Http,
+        Stage::QuicHandshake,
+        Stage::Read,
     ];
 
     /// The label value.
@@ -51,6 +57,8 @@ impl Stage {
             Stage::TlsHandshake => "tls_handshake",
             Stage::Stun => "stun",
             Stage::Http => "http",
+            Stage::QuicHandshake => "quic_handshake",
+            Stage::Read => "read",
         }
     }
 
@@ -108,13 +116,15 @@ pub enum Reason {
     SslFailedHandshake,
     /// An HTTP status outside the accepted set.
     HttpUnexpectedStatus,
+    /// The QUIC server supports none of our versions.
+    QuicIncompatibleVersion,
     /// Anything else.
     UnknownFailure,
 }
 
 impl Reason {
     /// Every reason, for documentation and tests.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::DnsNxdomain,
         Reason::DnsNoAnswer,
         Reason::DnsServfail,
@@ -133,6 +143,7 @@ impl Reason {
         Reason::SslInvalidCertificate,
         Reason::SslFailedHandshake,
         Reason::HttpUnexpectedStatus,
+        Reason::QuicIncompatibleVersion,
         Reason::UnknownFailure,
     ];
 
@@ -157,6 +168,7 @@ impl Reason {
             Reason::SslInvalidCertificate => "ssl_invalid_certificate",
             Reason::SslFailedHandshake => "ssl_failed_handshake",
             Reason::HttpUnexpectedStatus => "http_unexpected_status",
+            Reason::QuicIncompatibleVersion => "quic_incompatible_version",
             Reason::UnknownFailure => "unknown_failure",
         }
     }
@@ -184,6 +196,9 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Reason> {
     }
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return Some(classify_tls(tls));
+    }
+    if let Some(quic) = e.downcast_ref::<quinn::ConnectionError>() {
+        return Some(classify_quic(quic));
     }
     if let Some(io) = e.downcast_ref::<io::Error>() {
         // An io::Error may only wrap the real cause (tokio-rustls wraps
@@ -243,6 +258,34 @@ fn classify_tls(e: &rustls::Error) -> Reason {
         },
         E::AlertReceived(_) => Reason::SslFailedHandshake,
         E::PeerIncompatible(_) | E::NoApplicationProtocol => Reason::SslFailedHandshake,
+        _ => Reason::UnknownFailure,
+    }
+}
+
+/// A QUIC handshake's end. quinn reports a certificate our verifier
+/// refused as the TLS alert rustls would send for it (RFC 9001 §4.8 carries
+/// alerts as `0x100 + alert`): `unknown_ca` (48) is an unknown authority,
+/// `bad_certificate` (42) is what rustls sends for a name mismatch (and for
+/// an unparsable certificate), `certificate_expired` (45) an invalid one.
+fn classify_quic(e: &quinn::ConnectionError) -> Reason {
+    use quinn::ConnectionError as C;
+    match e {
+        C::VersionMismatch => Reason::QuicIncompatibleVersion,
+        C::TimedOut => Reason::GenericTimeout,
+        C::Reset => Reason::ConnectionReset,
+        C::TransportError(t) => match u64::from(t.code) {
+            0x130 => Reason::SslUnknownAuthority,
+            0x12a => Reason::SslInvalidHostname,
+            0x12d => Reason::SslInvalidCertificate,
+            0x100..=0x1ff => Reason::SslFailedHandshake,
+            _ => Reason::UnknownFailure,
+        },
+        // The peer closed the handshake: with a TLS alert, a failed
+        // handshake; otherwise it refused us.
+        C::ConnectionClosed(c) if (0x100..=0x1ff).contains(&u64::from(c.error_code)) => {
+            Reason::SslFailedHandshake
+        }
+        C::ConnectionClosed(_) | C::ApplicationClosed(_) => Reason::ConnectionRefused,
         _ => Reason::UnknownFailure,
     }
 }

@@ -7,14 +7,19 @@
 //! running are reported as `generic_timeout_error` at the stage they are in.
 //! So a scrape never waits past its deadline, even one that joined a round
 //! started by a scrape with a longer one.
+//!
+//! A round also gathers the evidence of the verdicts whose checks are all
+//! in it ([`crate::verdict::gather`]), and judges them from the same
+//! snapshot ([`Round::verdicts`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::probe::{Catalogue, Outcome, Progress};
+use crate::verdict::{self, Evidence};
 
 /// One run of some checks of a catalogue.
 #[derive(Debug)]
@@ -27,23 +32,48 @@ pub struct Round {
     pub started: Instant,
     /// When the round started, by the wall clock (for the status page).
     pub started_at: std::time::SystemTime,
+    /// For each catalogue entry, its position in `checks` (`usize::MAX`
+    /// when not in this round).
+    slot_of: Vec<usize>,
+    /// Plans (indices into the catalogue's) judged in this round.
+    plans: Vec<usize>,
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
+    evidence: Vec<Mutex<Evidence>>,
+    /// Bumped each time a check ends.
+    ended: watch::Sender<usize>,
     done: watch::Sender<bool>,
 }
 
 impl Round {
     /// Starts running `checks` of `catalogue`, each until it ends or
-    /// `deadline` passes.
+    /// `deadline` passes, and the evidence of the verdicts they make up.
     pub fn start(catalogue: Arc<Catalogue>, checks: Vec<usize>, deadline: Instant) -> Arc<Round> {
         let n = checks.len();
+        let mut slot_of = vec![usize::MAX; catalogue.entries.len()];
+        for (k, &i) in checks.iter().enumerate() {
+            slot_of[i] = k;
+        }
+        let plans: Vec<usize> = catalogue
+            .plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.inputs().all(|i| slot_of[i] != usize::MAX))
+            .map(|(k, _)| k)
+            .collect();
         let round = Arc::new(Round {
+            evidence: (0..catalogue.evidence_slots)
+                .map(|_| Mutex::new(Evidence::Waiting))
+                .collect(),
             catalogue,
             checks,
             started: Instant::now(),
             started_at: std::time::SystemTime::now(),
+            slot_of,
+            plans,
             progress: (0..n).map(|_| Progress::default()).collect(),
             outcomes: (0..n).map(|_| OnceLock::new()).collect(),
+            ended: watch::Sender::new(0),
             done: watch::Sender::new(false),
         });
         let driver = round.clone();
@@ -55,7 +85,21 @@ impl Round {
                     let outcome = r.catalogue.run(r.checks[i], deadline, &r.progress[i]).await;
                     // Each slot is written once, by this task only.
                     let _ = r.outcomes[i].set(outcome);
+                    r.ended.send_modify(|c| *c += 1);
                 });
+            }
+            for &p in &driver.plans {
+                for (c, case) in driver.catalogue.plans[p].cases.iter().enumerate() {
+                    let Some(slot) = case.evidence() else {
+                        continue;
+                    };
+                    let r = driver.clone();
+                    tasks.spawn(async move {
+                        let case = &r.catalogue.plans[p].cases[c];
+                        let gather = verdict::gather(&r, case, &r.evidence[slot], deadline);
+                        let _ = tokio::time::timeout_at(deadline, gather).await;
+                    });
+                }
             }
             while tasks.join_next().await.is_some() {}
             driver.done.send_replace(true);
@@ -74,6 +118,24 @@ impl Round {
         let _ = tokio::time::timeout_at(until, rx.wait_for(|done| *done)).await;
     }
 
+    /// Waits until each of catalogue entries `entries` has ended (true), or
+    /// `until` passes (false).
+    pub async fn wait_for(&self, entries: &[usize], until: Instant) -> bool {
+        let mut rx = self.ended.subscribe();
+        let all = |_: &usize| entries.iter().all(|&e| self.outcome_of(e).is_some());
+        matches!(
+            tokio::time::timeout_at(until, rx.wait_for(all)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The outcome of catalogue entry `entry`, if it is in this round and
+    /// has ended.
+    pub fn outcome_of(&self, entry: usize) -> Option<Outcome> {
+        let k = *self.slot_of.get(entry)?;
+        self.outcomes.get(k)?.get().cloned()
+    }
+
     /// The outcome of every check that has ended, in `checks` order (`None`
     /// for one still running).
     pub fn partial(&self) -> Vec<Option<Outcome>> {
@@ -89,6 +151,28 @@ impl Round {
             .map(|(o, p)| match o.get() {
                 Some(o) => o.clone(),
                 None => p.cut_off(),
+            })
+            .collect()
+    }
+
+    /// The verdicts this round can judge, from `snapshot` (this round's
+    /// [`Round::snapshot`]): `(plan index, blocked)`; a verdict that cannot
+    /// be judged is left out.
+    pub fn verdicts(&self, snapshot: &[Outcome]) -> Vec<(usize, bool)> {
+        let outcome = |entry: usize| {
+            let k = *self.slot_of.get(entry)?;
+            snapshot.get(k).cloned()
+        };
+        let evidence = |slot: usize| {
+            self.evidence
+                .get(slot)
+                .and_then(|m| m.lock().ok().map(|e| e.clone()))
+                .unwrap_or_default()
+        };
+        self.plans
+            .iter()
+            .filter_map(|&p| {
+                verdict::judge(&self.catalogue.plans[p], &outcome, &evidence).map(|v| (p, v))
             })
             .collect()
     }

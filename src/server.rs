@@ -232,7 +232,15 @@ impl Engine {
             reload_success_timestamp: f64::from_bits(self.reload_ts.load(Ordering::Relaxed)),
             process: crate::process::read(),
         };
-        metrics::render(&round.catalogue, &round.checks, &outcomes, &own, format)
+        let verdicts = round.verdicts(&outcomes);
+        metrics::render(
+            &round.catalogue,
+            &round.checks,
+            &outcomes,
+            &verdicts,
+            &own,
+            format,
+        )
     }
 }
 

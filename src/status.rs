@@ -139,8 +139,10 @@ fn ok_text(o: &Outcome) -> String {
         Facts::Http { status } => format!("ok ({status})"),
         Facts::Tls { version, .. } => format!("ok ({version})"),
         Facts::Stun { mapped: Some(m) } => format!("ok (seen as {m})"),
-        Facts::Dns { answers: 1 } => "ok (1 answer)".to_string(),
-        Facts::Dns { answers } => format!("ok ({answers} answers)"),
+        Facts::Dns { answers: 1, .. } => "ok (1 answer)".to_string(),
+        Facts::Dns { answers, .. } => format!("ok ({answers} answers)"),
+        Facts::Download(t) => format!("ok ({} bytes, {:.0} B/s)", t.bytes, t.rate()),
+        Facts::Addresses(v) => format!("ok ({} addresses)", v.len()),
         _ => "ok".to_string(),
     }
 }
@@ -167,6 +169,12 @@ pub fn describe(entry: &Entry, config: &Config) -> String {
             c.target.written
         ),
         Check::Http(c) => c.written.clone(),
+        Check::Download(c) => c.written.clone(),
+        Check::Quic(c) => match (&c.sni, &c.target.host) {
+            (Some(sni), crate::config::Host::Name(h)) if sni == h => c.target.written.clone(),
+            (Some(sni), _) => format!("{} (SNI {sni})", c.target.written),
+            (None, _) => c.target.written.clone(),
+        },
     }
 }
 

@@ -70,7 +70,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "empty-service",
-        "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports or http",
+        "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports, http, download or quic",
     ),
     (
         "http-scheme",
@@ -134,11 +134,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, allowed_ranges, dns, tcp, tls, call_ports, http",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic",
     ),
     (
         "unknown-key-tls",
-        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout",
+        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni",
     ),
     (
         "unknown-key-top",

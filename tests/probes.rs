@@ -35,13 +35,13 @@ async fn dns_over_udp_classifies_answers() {
         let o = run_checks(&yaml, pki.dir.path()).await;
         // pub.test A: a public address.
         assert_ok(&o[0]);
-        assert_eq!(o[0].facts, Facts::Dns { answers: 1 });
+        assert_eq!(o[0].facts, Facts::Dns { answers: 1, addrs: vec!["198.41.0.4".parse().unwrap()] });
         // pub.test AAAA: NOERROR without an address.
         assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsNoAnswer));
         assert!(o[1].duration.is_some(), "an answer was received");
         // ok.test A 127.0.0.1 and AAAA ::1: bogons when no range allows them.
         assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::DnsBogon));
-        assert_eq!(o[2].facts, Facts::Dns { answers: 1 });
+        assert_eq!(o[2].facts, Facts::Dns { answers: 1, addrs: vec!["127.0.0.1".parse().unwrap()] });
         assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::DnsBogon));
         assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::DnsNxdomain));
         assert_eq!(failed(&o[5]), (Stage::Resolve, Reason::DnsNxdomain));

@@ -19,19 +19,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use ipnet::IpNet;
 use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 use super::{Facts, Outcome};
-use crate::config::{DnsCheck, RecordKind, ResolverKind};
+use crate::config::{DnsCheck, IpFamily, RecordKind, ResolverKind};
 use crate::reason::{Reason, Stage, classify};
 
 /// A resolver of the config, ready to query.
@@ -140,16 +139,6 @@ impl DnsClient {
         self.resolver()?.lookup(absolute(name), rtype).await
     }
 
-    /// Looks up the addresses of `name` (absolute), A before AAAA.
-    async fn lookup_ip(&self, name: &str) -> Result<Vec<IpAddr>, NetError> {
-        Ok(self
-            .resolver()?
-            .lookup_ip(absolute(name))
-            .await?
-            .iter()
-            .collect())
-    }
-
     /// The reason for a failed lookup; for `NoConnections`, found by
     /// connecting to the resolver again.
     async fn reason(&self, e: &NetError) -> Reason {
@@ -229,7 +218,6 @@ fn resolver_parts(kind: &ResolverKind, timeout: Duration) -> Result<Parts, NetEr
     opts.cache_size = 0;
     opts.timeout = timeout;
     opts.use_hosts_file = ResolveHosts::Never;
-    opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     opts.ndots = 0;
     Ok(Parts {
         config: ResolverConfig::from_name_servers(servers),
@@ -255,7 +243,10 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
                 .iter()
                 .filter_map(|r| address(&r.data))
                 .collect();
-            let facts = Facts::Dns { answers: ips.len() };
+            let facts = Facts::Dns {
+                answers: ips.len(),
+                addrs: ips.clone(),
+            };
             let failure = judge(&ips, allowed).err().map(|r| (Stage::Resolve, r));
             if let Some((_, reason)) = failure {
                 tracing::debug!(name = %check.name, reason = reason.as_str(), ?ips, "dns answer refused");
@@ -264,6 +255,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
                 failure,
                 duration: Some(took),
                 facts,
+                control: None,
             }
         }
         Err(e) => {
@@ -278,26 +270,57 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
                 failure: Some((Stage::Resolve, reason)),
                 duration: answered.then_some(took),
                 facts: if answered {
-                    Facts::Dns { answers: 0 }
+                    Facts::Dns {
+                        answers: 0,
+                        addrs: Vec::new(),
+                    }
                 } else {
                     Facts::None
                 },
+                control: None,
             }
         }
     }
 }
 
-/// Resolves a host for a connect: the first address of the answer (A
-/// before AAAA), after the same bogon rule as [`probe`].
-pub async fn resolve_first(
+/// Resolves a host for a connect: its addresses of the preferred family
+/// (the other family when it has none; both for `any`, IPv4 first), after
+/// the same bogon rule as [`probe`]. Never an empty list.
+pub async fn resolve(
     client: &DnsClient,
     name: &str,
+    family: IpFamily,
     allowed: &[IpNet],
-) -> Result<IpAddr, Reason> {
-    match client.lookup_ip(name).await {
+) -> Result<Vec<IpAddr>, Reason> {
+    let (first, second) = match family {
+        IpFamily::V4 | IpFamily::Any => (RecordType::A, RecordType::AAAA),
+        IpFamily::V6 => (RecordType::AAAA, RecordType::A),
+    };
+    let res = if family == IpFamily::Any {
+        let (a, b) = tokio::join!(client.lookup(name, first), client.lookup(name, second));
+        match (a, b) {
+            (Ok(a), Ok(b)) => Ok([addresses(&a), addresses(&b)].concat()),
+            (Ok(l), Err(_)) | (Err(_), Ok(l)) => Ok(addresses(&l)),
+            (Err(e), Err(_)) => Err(e),
+        }
+    } else {
+        match client.lookup(name, first).await {
+            Ok(l) if !addresses(&l).is_empty() => Ok(addresses(&l)),
+            // The name exists without an address of that family: try the
+            // other one. NXDOMAIN and failures are the answer.
+            Ok(_) => client.lookup(name, second).await.map(|l| addresses(&l)),
+            Err(NetError::Dns(DnsError::NoRecordsFound(nr)))
+                if nr.response_code == ResponseCode::NoError =>
+            {
+                client.lookup(name, second).await.map(|l| addresses(&l))
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match res {
         Ok(ips) => {
             judge(&ips, allowed)?;
-            Ok(ips[0])
+            Ok(ips)
         }
         Err(e) => {
             let reason = client.reason(&e).await;
@@ -305,6 +328,15 @@ pub async fn resolve_first(
             Err(reason)
         }
     }
+}
+
+/// The addresses in an answer.
+fn addresses(lookup: &Lookup) -> Vec<IpAddr> {
+    lookup
+        .answers()
+        .iter()
+        .filter_map(|r| address(&r.data))
+        .collect()
 }
 
 /// An answer passes if it holds at least one address and no bogon outside

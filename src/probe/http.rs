@@ -36,7 +36,7 @@ struct Hop {
     location: Option<String>,
 }
 
-type Failure = (Stage, Reason);
+pub(super) type Failure = (Stage, Reason);
 
 /// Fetches the check's URL and judges the final status.
 pub async fn probe(
@@ -73,16 +73,17 @@ pub async fn probe(
             failure,
             duration: Some(start.elapsed()),
             facts: Facts::Http { status: hop.status },
+            control: None,
         };
     }
 }
 
 /// A connection, plain or TLS.
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub(super) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 /// Aborts the connection task when the hop ends or is cancelled.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -97,6 +98,90 @@ async fn fetch(
     resolver: &TargetResolver<'_>,
     progress: &Progress,
 ) -> Result<Hop, Failure> {
+    let stream = open(url, tls, resolver, progress).await?;
+    progress.enter(Stage::Http);
+    let (mut sender, _conn) = start(stream).await?;
+    let request = get_request(url)?;
+    let response = sender.send_request(request).await.map_err(http_err)?;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Read the body, but no more than max_body bytes of it.
+    let mut body = response.into_body();
+    let mut read = 0u64;
+    while read < max_body {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Some(Err(e)) => return Err(http_err(e)),
+        }
+    }
+    Ok(Hop { status, location })
+}
+
+/// A hyper error at stage `http`: a message cut short is `eof_error`.
+pub(super) fn http_err(e: hyper::Error) -> Failure {
+    let reason = if e.is_incomplete_message() {
+        Reason::Eof
+    } else {
+        classify(&e)
+    };
+    (Stage::Http, reason)
+}
+
+/// An HTTP/1.1 client on `stream`; the connection task ends when the
+/// returned guard is dropped.
+pub(super) async fn start(
+    stream: Pin<Box<dyn Stream>>,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        AbortOnDrop,
+    ),
+    Failure,
+> {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(http_err)?;
+    let guard = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    Ok((sender, guard))
+}
+
+/// The GET we send for `url`.
+pub(super) fn get_request(url: &url::Url) -> Result<hyper::Request<Empty<Bytes>>, Failure> {
+    let authority = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("reachability_exporter/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(hyper::header::ACCEPT, "*/*")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| (Stage::Http, Reason::UnknownFailure))
+}
+
+/// Resolves `url`'s host, connects, and for https does the TLS handshake:
+/// each step at its own stage.
+pub(super) async fn open(
+    url: &url::Url,
+    tls: Option<&Arc<ClientConfig>>,
+    resolver: &TargetResolver<'_>,
+    progress: &Progress,
+) -> Result<Pin<Box<dyn Stream>>, Failure> {
     let target = url_target(url).ok_or((Stage::Http, Reason::UnknownFailure))?;
     let ip = resolver
         .resolve(&target.host, progress)
@@ -123,56 +208,5 @@ async fn fetch(
     } else {
         Box::pin(tcp)
     };
-
-    progress.enter(Stage::Http);
-    let http_err = |e: hyper::Error| {
-        let reason = if e.is_incomplete_message() {
-            Reason::Eof
-        } else {
-            classify(&e)
-        };
-        (Stage::Http, reason)
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http_err)?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
-    let authority = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("reachability_exporter/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(hyper::header::ACCEPT, "*/*")
-        .header(hyper::header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| (Stage::Http, Reason::UnknownFailure))?;
-    let response = sender.send_request(request).await.map_err(http_err)?;
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get(hyper::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    // Read the body, but no more than max_body bytes of it.
-    let mut body = response.into_body();
-    let mut read = 0u64;
-    while read < max_body {
-        match body.frame().await {
-            None => break,
-            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
-            Some(Err(e)) => return Err(http_err(e)),
-        }
-    }
-    Ok(Hop { status, location })
+    Ok(stream)
 }

@@ -8,7 +8,9 @@
 
 pub mod call_port;
 pub mod dns;
+pub mod download;
 pub mod http;
+pub mod quic;
 pub mod tcp;
 pub mod tls;
 
@@ -16,12 +18,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, Config, ModuleSpec, Trust};
+use crate::config::{Check, Config, Host, IpFamily, ModuleSpec, Trust};
 use crate::reason::{Reason, Stage};
 
 /// What a check found.
@@ -34,6 +37,10 @@ pub struct Outcome {
     pub duration: Option<Duration>,
     /// Kind-specific facts.
     pub facts: Facts,
+    /// For a TLS check with a `control_sni`: whether the handshake with the
+    /// neutral name to the same address completed (`None`: not made, or
+    /// not finished). Evidence for the `sni_filtered` verdict, no series.
+    pub control: Option<bool>,
 }
 
 /// Kind-specific facts of an outcome.
@@ -46,6 +53,8 @@ pub enum Facts {
     Dns {
         /// Addresses of the asked type in the answer.
         answers: usize,
+        /// Those addresses (evidence for verdicts, never a label).
+        addrs: Vec<IpAddr>,
     },
     /// A STUN answer.
     Stun {
@@ -65,6 +74,36 @@ pub enum Facts {
         /// Negotiated version, `TLS 1.2` or `TLS 1.3`.
         version: &'static str,
     },
+    /// A download that got as far as sending its request.
+    Download(Transfer),
+    /// An `all_addresses` check: the outcome at each address, in answer
+    /// order.
+    Addresses(Vec<(IpAddr, Outcome)>),
+}
+
+/// What a download received once its request was sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transfer {
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Request sent → last byte (or the end of the check).
+    pub duration: Duration,
+    /// Request sent → response head, when it came.
+    pub first_byte: Option<Duration>,
+    /// No byte came for `stall_after`.
+    pub stalled: bool,
+}
+
+impl Transfer {
+    /// Body bytes per second over [`Transfer::duration`].
+    pub fn rate(&self) -> f64 {
+        let secs = self.duration.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Outcome {
@@ -74,6 +113,7 @@ impl Outcome {
             failure: None,
             duration: Some(duration),
             facts,
+            control: None,
         }
     }
 
@@ -83,6 +123,18 @@ impl Outcome {
             failure: Some((stage, reason)),
             duration: None,
             facts: Facts::None,
+            control: None,
+        }
+    }
+
+    /// An `all_addresses` check's outcome: failed (at the first failing
+    /// address's stage and reason) unless every address passed.
+    pub fn per_address(results: Vec<(IpAddr, Outcome)>) -> Outcome {
+        Outcome {
+            failure: results.iter().find_map(|(_, o)| o.failure),
+            duration: None,
+            facts: Facts::Addresses(results),
+            control: None,
         }
     }
 
@@ -98,6 +150,29 @@ impl Outcome {
 pub struct Progress {
     stage: AtomicU8,
     malformed: AtomicBool,
+    /// 0: no control handshake result; 1: it completed; 2: it failed.
+    control: AtomicU8,
+    /// A download's transfer so far.
+    transfer: TransferProgress,
+    /// An `all_addresses` check's addresses, once resolved.
+    addresses: OnceLock<Vec<AddressProgress>>,
+}
+
+/// A download's transfer so far, readable when it is cut off.
+#[derive(Debug)]
+struct TransferProgress {
+    sent: OnceLock<Instant>,
+    /// Nanoseconds from `sent` to the response head; `u64::MAX` before.
+    first_byte_ns: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// One address of an `all_addresses` check.
+#[derive(Debug)]
+struct AddressProgress {
+    ip: IpAddr,
+    progress: Progress,
+    outcome: OnceLock<Outcome>,
 }
 
 impl Progress {
@@ -116,17 +191,128 @@ impl Progress {
         self.malformed.store(true, Ordering::Relaxed);
     }
 
+    /// Records whether the control handshake completed.
+    pub fn set_control(&self, completed: bool) {
+        self.control
+            .store(if completed { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Whether the control handshake completed, if it ended.
+    pub fn control_result(&self) -> Option<bool> {
+        match self.control.load(Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Records that a download's request was sent (the transfer starts).
+    pub fn transfer_started(&self) -> Instant {
+        *self.transfer.sent.get_or_init(Instant::now)
+    }
+
+    /// Records the arrival of the response head.
+    pub fn first_byte(&self, after: Duration) {
+        let ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.transfer.first_byte_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Adds received body bytes; returns the total.
+    pub fn received(&self, n: u64) -> u64 {
+        self.transfer.bytes.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// The transfer so far (`None` before the request was sent).
+    pub fn transfer(&self, stalled: bool) -> Option<Transfer> {
+        let sent = self.transfer.sent.get()?;
+        let ns = self.transfer.first_byte_ns.load(Ordering::Relaxed);
+        Some(Transfer {
+            bytes: self.transfer.bytes.load(Ordering::Relaxed),
+            duration: sent.elapsed(),
+            first_byte: (ns != u64::MAX && ns != 0).then(|| Duration::from_nanos(ns)),
+            stalled,
+        })
+    }
+
     /// The outcome of a check cut off by its deadline: failed at the stage
     /// it was in, with `generic_timeout_error` — or `unknown_failure` if only
-    /// malformed answers came.
+    /// malformed answers came. A download whose response had begun is not
+    /// a failure: it ran out of time while receiving, and its rate stands.
+    /// An `all_addresses` check is reported address by address.
     pub fn cut_off(&self) -> Outcome {
+        if let Some(subs) = self.addresses.get() {
+            return Outcome::per_address(
+                subs.iter()
+                    .map(|s| {
+                        let o = s.outcome.get().cloned();
+                        (s.ip, o.unwrap_or_else(|| s.progress.cut_off()))
+                    })
+                    .collect(),
+            );
+        }
         let reason = if self.malformed.load(Ordering::Relaxed) {
             Reason::UnknownFailure
         } else {
             Reason::GenericTimeout
         };
-        Outcome::failed(self.stage(), reason)
+        let mut outcome = Outcome::failed(self.stage(), reason);
+        if let Some(t) = self.transfer(false) {
+            if t.first_byte.is_some() {
+                outcome.failure = None;
+            }
+            outcome.facts = Facts::Download(t);
+        }
+        outcome.control = self.control_result();
+        outcome
     }
+}
+
+impl Default for TransferProgress {
+    fn default() -> Self {
+        TransferProgress {
+            sent: OnceLock::new(),
+            first_byte_ns: AtomicU64::new(u64::MAX),
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Runs `probe` at every address `host` resolves to (at most `max`, in
+/// answer order), concurrently; each address's progress is kept so that a
+/// cut-off reports each where it was.
+pub async fn each_address<'a, F, Fut>(
+    host: &Host,
+    max: usize,
+    resolver: &TargetResolver<'_>,
+    progress: &'a Progress,
+    probe: F,
+) -> Outcome
+where
+    F: Fn(IpAddr, &'a Progress) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let ips = match resolver.resolve_all(host, progress).await {
+        Ok(ips) => ips,
+        Err(reason) => return Outcome::failed(Stage::Resolve, reason),
+    };
+    let subs = progress.addresses.get_or_init(|| {
+        ips.into_iter()
+            .take(max)
+            .map(|ip| AddressProgress {
+                ip,
+                progress: Progress::default(),
+                outcome: OnceLock::new(),
+            })
+            .collect()
+    });
+    futures_util::future::join_all(subs.iter().map(|s| {
+        let fut = probe(s.ip, &s.progress);
+        async move {
+            let _ = s.outcome.set(fut.await);
+        }
+    }))
+    .await;
+    progress.cut_off()
 }
 
 /// A check of the catalogue with what it needs to run.
@@ -138,6 +324,8 @@ pub struct Entry {
     pub check: Check,
     /// For TLS and https checks: the client configuration.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// For QUIC checks: the client configuration.
+    quic: Option<quinn::ClientConfig>,
 }
 
 /// Everything needed to run the checks of one config: resolvers and TLS
@@ -153,6 +341,14 @@ pub struct Catalogue {
     pub service_entries: Vec<std::ops::Range<usize>>,
     /// For each `/probe` module (same indices), its TLS configuration.
     module_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
+    /// Control handshakes with a neutral name: certificates not judged.
+    control_tls: Arc<rustls::ClientConfig>,
+    /// Public roots, for evidence handshakes no check configures.
+    default_tls: Arc<rustls::ClientConfig>,
+    /// What the verdicts are made of (see [`crate::verdict`]).
+    pub plans: Vec<crate::verdict::Plan>,
+    /// How many evidence slots the plans number.
+    pub evidence_slots: usize,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -178,6 +374,9 @@ pub enum BuildError {
     /// rustls refused a client configuration.
     #[error("TLS client configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// quinn refused a client configuration.
+    #[error("QUIC client configuration: {0}")]
+    Quic(String),
 }
 
 impl Catalogue {
@@ -227,16 +426,24 @@ impl Catalogue {
                         // A redirect may lead from http to https.
                         Some((&h.trust, tls::Alpn::Http1))
                     }
+                    Check::Download(d) if d.url.scheme() == "https" => {
+                        Some((&d.trust, tls::Alpn::Http1))
+                    }
                     _ => None,
                 };
                 let tls = match wants {
                     Some((trust, alpn)) => Some(tls_for(trust, alpn)?),
                     None => None,
                 };
+                let quic = match check {
+                    Check::Quic(q) => Some(quic::client_config(&q.trust, &q.alpn, q.timeout)?),
+                    _ => None,
+                };
                 entries.push(Entry {
                     service: si,
                     check: check.clone(),
                     tls,
+                    quic,
                 });
             }
             service_entries.push(start..entries.len());
@@ -250,13 +457,33 @@ impl Catalogue {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let control_tls = tls_for(&Trust::Insecure, tls::Alpn::Browser)?;
+        let default_tls = tls_for(&Trust::WebPki, tls::Alpn::Browser)?;
+        let plans = crate::verdict::plans(&config, &entries);
+        let evidence_slots = plans
+            .iter()
+            .flat_map(|p| p.cases.iter().filter_map(|c| c.evidence()))
+            .max()
+            .map_or(0, |m| m + 1);
         Ok(Catalogue {
             config,
             resolvers,
             entries,
             service_entries,
             module_tls,
+            control_tls,
+            default_tls,
+            plans,
+            evidence_slots,
         })
+    }
+
+    /// The TLS configuration of entry `entry` (a TLS or https check), or
+    /// the public roots' when there is none: for evidence handshakes.
+    pub fn handshake_config(&self, entry: Option<usize>) -> Arc<rustls::ClientConfig> {
+        entry
+            .and_then(|i| self.entries[i].tls.clone())
+            .unwrap_or_else(|| self.default_tls.clone())
     }
 
     /// Runs check `index` until it ends or `deadline` (capped by the
@@ -268,10 +495,12 @@ impl Catalogue {
         let resolver = TargetResolver {
             resolver: &self.resolvers[service.resolve_with],
             allowed: &service.allowed_ranges,
+            family: entry.check.family(),
         };
         self.run_check(
             &entry.check,
             entry.tls.clone(),
+            entry.quic.as_ref(),
             resolver,
             deadline,
             progress,
@@ -292,9 +521,10 @@ impl Catalogue {
         let resolver = TargetResolver {
             resolver: &self.resolvers[0],
             allowed: &self.config.allowed_ranges,
+            family: check.family(),
         };
         let tls = self.module_tls.get(module).cloned().flatten();
-        self.run_check(check, tls, resolver, deadline, progress)
+        self.run_check(check, tls, None, resolver, deadline, progress)
             .await
     }
 
@@ -302,6 +532,7 @@ impl Catalogue {
         &self,
         check: &Check,
         tls: Option<Arc<rustls::ClientConfig>>,
+        quic: Option<&quinn::ClientConfig>,
         resolver: TargetResolver<'_>,
         deadline: Instant,
         progress: &Progress,
@@ -319,14 +550,27 @@ impl Catalogue {
                     let Some(cfg) = tls else {
                         return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
                     };
-                    tls::probe(c, cfg, resolver, progress).await
+                    tls::probe(c, cfg, self.control_tls.clone(), resolver, progress).await
                 }
                 Check::CallPort(c) => call_port::probe(c, resolver, progress).await,
                 Check::Http(c) => http::probe(c, tls, resolver, progress).await,
+                Check::Download(c) => download::probe(c, tls, resolver, progress).await,
+                Check::Quic(c) => {
+                    // Built for every QUIC check in `new`.
+                    let Some(cfg) = quic else {
+                        return Outcome::failed(Stage::QuicHandshake, Reason::UnknownFailure);
+                    };
+                    quic::probe(c, cfg, resolver, progress).await
+                }
             }
         };
         match tokio::time::timeout_at(deadline, fut).await {
-            Ok(outcome) => outcome,
+            Ok(mut outcome) => {
+                if outcome.control.is_none() {
+                    outcome.control = progress.control_result();
+                }
+                outcome
+            }
             Err(_) => progress.cut_off(),
         }
     }
@@ -336,22 +580,31 @@ impl Catalogue {
 pub struct TargetResolver<'a> {
     resolver: &'a dns::DnsClient,
     allowed: &'a [ipnet::IpNet],
+    family: IpFamily,
 }
 
 impl TargetResolver<'_> {
-    /// The address to connect to: the literal, or the first address the
-    /// service's resolver returns. Failures are at stage `resolve`; an
-    /// answer holding a bogon is refused as `dns_bogon_error`.
-    pub async fn resolve(
+    /// The address to connect to: the literal, or the first address of the
+    /// preferred family the service's resolver returns. Failures are at
+    /// stage `resolve`; an answer holding a bogon is refused as
+    /// `dns_bogon_error`.
+    pub async fn resolve(&self, host: &Host, progress: &Progress) -> Result<IpAddr, Reason> {
+        // `resolve_all` never returns an empty list.
+        Ok(self.resolve_all(host, progress).await?[0])
+    }
+
+    /// Every address of the preferred family (both with `any`), in answer
+    /// order; never empty.
+    pub async fn resolve_all(
         &self,
-        host: &crate::config::Host,
+        host: &Host,
         progress: &Progress,
-    ) -> Result<IpAddr, Reason> {
+    ) -> Result<Vec<IpAddr>, Reason> {
         match host {
-            crate::config::Host::Ip(ip) => Ok(*ip),
-            crate::config::Host::Name(name) => {
+            Host::Ip(ip) => Ok(vec![*ip]),
+            Host::Name(name) => {
                 progress.enter(Stage::Resolve);
-                dns::resolve_first(self.resolver, name, self.allowed).await
+                dns::resolve(self.resolver, name, self.family, self.allowed).await
             }
         }
     }

@@ -7,7 +7,7 @@
 //! (`insecure: true`, which still checks the handshake signature). ALPN
 //! offers h2 and http/1.1, as a browser would.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -32,8 +32,20 @@ fn provider() -> Arc<CryptoProvider> {
 /// full one, so each scrape verifies the certificate and times the same
 /// work (a resumed handshake skips both).
 pub fn base_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    config_for(trust, &[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// [`base_config`] with TLS 1.3 only, for QUIC.
+pub fn tls13_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
+    config_for(trust, &[&rustls::version::TLS13])
+}
+
+fn config_for(
+    trust: &Trust,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<ClientConfig, rustls::Error> {
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
     let mut config = match trust {
         Trust::WebPki => {
             let roots = RootCertStore {
@@ -74,23 +86,111 @@ pub fn client_config(trust: &Trust, alpn: Alpn) -> Result<ClientConfig, rustls::
     Ok(config)
 }
 
-/// Resolves, connects, and times the TLS handshake.
+/// Resolves, connects, and times the TLS handshake — at the first address
+/// of the preferred family, or at each address with `all_addresses`.
+/// `control` is the configuration of the neutral-SNI control handshake.
 pub async fn probe(
     check: &TlsCheck,
     config: Arc<ClientConfig>,
+    control: Arc<ClientConfig>,
     resolver: TargetResolver<'_>,
     progress: &Progress,
 ) -> Outcome {
+    if let Some(max) = check.all_addresses {
+        return super::each_address(&check.target.host, max, &resolver, progress, |ip, p| {
+            handshake_at(check, config.clone(), control.clone(), ip, p)
+        })
+        .await;
+    }
     let ip = match resolver.resolve(&check.target.host, progress).await {
         Ok(ip) => ip,
         Err(reason) => return Outcome::failed(Stage::Resolve, reason),
     };
+    handshake_at(check, config, control, ip, progress).await
+}
+
+/// The check at one address. With a `control_sni`, a second connection to
+/// the same address makes a handshake with the neutral name at the same
+/// time (certificate not validated); its result is kept in `progress`, so
+/// that even a check cut off by its deadline carries it. It is awaited only
+/// when the check itself failed.
+async fn handshake_at(
+    check: &TlsCheck,
+    config: Arc<ClientConfig>,
+    control: Arc<ClientConfig>,
+    ip: IpAddr,
+    progress: &Progress,
+) -> Outcome {
+    let addr = SocketAddr::new(ip, check.target.port);
+    let main = handshake(check, config, ip, progress);
+    let Some(neutral) = &check.control_sni else {
+        return main.await;
+    };
+    let ctl = async {
+        let ok = control_handshake(control, neutral, addr).await;
+        tracing::debug!(target = %check.target.written, %addr, control_sni = %neutral, completed = ok, "control handshake");
+        progress.set_control(ok);
+    };
+    let mut main = std::pin::pin!(main);
+    let mut ctl = std::pin::pin!(ctl);
+    let mut outcome = tokio::select! {
+        o = &mut main => {
+            if !o.is_ok() {
+                ctl.await;
+            }
+            o
+        }
+        () = &mut ctl => main.await,
+    };
+    outcome.control = progress.control_result();
+    outcome
+}
+
+/// A handshake with `name` at `addr` under `config`: its result (evidence
+/// for the `dns_injected` verdict).
+pub async fn handshake_result(
+    config: Arc<ClientConfig>,
+    name: &str,
+    addr: SocketAddr,
+) -> Result<(), crate::reason::Reason> {
+    let stream = tcp::connect(addr).await.map_err(|e| classify(&e))?;
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| crate::reason::Reason::UnknownFailure)?;
+    TlsConnector::from(config)
+        .connect(server_name, stream)
+        .await
+        .map(|_| ())
+        .map_err(|e| classify(&e))
+}
+
+/// A handshake with `name` at `addr` whose certificate is not judged:
+/// whether it completed.
+async fn control_handshake(config: Arc<ClientConfig>, name: &str, addr: SocketAddr) -> bool {
+    let Ok(stream) = tcp::connect(addr).await else {
+        return false;
+    };
+    let Ok(server_name) = ServerName::try_from(name.to_string()) else {
+        return false;
+    };
+    TlsConnector::from(config)
+        .connect(server_name, stream)
+        .await
+        .is_ok()
+}
+
+/// Connects to `ip` and times the handshake.
+async fn handshake(
+    check: &TlsCheck,
+    config: Arc<ClientConfig>,
+    ip: IpAddr,
+    progress: &Progress,
+) -> Outcome {
     progress.enter(Stage::Connect);
     let stream = match tcp::connect(SocketAddr::new(ip, check.target.port)).await {
         Ok(s) => s,
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, reason = reason.as_str(), error = %e, "connect failed");
+            tracing::debug!(target = %check.target.written, %ip, reason = reason.as_str(), error = %e, "connect failed");
             return Outcome::failed(Stage::Connect, reason);
         }
     };
@@ -126,7 +226,7 @@ pub async fn probe(
         }
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, sni = ?check.sni, reason = reason.as_str(), error = %e, "tls handshake failed");
+            tracing::debug!(target = %check.target.written, %ip, sni = ?check.sni, reason = reason.as_str(), error = %e, "tls handshake failed");
             Outcome::failed(Stage::TlsHandshake, reason)
         }
     }

@@ -1,0 +1,81 @@
+//! The download prober: a GET of a URL whose body is read up to
+//! `max_bytes`, timed and rated — throttling shows as a low rate, the
+//! TSPU's "16–20 KB freeze" as a stall.
+//!
+//! Resolve, connect and TLS are the HTTP prober's steps (each failure at its
+//! own stage). The transfer starts when the request is sent: from then on,
+//! `stall_after` without a byte (head or body) fails the check at stage
+//! `read` with `generic_timeout_error` and marks it stalled. A transfer
+//! still receiving when the check's time runs out is not a failure: it
+//! ended, and its rate is what was measured. Redirects are not followed; a
+//! status other than 2xx fails at stage `http`.
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use rustls::ClientConfig;
+
+use super::http::{get_request, http_err, open, start};
+use super::{Facts, Outcome, Progress, TargetResolver};
+use crate::config::DownloadCheck;
+use crate::reason::{Reason, Stage};
+
+/// Downloads at most `max_bytes` of the check's URL.
+pub async fn probe(
+    check: &DownloadCheck,
+    tls: Option<Arc<ClientConfig>>,
+    resolver: TargetResolver<'_>,
+    progress: &Progress,
+) -> Outcome {
+    let stream = match open(&check.url, tls.as_ref(), &resolver, progress).await {
+        Ok(s) => s,
+        Err((stage, reason)) => return Outcome::failed(stage, reason),
+    };
+    progress.enter(Stage::Http);
+    let (mut sender, _conn) = match start(stream).await {
+        Ok(s) => s,
+        Err((stage, reason)) => return Outcome::failed(stage, reason),
+    };
+    let request = match get_request(&check.url) {
+        Ok(r) => r,
+        Err((stage, reason)) => return Outcome::failed(stage, reason),
+    };
+    progress.enter(Stage::Read);
+    let sent = progress.transfer_started();
+    let ended = |failure: Option<(Stage, Reason)>, stalled: bool| {
+        let transfer = progress.transfer(stalled);
+        if let Some((stage, reason)) = failure {
+            tracing::debug!(url = %check.written, stage = stage.as_str(), reason = reason.as_str(), ?transfer, "download failed");
+        }
+        Outcome {
+            failure,
+            duration: transfer.map(|t| t.duration),
+            facts: transfer.map_or(Facts::None, Facts::Download),
+            control: None,
+        }
+    };
+    let stall = (Stage::Read, Reason::GenericTimeout);
+    let response = match tokio::time::timeout(check.stall_after, sender.send_request(request)).await
+    {
+        Err(_) => return ended(Some(stall), true),
+        Ok(Err(e)) => return ended(Some((Stage::Read, http_err(e).1)), false),
+        Ok(Ok(r)) => r,
+    };
+    progress.first_byte(sent.elapsed());
+    if !response.status().is_success() {
+        return ended(Some((Stage::Http, Reason::HttpUnexpectedStatus)), false);
+    }
+    let mut body = response.into_body();
+    let mut bytes = 0;
+    while bytes < check.max_bytes {
+        match tokio::time::timeout(check.stall_after, body.frame()).await {
+            Err(_) => return ended(Some(stall), true),
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => {
+                bytes = progress.received(frame.data_ref().map_or(0, |d| d.len() as u64));
+            }
+            Ok(Some(Err(e))) => return ended(Some((Stage::Read, http_err(e).1)), false),
+        }
+    }
+    ended(None, false)
+}
