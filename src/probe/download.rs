@@ -72,7 +72,9 @@ pub async fn probe(
             Err(_) => return ended(Some(stall), true),
             Ok(None) => break,
             Ok(Some(Ok(frame))) => {
-                bytes = progress.received(frame.data_ref().map_or(0, |d| d.len() as u64));
+                // Count no more than max_bytes: a frame may overshoot it.
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                bytes = progress.received(n.min(check.max_bytes - bytes));
             }
             Ok(Some(Err(e))) => return ended(Some((Stage::Read, http_err(e).1)), false),
         }

@@ -194,6 +194,21 @@ pub struct DnsServer {
 
 impl DnsServer {
     pub async fn start(pki: &Pki) -> DnsServer {
+        Self::serve(
+            pki,
+            &[
+                ("ok.test.", "127.0.0.1"),
+                ("ok.test.", "::1"),
+                ("pub.test.", "198.41.0.4"),
+                ("bogon.test.", "10.0.0.1"),
+            ],
+        )
+        .await
+    }
+
+    /// A server of the zone `test.` holding only `records` (name, address:
+    /// A or AAAA) and `empty.test` TXT.
+    pub async fn serve(pki: &Pki, records: &[(&str, &str)]) -> DnsServer {
         let origin = Name::from_ascii("test.").unwrap();
         let mut zone =
             InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
@@ -212,14 +227,20 @@ impl DnsServer {
         );
         let rec =
             |name: &str, data: RData| Record::from_rdata(Name::from_ascii(name).unwrap(), 60, data);
-        for r in [
+        let mut all = vec![
             rec("test.", RData::SOA(soa)),
-            rec("ok.test.", RData::A(A::new(127, 0, 0, 1))),
-            rec("ok.test.", RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 1))),
-            rec("pub.test.", RData::A(A::new(198, 41, 0, 4))),
-            rec("bogon.test.", RData::A(A::new(10, 0, 0, 1))),
             rec("empty.test.", RData::TXT(TXT::new(vec!["x".into()]))),
-        ] {
+        ];
+        for (name, ip) in records {
+            all.push(rec(
+                name,
+                match ip.parse::<std::net::IpAddr>().unwrap() {
+                    std::net::IpAddr::V4(a) => RData::A(A::from(a)),
+                    std::net::IpAddr::V6(a) => RData::AAAA(AAAA::from(a)),
+                },
+            ));
+        }
+        for r in all {
             assert!(zone.upsert_mut(r, 1));
         }
         let mut catalog = Catalog::new();
@@ -310,6 +331,120 @@ pub async fn silent_udp() -> SocketAddr {
 /// A TLS server that completes handshakes with `config` and then closes.
 pub async fn tls_server(config: Arc<ServerConfig>) -> SocketAddr {
     tls_server_counting_resumptions(config).await.0
+}
+
+/// [`tls_server`] on `addr` (such as `127.0.0.2:0`, or a given port).
+pub async fn tls_server_at(addr: &str, config: Arc<ServerConfig>) -> SocketAddr {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A TLS server behind an SNI filter: a connection whose ClientHello
+/// carries `blocked` (read before the handshake, the way DPI reads it) is
+/// reset; any other completes its handshake with `config`.
+pub async fn sni_filtering_server(config: Arc<ServerConfig>, blocked: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // Wait for the whole first record (header + length).
+                let n = loop {
+                    let n = match stream.peek(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if n >= 5 {
+                        let len = 5 + usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+                        if n >= len.min(buf.len()) {
+                            break n;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                };
+                if buf[..n]
+                    .windows(blocked.len())
+                    .any(|w| w == blocked.as_bytes())
+                {
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    return;
+                }
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A QUIC server (quinn) on `addr` (UDP) completing handshakes with
+/// `config` (its ALPN must include what the client offers).
+pub async fn quic_server(addr: &str, config: Arc<ServerConfig>) -> SocketAddr {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(config).unwrap();
+    let server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let endpoint = quinn::Endpoint::server(server, addr.parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    let _ = conn.closed().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A UDP server answering every QUIC long-header packet with a Version
+/// Negotiation packet that offers only a version nobody speaks.
+pub async fn quic_version_negotiation_server() -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+            let p = &buf[..n];
+            if n < 7 || p[0] & 0x80 == 0 {
+                continue;
+            }
+            let dcid_len = usize::from(p[5]);
+            let Some(dcid) = p.get(6..6 + dcid_len) else {
+                continue;
+            };
+            let Some(&scid_len) = p.get(6 + dcid_len) else {
+                continue;
+            };
+            let Some(scid) = p.get(7 + dcid_len..7 + dcid_len + usize::from(scid_len)) else {
+                continue;
+            };
+            // RFC 9000 §17.2.1: the client's SCID becomes our DCID.
+            let mut vn = vec![0x80, 0, 0, 0, 0];
+            vn.push(scid_len);
+            vn.extend_from_slice(scid);
+            vn.push(dcid_len as u8);
+            vn.extend_from_slice(dcid);
+            vn.extend_from_slice(&[0x1a, 0x2a, 0x3a, 0x4a]);
+            let _ = sock.send_to(&vn, peer).await;
+        }
+    });
+    addr
 }
 
 /// [`tls_server`], also counting handshakes that resumed a session.
@@ -666,7 +801,9 @@ pub async fn closed_udp_port() -> SocketAddr {
 /// path: `/ok` 200 with a body; `/redirect` 302 to `/ok`; `/unavailable`
 /// 503; `/reset` resets the connection after reading the request;
 /// `/stall` sends the headers and then nothing; `/64k` sends 64 KiB of a
-/// longer body and then nothing; anything else 404.
+/// longer body and then nothing; `/trickle` 64 KiB at about 50 KB/s;
+/// `/freeze` 16 KiB of a longer body and then nothing; `/fast` 256 KiB at
+/// once; anything else 404.
 pub async fn http_server(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -736,6 +873,34 @@ async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
                 .await;
             tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        // 1 KiB every 20 ms: about 50 KB/s, 64 KiB in all.
+        "/trickle" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n")
+                .await;
+            for _ in 0..64 {
+                if s.write_all(&[b'x'; 1024]).await.is_err() || s.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // The TSPU's freeze: 16 KiB of a longer body, then nothing.
+        "/freeze" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")
+                .await;
+            let _ = s.write_all(&[b'x'; 16384]).await;
+            let _ = s.flush().await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        // 256 KiB at once.
+        "/fast" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 262144\r\n\r\n")
+                .await;
+            let _ = s.write_all(&vec![b'x'; 262144]).await;
         }
         "/64k" => {
             let _ = s

@@ -1,0 +1,350 @@
+//! Verdicts (`reachability_blocking_suspected`), downloads, QUIC and
+//! every-address checks, end to end through the real HTTP server against
+//! in-process servers: each verdict 1 in its scenario, 0 in the clean one,
+//! absent when it cannot be judged.
+
+mod support;
+
+use reachability_exporter::reason::{Reason, Stage};
+use support::*;
+use tokio::net::UdpSocket;
+
+fn verdict(body: &str, service: &str, target: &str, kind: &str) -> Option<f64> {
+    sample(
+        body,
+        "reachability_blocking_suspected",
+        &[("service", service), ("target", target), ("kind", kind)],
+    )
+}
+
+async fn scrape(config: &str, dir: &std::path::Path) -> String {
+    let exporter = Exporter::start(dir, config).await;
+    let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
+    assert_eq!(status, 200, "{body}");
+    exporter.stop().await;
+    body
+}
+
+#[tokio::test]
+async fn dns_removed_injected_and_ip_blocked() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        // One port for every address: the control's 127.0.0.3 and the
+        // system's 127.0.0.2 (a CDN's other node, valid) and 127.0.0.4 (a
+        // block page with another name's certificate).
+        let good = pki.server_config(&["cdn.test", "blk.test", "ipa.test"], CertKind::Good, &[]);
+        let ctl = tls_server_at("127.0.0.3:0", good.clone()).await;
+        let port = ctl.port();
+        tls_server_at(&format!("127.0.0.2:{port}"), pki.server_config(&["cdn.test"], CertKind::Good, &[])).await;
+        tls_server_at(&format!("127.0.0.4:{port}"), pki.server_config(&["blockpage.test"], CertKind::Good, &[])).await;
+        tls_server_at(&format!("127.0.0.1:{port}"), good).await;
+
+        let system = DnsServer::serve(
+            &pki,
+            &[
+                ("ok.test.", "127.0.0.1"),
+                ("inj.test.", "10.0.0.1"),
+                ("cdn.test.", "127.0.0.2"),
+                ("blk.test.", "127.0.0.4"),
+                ("ipa.test.", "127.0.0.1"),
+                ("ipb.test.", "127.0.0.1"),
+            ],
+        )
+        .await;
+        let control = DnsServer::serve(
+            &pki,
+            &[
+                ("ok.test.", "127.0.0.1"),
+                ("gone.test.", "127.0.0.1"),
+                ("inj.test.", "127.0.0.1"),
+                ("cdn.test.", "127.0.0.3"),
+                ("blk.test.", "127.0.0.3"),
+                ("ipa.test.", "127.0.0.1"),
+                // Nothing listens there: every connect is refused.
+                ("ipb.test.", "127.0.0.6"),
+            ],
+        )
+        .await;
+        let services = format!(
+            "services:\n  s:\n    dns: {{ names: [ok.test, gone.test, inj.test, cdn.test, blk.test, ipa.test, ipb.test], resolvers: [system, control] }}\n    tls:\n      - {{ target: \"cdn.test:{port}\", ca_file: \"{ca}\" }}\n      - {{ target: \"blk.test:{port}\", ca_file: \"{ca}\" }}\n    tcp: [\"ipa.test:{port}\", \"ipb.test:{port}\"]\n"
+        );
+        let config = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\n  control: {{ dot: \"{}\", server_name: dns.test, ca_file: \"{ca}\" }}\n{services}",
+            system.udp, control.dot
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let v = |t: &str, k: &str| verdict(&body, "s", t, k);
+        // Removed from the system's DNS, resolved by the control.
+        assert_eq!(v("gone.test", "dns_removed"), Some(1.0), "{body}");
+        assert_eq!(v("ok.test", "dns_removed"), Some(0.0));
+        assert_eq!(v("inj.test", "dns_removed"), Some(0.0));
+        // A bogon from the system where the control has a real answer.
+        assert_eq!(v("inj.test", "dns_injected"), Some(1.0), "{body}");
+        assert_eq!(v("ok.test", "dns_injected"), Some(0.0));
+        // Disjoint answers: a certificate failing only at the system's
+        // address is injection; valid at both (a CDN) is not.
+        assert_eq!(v("blk.test", "dns_injected"), Some(1.0), "{body}");
+        assert_eq!(v("cdn.test", "dns_injected"), Some(0.0), "{body}");
+        // Every control address refuses the connect.
+        assert_eq!(v(&format!("ipb.test:{port}"), "ip_blocked"), Some(1.0), "{body}");
+        assert_eq!(v(&format!("ipa.test:{port}"), "ip_blocked"), Some(0.0));
+        assert_eq!(v(&format!("cdn.test:{port}"), "ip_blocked"), Some(0.0));
+        // The control's own series is there, and a control is not the
+        // service: the system's failures make it down, not the control.
+        assert_eq!(
+            sample(&body, "reachability_dns_success", &[("target", "gone.test"), ("resolver", "control")]),
+            Some(1.0)
+        );
+
+        // Every control failing: nothing is claimed.
+        let dead = closed_port().await;
+        let config = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\n  control: {{ dot: \"{dead}\", server_name: dns.test, ca_file: \"{ca}\" }}\n{services}",
+            system.udp
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        assert_eq!(
+            sample(&body, "reachability_dns_success", &[("target", "gone.test"), ("resolver", "control")]),
+            Some(0.0)
+        );
+        assert!(
+            !body.contains("reachability_blocking_suspected{"),
+            "no verdict without a working control:\n{body}"
+        );
+
+        // A control that answers only over plain UDP proves nothing about
+        // the network being up: ip_blocked is not judged, DNS verdicts are.
+        let config = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\n  control: {{ udp: \"{}\" }}\n{services}",
+            system.udp, control.udp
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        assert_eq!(verdict(&body, "s", &format!("ipb.test:{port}"), "ip_blocked"), None);
+        assert_eq!(verdict(&body, "s", "gone.test", "dns_removed"), Some(1.0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sni_filtering_against_a_neutral_sni() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let filtered = sni_filtering_server(
+            pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]),
+            "blocked.test",
+        )
+        .await;
+        let reset = bad_tls_server(Misbehaviour::Reset).await;
+        let entry = |addr: std::net::SocketAddr, sni: &str| {
+            format!("    tls: [{{ target: \"{addr}\", sni: {sni}, ca_file: \"{ca}\", control_sni: neutral.test }}]\n")
+        };
+        let config = format!(
+            "services:\n  filtered:\n{}  clean:\n{}  reset:\n{}  unpaired:\n    tls: [{{ target: \"{filtered}\", sni: blocked.test, ca_file: \"{ca}\" }}]\n",
+            entry(filtered, "blocked.test"),
+            entry(filtered, "ok.test"),
+            entry(reset, "ok.test"),
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let t = filtered.to_string();
+        assert_eq!(verdict(&body, "filtered", &t, "sni_filtered"), Some(1.0), "{body}");
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("service", "filtered"), ("stage", "tls_handshake"), ("reason", "connection_reset")]),
+            Some(1.0)
+        );
+        assert_eq!(verdict(&body, "clean", &t, "sni_filtered"), Some(0.0), "{body}");
+        // Everything is reset there, the neutral name too: not judged.
+        assert_eq!(verdict(&body, "reset", &reset.to_string(), "sni_filtered"), None, "{body}");
+        // Without a control_sni there is no verdict.
+        assert_eq!(verdict(&body, "unpaired", &t, "sni_filtered"), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn udp_blocked_while_tcp_answers() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let silent = silent_udp().await;
+        let stun = stun_udp_server(StunBehaviour::Success).await;
+        let stun_tcp = stun_tcp_server().await;
+        let closed = closed_port().await;
+        let config = format!(
+            "timeout: 1s\nservices:\n  blocked:\n    call_ports: [{{ udp: \"{silent}\" }}, {{ tcp: \"{stun_tcp}\", method: stun }}]\n  clean:\n    call_ports: [{{ udp: \"{stun}\" }}, {{ tcp: \"{stun_tcp}\" }}]\n  down:\n    call_ports: [{{ udp: \"{silent}\" }}, {{ tcp: \"{closed}\" }}]\n"
+        );
+        let body = scrape(&config, dir.path()).await;
+        assert_eq!(verdict(&body, "blocked", &silent.to_string(), "udp_blocked"), Some(1.0), "{body}");
+        assert_eq!(verdict(&body, "clean", &stun.to_string(), "udp_blocked"), Some(0.0), "{body}");
+        // TCP fails too: the host is down or all of it is blocked.
+        assert_eq!(verdict(&body, "down", &silent.to_string(), "udp_blocked"), None, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quic_handshakes_and_quic_blocked() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let h3 = pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"]);
+        // TLS over TCP and QUIC on the same port number.
+        let tcp = pki.server_config(&["ok.test"], CertKind::Good, &[]);
+        let tls = tls_server_at("127.0.0.1:0", tcp.clone()).await;
+        quic_server(&tls.to_string(), h3).await;
+        // TLS over TCP answers, UDP on that port is dropped.
+        let tls2 = tls_server_at("127.0.0.1:0", tcp).await;
+        let _drop = UdpSocket::bind(tls2).await.unwrap();
+        // Both dropped (UDP bound and silent, TCP closed).
+        let dead = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        let service = |addr: std::net::SocketAddr| {
+            format!(
+                "    timeout: 1s\n    tls: [{{ target: \"{addr}\", sni: ok.test, ca_file: \"{ca}\" }}]\n    quic: [{{ target: \"{addr}\", sni: ok.test, ca_file: \"{ca}\" }}]\n"
+            )
+        };
+        let config = format!(
+            "services:\n  clean:\n{}  blocked:\n{}  dead:\n{}",
+            service(tls),
+            service(tls2),
+            service(dead_addr)
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let q = |svc: &str, addr: std::net::SocketAddr| {
+            sample(&body, "reachability_quic_handshake_success", &[("service", svc), ("target", &addr.to_string()), ("sni", "ok.test")])
+        };
+        assert_eq!(q("clean", tls), Some(1.0), "{body}");
+        assert!(sample(&body, "reachability_quic_handshake_duration_seconds", &[("service", "clean")]).is_some());
+        assert_eq!(verdict(&body, "clean", &tls.to_string(), "quic_blocked"), Some(0.0), "{body}");
+        assert_eq!(q("blocked", tls2), Some(0.0));
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("service", "blocked"), ("check", "quic"), ("stage", "quic_handshake"), ("reason", "generic_timeout_error")]),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(verdict(&body, "blocked", &tls2.to_string(), "quic_blocked"), Some(1.0), "{body}");
+        assert_eq!(verdict(&body, "dead", &dead_addr.to_string(), "quic_blocked"), None, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quic_failures_are_classified() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let vn = quic_version_negotiation_server().await;
+        let unknown = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::UnknownCa, &[b"h3"])).await;
+        let good = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"])).await;
+        let expired = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Expired, &[b"h3"])).await;
+        let yaml = format!(
+            "timeout: 2s\nservices:\n  s:\n    quic:\n      - {{ target: \"{vn}\", sni: ok.test }}\n      - {{ target: \"{unknown}\", sni: ok.test, ca_file: \"{ca}\" }}\n      - {{ target: \"{good}\", sni: other.test, ca_file: \"{ca}\" }}\n      - {{ target: \"{expired}\", sni: ok.test, ca_file: \"{ca}\" }}\n      - {{ target: \"{good}\", sni: ok.test, ca_file: \"{ca}\", alpn: [h3, h3-29] }}\n"
+        );
+        let o = run_checks(&yaml, pki.dir.path()).await;
+        let failed = |i: usize| o[i].failure.expect("should fail");
+        assert_eq!(failed(0), (Stage::QuicHandshake, Reason::QuicIncompatibleVersion));
+        assert_eq!(failed(1), (Stage::QuicHandshake, Reason::SslUnknownAuthority));
+        assert_eq!(failed(2), (Stage::QuicHandshake, Reason::SslInvalidHostname));
+        assert_eq!(failed(3), (Stage::QuicHandshake, Reason::SslInvalidCertificate));
+        assert!(o[4].is_ok(), "{:?}", o[4]);
+        assert!(o[4].duration.unwrap() < std::time::Duration::from_secs(1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn downloads_throttled_and_stalled() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let http = http_server(None).await;
+        let closed = closed_port().await;
+        let config = format!(
+            "timeout: 3s\nservices:\n  s:\n    download:\n      - {{ url: \"http://{http}/trickle\", min_rate: 200000, stall_after: 1s }}\n      - {{ url: \"http://{http}/fast\", min_rate: 100KiB, max_bytes: 128KiB }}\n      - {{ url: \"http://{http}/freeze\", min_rate: 1000, stall_after: 300ms }}\n      - {{ url: \"http://{closed}/fast\", min_rate: 1000 }}\n"
+        );
+        let body = scrape(&config, dir.path()).await;
+        let trickle = format!("http://{http}/trickle");
+        let fast = format!("http://{http}/fast");
+        let freeze = format!("http://{http}/freeze");
+        let down = format!("http://{closed}/fast");
+        let m = |name: &str, t: &str| sample(&body, name, &[("target", t)]);
+        // ~50 KB/s against a floor of 200 kB/s: throttled, not stalled.
+        assert_eq!(verdict(&body, "s", &trickle, "throttled"), Some(1.0), "{body}");
+        assert_eq!(verdict(&body, "s", &trickle, "stalled"), Some(0.0));
+        assert_eq!(m("reachability_download_bytes", &trickle), Some(65536.0));
+        let rate = m("reachability_download_bytes_per_second", &trickle).unwrap();
+        assert!((20_000.0..100_000.0).contains(&rate), "rate {rate}");
+        assert!(m("reachability_download_first_byte_seconds", &trickle).is_some());
+        // At loopback speed, stopping at max_bytes.
+        assert_eq!(verdict(&body, "s", &fast, "throttled"), Some(0.0), "{body}");
+        assert_eq!(verdict(&body, "s", &fast, "stalled"), Some(0.0));
+        assert_eq!(m("reachability_download_bytes", &fast), Some(131072.0));
+        // 16 KiB, then nothing: a stall at stage read.
+        assert_eq!(verdict(&body, "s", &freeze, "stalled"), Some(1.0), "{body}");
+        assert_eq!(verdict(&body, "s", &freeze, "throttled"), None);
+        assert_eq!(m("reachability_download_bytes", &freeze), Some(16384.0));
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("target", freeze.as_str()), ("check", "download"), ("stage", "read"), ("reason", "generic_timeout_error")]),
+            Some(1.0)
+        );
+        // Never connected: nothing to judge.
+        assert_eq!(verdict(&body, "s", &down, "stalled"), None);
+        assert_eq!(verdict(&body, "s", &down, "throttled"), None);
+        assert_eq!(m("reachability_download_bytes", &down), None);
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("target", down.as_str()), ("stage", "connect"), ("reason", "connection_refused")]),
+            Some(1.0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_address_and_ip_family() {
+    within(30, async {
+        let pki = Pki::new();
+        let server = tls_server_at("127.0.0.1:0", pki.server_config(&["multi.test"], CertKind::Good, &[])).await;
+        let port = server.port();
+        let dns = DnsServer::serve(
+            &pki,
+            &[
+                ("multi.test.", "127.0.0.1"),
+                ("multi.test.", "127.0.0.7"),
+                ("dual.test.", "127.0.0.1"),
+                ("dual.test.", "::1"),
+                ("six.test.", "::1"),
+            ],
+        )
+        .await;
+        let config = format!(
+            "allowed_ranges: [127.0.0.0/8, \"::1/128\"]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  all:\n    tcp: [{{ target: \"multi.test:{port}\", all_addresses: true }}]\n  one:\n    tcp: [{{ target: \"multi.test:{port}\", all_addresses: true, max_addresses: 1 }}]\n  v4:\n    tcp: [\"dual.test:{port}\"]\n  v6:\n    ip_family: ipv6\n    tcp: [\"dual.test:{port}\"]\n  fallback:\n    tcp: [\"six.test:{port}\"]\n",
+            dns.udp
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let target = format!("multi.test:{port}");
+        let at = |svc: &str, addr: &str| {
+            sample(&body, "reachability_tcp_connect_success", &[("service", svc), ("target", &target), ("address", addr)])
+        };
+        assert_eq!(at("all", "127.0.0.1"), Some(1.0), "{body}");
+        assert_eq!(at("all", "127.0.0.7"), Some(0.0), "{body}");
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("service", "all"), ("address", "127.0.0.7"), ("reason", "connection_refused")]),
+            Some(1.0)
+        );
+        assert_eq!(at("one", "127.0.0.1"), Some(1.0));
+        assert_eq!(at("one", "127.0.0.7"), None);
+        // The default family is IPv4; ipv6 picks ::1, where nothing listens.
+        let dual = format!("dual.test:{port}");
+        let ok = |svc: &str, t: &str| sample(&body, "reachability_tcp_connect_success", &[("service", svc), ("target", t)]);
+        assert_eq!(ok("v4", &dual), Some(1.0));
+        assert_eq!(ok("v6", &dual), Some(0.0));
+        // A name with only an AAAA record falls back to IPv6: it resolves,
+        // and fails (nothing on [::1]) at connect, not at resolve.
+        assert_eq!(ok("fallback", &format!("six.test:{port}")), Some(0.0));
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("service", "fallback"), ("stage", "connect")]),
+            Some(1.0),
+            "{body}"
+        );
+    })
+    .await;
+}
