@@ -5,7 +5,8 @@
 //! resource is the stylesheet at `/status.css` on the same origin, so the
 //! page works offline under a strict Content-Security-Policy ([`CSP`]). It
 //! refreshes itself. A check still running shows as "running", not as a
-//! failure. Every string from the config is HTML-escaped. This module only
+//! failure; verdicts are listed under their service once the round has
+//! ended. Every string from the config is HTML-escaped. This module only
 //! renders; the server decides which round to show.
 
 use std::fmt::Write as _;
@@ -58,6 +59,11 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
          <a href=\"/metrics\">Metrics</a> · refreshes every {refresh_seconds} s.</p>",
         ago(age)
     );
+    let verdicts = if round.is_done() {
+        round.verdicts(&round.snapshot())
+    } else {
+        Vec::new()
+    };
     for (si, service) in cat.config.services.iter().enumerate() {
         let rows: Vec<(&Entry, Option<&Outcome>)> = round
             .checks
@@ -113,6 +119,31 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
             );
         }
         out.push_str("</tbody></table>");
+        // Verdicts once every check has ended (a running one would read as
+        // a timeout).
+        let judged: Vec<_> = verdicts
+            .iter()
+            .filter(|(p, _)| cat.plans[*p].service == si)
+            .collect();
+        if !judged.is_empty() {
+            out.push_str("<p class=\"meta\">Verdicts: ");
+            for (k, (p, v)) in judged.iter().enumerate() {
+                let plan = &cat.plans[*p];
+                let (class, word) = if *v {
+                    ("down", "suspected")
+                } else {
+                    ("up", "not suspected")
+                };
+                let _ = write!(
+                    out,
+                    "{}<code>{}</code> {} <span class=\"{class}\">{word}</span>",
+                    if k == 0 { "" } else { " · " },
+                    plan.kind.as_str(),
+                    escape(&plan.target)
+                );
+            }
+            out.push_str("</p>");
+        }
     }
     out.push_str("</body></html>\n");
     out

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use reachability_exporter::config::{Check, Config, Transport, Trust};
 use reachability_exporter::probe::Catalogue;
+use reachability_exporter::verdict::Kind;
 
 #[tokio::test]
 async fn bundled_config_builds_every_check() {
@@ -74,8 +75,23 @@ async fn bundled_config_builds_every_check() {
         .collect();
     assert_eq!(insecure, ["chat.signal.org:443"]);
 
+    // Every TLS check of a name has a neutral control SNI.
+    for (s, c) in config.checks() {
+        if let Check::Tls(t) = c {
+            assert!(t.control_sni.is_some(), "{} {}", s.name, t.target.written);
+        }
+    }
+
     let n = config.checks().count();
     let cat = Catalogue::new(config).unwrap();
     assert_eq!(cat.entries.len(), n);
-    assert_eq!(n, 132, "update this count when the catalogue changes");
+    assert_eq!(n, 138, "update this count when the catalogue changes");
+    // Every kind of verdict can be judged from the bundled checks.
+    for kind in Kind::ALL {
+        assert!(
+            cat.plans.iter().any(|p| p.kind == kind),
+            "no {} verdict in config.yaml",
+            kind.as_str()
+        );
+    }
 }

@@ -146,8 +146,16 @@ async fn sni_filtering_against_a_neutral_sni() {
             entry(filtered, "ok.test"),
             entry(reset, "ok.test"),
         );
-        let body = scrape(&config, pki.dir.path()).await;
+        let exporter = Exporter::start(pki.dir.path(), &config).await;
+        let (_, body) = get(exporter.addr, "/metrics", Some("4")).await;
+        // The status page shows the same round's verdicts.
+        let (_, page) = get(exporter.addr, "/", None).await;
+        exporter.stop().await;
         let t = filtered.to_string();
+        assert!(
+            page.contains(&format!("<code>sni_filtered</code> {t} <span class=\"down\">suspected</span>")),
+            "{page}"
+        );
         assert_eq!(verdict(&body, "filtered", &t, "sni_filtered"), Some(1.0), "{body}");
         assert_eq!(
             sample(&body, "reachability_failure_info", &[("service", "filtered"), ("stage", "tls_handshake"), ("reason", "connection_reset")]),
