@@ -16,6 +16,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -124,6 +125,9 @@ pub enum Case {
         port: u16,
         /// The check whose TLS configuration (trust) they use, if any.
         tls_entry: Option<usize>,
+        /// How long they may take: that check's timeout (else the DNS
+        /// check's).
+        timeout: Duration,
         /// Index of its evidence slot.
         evidence: usize,
     },
@@ -142,6 +146,8 @@ pub enum Case {
         family: IpFamily,
         /// At most this many addresses are connected to.
         max: usize,
+        /// How long the connects may take: the checks' longest timeout.
+        timeout: Duration,
         /// Index of its evidence slot.
         evidence: usize,
     },
@@ -308,6 +314,9 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 _ => None,
             });
             let (port, tls_entry) = tls.unwrap_or((443, None));
+            let timeout = tls_entry.map_or(entries[system].check.timeout(), |i| {
+                entries[i].check.timeout()
+            });
             push(
                 &mut plans,
                 si,
@@ -319,6 +328,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                     name: name.to_string(),
                     port,
                     tls_entry,
+                    timeout,
                     evidence: slots,
                 },
             );
@@ -340,9 +350,12 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
             let existing = plans.iter_mut().find(|p| {
                 p.service == si && p.kind == Kind::IpBlocked && p.target == target.written
             });
-            if let Some(Case::IpBlocked { checks, .. }) = existing.and_then(|p| p.cases.first_mut())
+            if let Some(Case::IpBlocked {
+                checks, timeout, ..
+            }) = existing.and_then(|p| p.cases.first_mut())
             {
                 checks.push(*i);
+                *timeout = (*timeout).max(c.timeout());
                 continue;
             }
             let encrypted = controls
@@ -364,6 +377,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                     port: target.port,
                     family,
                     max: max.unwrap_or(crate::config::DEFAULT_MAX_ADDRESSES),
+                    timeout: c.timeout(),
                     evidence: slots,
                 },
             );
@@ -467,9 +481,9 @@ fn is_cert_failure(r: Reason) -> bool {
     )
 }
 
-/// Makes the evidence `case` needs, in `round`, until `deadline`; writes
-/// it to `slot` step by step, so that what is unfinished at a cut-off
-/// shows as such.
+/// Makes the evidence `case` needs, in `round`, until `deadline` or the
+/// timeout of the checks it stands in for; writes it to `slot` step by
+/// step, so that what is unfinished at a cut-off shows as such.
 pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline: Instant) {
     let set = |e: Evidence| {
         if let Ok(mut s) = slot.lock() {
@@ -483,8 +497,11 @@ pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline
             name,
             port,
             tls_entry,
+            timeout,
             ..
         } => {
+            // Bounded like the check they stand in for.
+            let deadline = deadline.min(round.started + *timeout);
             let deps: Vec<usize> = std::iter::once(*system)
                 .chain(controls.iter().copied())
                 .collect();
@@ -555,8 +572,10 @@ pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline
             port,
             family,
             max,
+            timeout,
             ..
         } => {
+            let deadline = deadline.min(round.started + *timeout);
             if !round.wait_for(controls, deadline).await {
                 return;
             }

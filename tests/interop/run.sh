@@ -7,7 +7,11 @@
 # a range that exists only between them:
 #   client ns (10.250.0.1): the exporter, Prometheus, curl
 #   server ns (10.250.0.2): unbound (UDP/TCP 53, DoT 853, DoH 8443),
-#                           nginx (HTTPS 443, HTTP 80), coturn (STUN 3478)
+#                           a second unbound with an ISP's tampered data
+#                           (UDP 5353, reached by a DNS redirect),
+#                           nginx (HTTPS 443, HTTP 80), coturn (STUN 3478),
+#                           a QUIC server (UDP 443; Debian's nginx has no
+#                           HTTP/3)
 # Every scenario changes iptables in the server namespace, scrapes the
 # exporter and asserts on /metrics. Needs root. Prints one line per
 # scenario and a closing "N passed, N failed"; exits non-zero on a failure.
@@ -25,6 +29,7 @@ CLI_IP=$NET.1
 SRV_IP=$NET.2
 EXPORTER="$ROOT/target/release/reachability_exporter"
 NFQ_DELAY="$HERE/nfq-delay/target/release/nfq-delay"
+QUIC_SERVER="$HERE/quic-server/target/release/quic-server"
 PIDS=()
 PASSED=0
 FAILED=0
@@ -87,6 +92,7 @@ build() {
     log "building the exporter and the delay helper (release)"
     (cd "$ROOT" && cargo build --release --locked -q)
     cargo build --release --locked -q --manifest-path "$HERE/nfq-delay/Cargo.toml"
+    cargo build --release --locked -q --manifest-path "$HERE/quic-server/Cargo.toml"
 }
 
 make_pki() {
@@ -146,6 +152,30 @@ remote-control:
     control-use-cert: no
 EOF
     spawn ip netns exec "$SRV" unbound -d -c "$WORK/unbound.conf"
+    # An ISP's resolver after tampering: gone.lab removed (NXDOMAIN),
+    # chat.lab answered with a private address (a block page's). The
+    # dns-tampered scenario redirects the exporter's UDP 53 to it.
+    cat > "$WORK/unbound-isp.conf" <<EOF
+server:
+    interface: $SRV_IP@5353
+    access-control: $NET.0/24 allow
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$WORK"
+    pidfile: "$WORK/unbound-isp.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    local-zone: "." static
+    local-zone: "lab." static
+    local-data: "lab. SOA ns.lab. root.lab. 1 3600 600 86400 60"
+    local-data: "chat.lab. A 10.0.0.1"
+    local-data: "blocked.lab. A $SRV_IP"
+remote-control:
+    control-enable: no
+EOF
+    spawn ip netns exec "$SRV" unbound -d -c "$WORK/unbound-isp.conf"
 }
 
 start_nginx() {
@@ -175,9 +205,12 @@ http {
         location / { return 200 "ok\n"; }
         location /moved { return 302 /; }
         location /missing { return 404; }
+        location /big.bin { root $WORK/www; }
     }
 }
 EOF
+    mkdir -p "$WORK/www"
+    head -c 1048576 /dev/zero > "$WORK/www/big.bin"
     spawn ip netns exec "$SRV" nginx -c "$WORK/nginx.conf" -g 'daemon off;'
 }
 
@@ -186,6 +219,10 @@ start_coturn() {
     spawn ip netns exec "$SRV" turnserver --stun-only --no-cli --no-tls --no-dtls --listening-ip="$SRV_IP" \
         --listening-port=3478 --log-file=stdout --simple-log --no-stdout-log \
         --pidfile="$WORK/turnserver.pid" --userdb="$WORK/turndb" 2>/dev/null
+}
+
+start_quic_server() {
+    spawn ip netns exec "$SRV" "$QUIC_SERVER" "$SRV_IP:443" "$WORK/server.pem" "$WORK/server.key"
 }
 
 start_exporter() {
@@ -201,6 +238,8 @@ resolvers:
   unbound_doh: { doh: "https://$SRV_IP:8443/dns-query", server_name: dns.lab, ca_file: ca.pem }
 services:
   chat:
+    # The neutral name of the SNI-filtering control handshakes.
+    control_sni: neutral.lab
     dns:
       names: [chat.lab, gone.lab]
       resolvers: [system, unbound_tcp, unbound_dot, unbound_doh]
@@ -224,6 +263,12 @@ services:
   latency:
     tcp: ["chat.lab:443"]
     tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
+  # HTTP/3 beside TLS over TCP, and a 1 MiB download that must come at
+  # 1 MiB/s or more.
+  video:
+    tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
+    quic: [{ target: "chat.lab:443", ca_file: ca.pem }]
+    download: [{ url: "http://chat.lab/big.bin", min_rate: 1MiB, stall_after: 1s }]
 EOF
     VANTAGE_COUNTRY=XA spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
     EXPORTER_PID=$!
@@ -316,6 +361,7 @@ scenario() { # NAME FUNCTION
     in_srv iptables -F INPUT
 }
 
+BIG="http://chat.lab/big.bin"
 CHAT_TLS=(service=\"chat\" target=\"chat.lab:443\" sni=\"chat.lab\")
 BLOCKED_TLS=(service=\"chat\" target=\"$SRV_IP:443\" sni=\"blocked.lab\")
 DROP_TLS=(service=\"chat\" target=\"$SRV_IP:443\" sni=\"drop.lab\")
@@ -326,8 +372,9 @@ s_baseline() {
     ok=$(grep -E '^reachability_[a-z_]+_success\{' <<<"$LAST" | grep -cE ' 1(\.0)?$' || true)
     local all
     all=$(grep -cE '^reachability_[a-z_]+_success\{' <<<"$LAST" || true)
-    # chat: 2 names x 4 resolvers, 2 tcp, 3 tls, 3 http; latency: 1 tcp, 1 tls
-    [ "$all" = 18 ] || ERRORS+=("$all success series, want 18")
+    # chat: 2 names x 4 resolvers, 2 tcp, 3 tls, 3 http; latency: 1 tcp,
+    # 1 tls; video: 1 tls, 1 quic (a download has no success gauge)
+    [ "$all" = 20 ] || ERRORS+=("$all success series, want 20")
     [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
     expect "$LAST" 1 reachability_service_up service=\"chat\"
     expect "$LAST" 1 reachability_service_up service=\"latency\"
@@ -340,7 +387,94 @@ s_baseline() {
     expect "$LAST" 200 reachability_http_status_code target=\"https://chat.lab/\"
     # The redirect was followed to nginx's 200.
     expect "$LAST" 200 reachability_http_status_code target=\"http://chat.lab/moved\"
+    # Every verdict is judged, and none suspects blocking.
+    grep -E '^reachability_blocking_suspected\{.* 1(\.0)?$' <<<"$LAST" \
+        && ERRORS+=("a verdict says blocked on a clean network")
+    expect "$LAST" 0 reachability_blocking_suspected service=\"chat\" target=\"gone.lab\" kind=\"dns_removed\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"chat\" target=\"chat.lab\" kind=\"dns_injected\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"chat\" target=\"chat.lab:443\" kind=\"ip_blocked\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"chat\" target=\"$SRV_IP:443\" kind=\"sni_filtered\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"calls\" target=\"chat.lab:3478\" kind=\"udp_blocked\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"quic_blocked\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"throttled\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"stalled\"
+    expect "$LAST" 1 reachability_quic_handshake_success service=\"video\" target=\"chat.lab:443\"
+    expect "$LAST" 1048576 reachability_download_bytes service=\"video\"
     return 0
+}
+
+verdict() { # TEXT WANT SERVICE TARGET KIND
+    expect "$1" "$2" reachability_blocking_suspected service=\"$3\" target=\"$4\" kind=\"$5\"
+}
+
+s_dns_tampered() {
+    # The ISP intercepts plain DNS (UDP 53) and answers from tampered data;
+    # the controls (TCP, DoT, DoH) reach the real resolver.
+    in_srv iptables -t nat -A PREROUTING -p udp --dport 53 -j REDIRECT --to-ports 5353
+    LAST=$(scrape)
+    in_srv iptables -t nat -F PREROUTING
+    [ -n "$LAST" ] || return 1
+    expect_failure "$LAST" target=\"gone.lab\" resolver=\"system\" check=\"dns\" resolve dns_nxdomain_error
+    expect_failure "$LAST" target=\"chat.lab\" resolver=\"system\" check=\"dns\" resolve dns_bogon_error
+    expect "$LAST" 1 reachability_dns_success target=\"gone.lab\" resolver=\"unbound_doh\"
+    verdict "$LAST" 1 chat gone.lab dns_removed
+    verdict "$LAST" 0 chat chat.lab dns_removed
+    verdict "$LAST" 1 chat chat.lab dns_injected
+    verdict "$LAST" 0 chat gone.lab dns_injected
+}
+
+s_controls_blocked() {
+    # Every control blocked (TCP 53, DoT, DoH reset): nothing is claimed.
+    in_srv iptables -A INPUT -p tcp -m multiport --dports 53,853,8443 -j REJECT --reject-with tcp-reset
+    LAST=$(scrape) || return 1
+    expect "$LAST" 0 reachability_dns_success target=\"gone.lab\" resolver=\"unbound_dot\"
+    expect "$LAST" 1 reachability_dns_success target=\"gone.lab\" resolver=\"system\"
+    # A blocked control does not make the service down.
+    expect "$LAST" 1 reachability_service_up service=\"chat\"
+    verdict "$LAST" absent chat gone.lab dns_removed
+    verdict "$LAST" absent chat chat.lab dns_injected
+    verdict "$LAST" absent chat chat.lab:443 ip_blocked
+    # Verdicts that need no resolver are still judged.
+    verdict "$LAST" 0 chat "$SRV_IP:443" sni_filtered
+}
+
+s_quic_blocked() {
+    in_srv iptables -A INPUT -p udp --dport 443 -j DROP
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" service=\"video\" check=\"quic\" quic_handshake generic_timeout_error
+    expect "$LAST" 1 reachability_tls_handshake_success service=\"video\"
+    verdict "$LAST" 1 video chat.lab:443 quic_blocked
+}
+
+s_throttled() {
+    # The server's egress limited to 2 Mbit/s: handshakes fine, the
+    # download far under its 1 MiB/s floor.
+    in_srv tc qdisc add dev "res$$" root tbf rate 2mbit burst 16kb latency 500ms
+    LAST=$(scrape)
+    in_srv tc qdisc del dev "res$$" root
+    [ -n "$LAST" ] || return 1
+    verdict "$LAST" 1 video "$BIG" throttled
+    verdict "$LAST" 0 video "$BIG" stalled
+    local rate
+    rate=$(value "$LAST" reachability_download_bytes_per_second service=\"video\")
+    awk -v r="${rate:-0}" 'BEGIN { exit !(r > 150000 && r < 300000) }' \
+        || ERRORS+=("rate ${rate:-absent} B/s, want about 250 kB/s")
+    expect "$LAST" absent reachability_failure_info service=\"video\" check=\"download\"
+}
+
+s_freeze_16k() {
+    # The TSPU's freeze: the connection's data stops after 16 KB.
+    in_srv iptables -A OUTPUT -p tcp --sport 80 -m connbytes --connbytes 16384: \
+        --connbytes-dir reply --connbytes-mode bytes -j DROP
+    LAST=$(scrape)
+    in_srv iptables -F OUTPUT
+    [ -n "$LAST" ] || return 1
+    verdict "$LAST" 1 video "$BIG" stalled
+    expect_failure "$LAST" service=\"video\" check=\"download\" read generic_timeout_error
+    local bytes
+    bytes=$(value "$LAST" reachability_download_bytes service=\"video\")
+    awk -v b="${bytes:-0}" 'BEGIN { exit !(b > 0 && b <= 16384) }' \
+        || ERRORS+=("${bytes:-absent} bytes before the freeze, want 1..16384")
 }
 
 s_nxdomain() {
@@ -361,6 +495,10 @@ s_syn_dropped() {
     expect_failure "$LAST" service=\"chat\" target=\"chat.lab:443\" check=\"tcp\" connect generic_timeout_error
     expect_failure "$LAST" "${CHAT_TLS[@]}" check=\"tls\" connect generic_timeout_error
     expect "$LAST" 1 reachability_tcp_connect_success service=\"chat\" target=\"chat.lab:80\"
+    # The controls' address for chat.lab is unreachable on 443, while DoT
+    # and DoH answer.
+    verdict "$LAST" 1 chat chat.lab:443 ip_blocked
+    verdict "$LAST" 0 chat chat.lab:80 ip_blocked
 }
 
 s_syn_reset() {
@@ -369,6 +507,7 @@ s_syn_reset() {
     expect_failure "$LAST" service=\"chat\" target=\"chat.lab:443\" check=\"tcp\" connect connection_refused
     expect_failure "$LAST" "${CHAT_TLS[@]}" check=\"tls\" connect connection_refused
     expect "$LAST" 1 reachability_tcp_connect_success service=\"chat\" target=\"chat.lab:80\"
+    verdict "$LAST" 1 chat chat.lab:443 ip_blocked
 }
 
 s_sni_reset() {
@@ -382,6 +521,9 @@ s_sni_reset() {
     # An HTTPS GET to the filtered name fails at the handshake too.
     expect_failure "$LAST" target=\"https://blocked.lab/\" check=\"http\" tls_handshake connection_reset
     expect "$LAST" 1 reachability_http_success target=\"https://chat.lab/\"
+    # Reset with the real SNI, complete with neutral.lab to the same address.
+    verdict "$LAST" 1 chat "$SRV_IP:443" sni_filtered
+    verdict "$LAST" 0 chat chat.lab:443 sni_filtered
 }
 
 s_hello_dropped() {
@@ -389,6 +531,7 @@ s_hello_dropped() {
     LAST=$(scrape) || return 1
     expect_failure "$LAST" "${DROP_TLS[@]}" check=\"tls\" tls_handshake generic_timeout_error
     expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
+    verdict "$LAST" 1 chat "$SRV_IP:443" sni_filtered
 }
 
 s_udp_calls_blocked() {
@@ -401,6 +544,7 @@ s_udp_calls_blocked() {
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"tcp\" method=\"stun\"
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:443\" transport=\"tcp\"
     expect "$LAST" 0 reachability_service_up service=\"calls\"
+    verdict "$LAST" 1 calls chat.lab:3478 udp_blocked
 }
 
 s_alert_rules() {
@@ -426,6 +570,8 @@ s_dashboard() {
     tls: [{ target: "$SRV_IP:9", sni: chat.lab, ca_file: ca.pem }]
     call_ports: [{ udp: "$SRV_IP:3479" }]
     http: ["http://chat.lab/missing"]
+    quic: [{ target: "$SRV_IP:9", sni: chat.lab, ca_file: ca.pem }]
+    download: [{ url: "http://$SRV_IP:9/" }]
 EOF
     kill -HUP "$EXPORTER_PID"
     # Wait until Prometheus has several scrapes of the failing service.
@@ -667,7 +813,10 @@ main() {
     start_unbound
     start_nginx
     start_coturn
+    start_quic_server
     wait_for "unbound" in_srv bash -c "unbound-control -c '$WORK/unbound.conf' status"
+    wait_for "the ISP's unbound" in_srv bash -c "ss -Hlun 'sport = :5353' | grep -q ."
+    wait_for "the QUIC server" in_srv bash -c "ss -Hlun 'sport = :443' | grep -q ."
     wait_for "nginx" in_cli curl -sf "http://$SRV_IP/"
     wait_for "coturn" in_srv bash -c "ss -Hlun 'sport = :3478' | grep -q ."
     start_exporter
@@ -680,6 +829,11 @@ main() {
     scenario sni-reset s_sni_reset
     scenario hello-dropped s_hello_dropped
     scenario udp-calls-blocked s_udp_calls_blocked
+    scenario dns-tampered s_dns_tampered
+    scenario controls-blocked s_controls_blocked
+    scenario quic-blocked s_quic_blocked
+    scenario throttled s_throttled
+    scenario freeze-16k s_freeze_16k
     scenario latency-20ms s_latency_20ms
     scenario latency-60ms s_latency_60ms
     scenario prometheus s_prometheus
