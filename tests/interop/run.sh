@@ -591,8 +591,8 @@ EOF
     [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
     # The rules are loaded and evaluate against the same data.
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
-    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 8 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
-        || ERRORS+=("Prometheus did not load 8 healthy rules: ${out:0:300}")
+    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 9 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
+        || ERRORS+=("Prometheus did not load 9 healthy rules: ${out:0:300}")
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/alerts)
     grep -q '"alertname":"ReachabilityServiceUnreachable"' <<<"$out" && grep -q '"service":"broken"' <<<"$out" \
         || ERRORS+=("ReachabilityServiceUnreachable is not pending for the broken service: ${out:0:300}")
@@ -799,7 +799,7 @@ EOF
         "ip netns exec $CLI curl -sf '${q}count(count%20by%20(site,country)(reachability_service_up%7Bservice%3D%22chat%22%7D))%3D%3D2' | grep -q '\"value\"'" \
         || ERRORS+=("want reachability_service_up{service=\"chat\"} from sites lab-a (XA) and lab-b (XB): $(in_cli curl -sf "${q}reachability_service_up")")
     LAST=$(in_cli curl -sf "${q}count(reachability_tls_handshake_success)")
-    grep -q '"4"\]' <<<"$LAST" || ERRORS+=("want 4 TLS series in Prometheus: $LAST")
+    grep -q '"5"\]' <<<"$LAST" || ERRORS+=("want 5 TLS series in Prometheus: $LAST")
     LAST=$(in_cli curl -sf "${q}count(reachability_call_port_reachable)")
     grep -q '"3"\]' <<<"$LAST" || ERRORS+=("want 3 call-port series in Prometheus: $LAST")
 }
