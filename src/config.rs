@@ -251,12 +251,32 @@ pub enum ModuleSpec {
         /// Trust roots.
         trust: Trust,
     },
+    /// A bounded download of the target URL.
+    Download {
+        /// Body bytes read at most.
+        max_bytes: u64,
+        /// Throttling floor, bytes per second.
+        min_rate: Option<u64>,
+        /// Longest gap without a byte.
+        stall_after: Duration,
+        /// Trust roots.
+        trust: Trust,
+    },
+    /// A QUIC handshake with `host:port`.
+    Quic {
+        /// SNI (default: the target's host).
+        sni: Option<String>,
+        /// ALPN protocols.
+        alpn: Vec<String>,
+        /// Trust roots.
+        trust: Trust,
+    },
 }
 
 impl Module {
     /// The check this module makes of `target` (a name for dns, `host:port`
-    /// for tcp, tls and call_port, a URL for http), or why `target` is not
-    /// one.
+    /// for tcp, tls, call_port and quic, a URL for http and download), or
+    /// why `target` is not one.
     pub fn check_for(&self, target: &str) -> Result<Check, String> {
         let timeout = self.timeout;
         Ok(match &self.spec {
@@ -308,6 +328,39 @@ impl Module {
                     status: status.clone(),
                     max_redirects: *max_redirects,
                     max_body: *max_body,
+                    trust: trust.clone(),
+                    timeout,
+                    family: IpFamily::V4,
+                })
+            }
+            ModuleSpec::Download {
+                max_bytes,
+                min_rate,
+                stall_after,
+                trust,
+            } => {
+                let u = HttpUrl::parse(target)?;
+                Check::Download(DownloadCheck {
+                    written: u.written,
+                    url: u.url,
+                    max_bytes: *max_bytes,
+                    min_rate: *min_rate,
+                    stall_after: *stall_after,
+                    trust: trust.clone(),
+                    timeout,
+                    family: IpFamily::V4,
+                })
+            }
+            ModuleSpec::Quic { sni, alpn, trust } => {
+                let target = HostPort::parse(target, None)?.0;
+                let sni = sni.clone().or_else(|| match &target.host {
+                    Host::Name(n) => Some(n.clone()),
+                    Host::Ip(_) => None,
+                });
+                Check::Quic(QuicCheck {
+                    target,
+                    sni,
+                    alpn: alpn.clone(),
                     trust: trust.clone(),
                     timeout,
                     family: IpFamily::V4,
@@ -1038,6 +1091,8 @@ enum ModuleKind {
     Tls,
     CallPort,
     Http,
+    Download,
+    Quic,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1057,6 +1112,10 @@ struct RawModule {
     status: Option<Vec<StatusRange>>,
     max_redirects: Option<u32>,
     max_body: Option<Size>,
+    max_bytes: Option<Size>,
+    min_rate: Option<Size>,
+    stall_after: Option<Dur>,
+    alpn: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -1863,14 +1922,24 @@ impl Validator<'_> {
             ModuleKind::Tls => "tls",
             ModuleKind::CallPort => "call_port",
             ModuleKind::Http => "http",
+            ModuleKind::Download => "download",
+            ModuleKind::Quic => "quic",
         };
         // Which options each kind takes.
-        let given: [(&str, bool, &[&str]); 10] = [
+        let given: [(&str, bool, &[&str]); 14] = [
             ("resolver", m.resolver.is_some(), &["dns"]),
             ("type", m.record_type.is_some(), &["dns"]),
-            ("sni", m.sni.is_some(), &["tls"]),
-            ("ca_file", m.ca_file.is_some(), &["tls", "http"]),
-            ("insecure", m.insecure, &["tls", "http"]),
+            ("sni", m.sni.is_some(), &["tls", "quic"]),
+            (
+                "ca_file",
+                m.ca_file.is_some(),
+                &["tls", "http", "download", "quic"],
+            ),
+            ("insecure", m.insecure, &["tls", "http", "download", "quic"]),
+            ("max_bytes", m.max_bytes.is_some(), &["download"]),
+            ("min_rate", m.min_rate.is_some(), &["download"]),
+            ("stall_after", m.stall_after.is_some(), &["download"]),
+            ("alpn", m.alpn.is_some(), &["quic"]),
             ("transport", m.transport.is_some(), &["call_port"]),
             ("method", m.method.is_some(), &["call_port"]),
             ("status", m.status.is_some(), &["http"]),
@@ -1945,6 +2014,25 @@ impl Validator<'_> {
                 max_body: m.max_body.map_or(DEFAULT_MAX_BODY, |s| s.0),
                 trust,
             },
+            ModuleKind::Download => ModuleSpec::Download {
+                max_bytes: m.max_bytes.map_or(DEFAULT_DOWNLOAD_BYTES, |s| s.0),
+                min_rate: m.min_rate.map(|s| s.0),
+                stall_after: m.stall_after.map_or(DEFAULT_STALL_AFTER, |d| d.0),
+                trust,
+            },
+            ModuleKind::Quic => {
+                let alpn = m.alpn.unwrap_or_else(|| vec!["h3".into()]);
+                if alpn.is_empty() || alpn.iter().any(|a| a.is_empty() || a.len() > 255) {
+                    return Err(e(
+                        "`alpn` needs at least one protocol of 1 to 255 bytes, such as h3".into(),
+                    ));
+                }
+                ModuleSpec::Quic {
+                    sni: m.sni.map(|s| s.0),
+                    alpn,
+                    trust,
+                }
+            }
         };
         Ok(Module {
             name: name.to_string(),

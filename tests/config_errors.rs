@@ -69,6 +69,26 @@ const CASES: &[(&str, &str)] = &[
         "3:14: services.a.timeout: invalid duration \"0s\": must be greater than zero",
     ),
     (
+        "max-addresses-alone",
+        "4:9: services.a.tcp[0]: `max_addresses` needs `all_addresses: true`",
+    ),
+    (
+        "ip-family",
+        "3:16: services.a.ip_family: unknown variant `ipv5`, expected one of ipv4, ipv6, any",
+    ),
+    (
+        "quic-alpn",
+        "4:9: services.a.quic[0]: `alpn` is empty: name at least one protocol, such as h3",
+    ),
+    (
+        "download-rate",
+        "4:50: services.a.download[0].min_rate: invalid size \"fast\": expected a positive number of bytes, optionally with KiB, MiB or GiB, such as 64KiB",
+    ),
+    (
+        "control-sni",
+        "3:18: services.a.control_sni: invalid DNS name \"not a name\"",
+    ),
+    (
         "empty-service",
         "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports, http, download or quic",
     ),
@@ -102,7 +122,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "module-kind",
-        "3:11: modules.q.kind: unknown variant `quic`, expected one of dns, tcp, tls, call_port, http",
+        "3:11: modules.q.kind: unknown variant `smtp`, expected one of dns, tcp, tls, call_port, http, download, quic",
     ),
     (
         "module-option",

@@ -561,6 +561,8 @@ async fn ad_hoc_probes_of_allowed_targets_only() {
         let dns = DnsServer::start(&pki).await;
         let tls = tls_server(pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
         let closed = closed_port().await;
+        let http = http_server(None).await;
+        let quic = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"])).await;
         let yaml = format!(
             r#"allowed_ranges: [127.0.0.0/8]
 resolvers:
@@ -570,6 +572,9 @@ modules:
   tcp_any: {{ kind: tcp, timeout: 2s }}
   tls_test: {{ kind: tls, ca_file: "{ca}" }}
   dns_a: {{ kind: dns }}
+  dl: {{ kind: download, max_bytes: 32KiB, stall_after: 1s }}
+  h3: {{ kind: quic, sni: ok.test, ca_file: "{ca}" }}
+  bad_dl: {{ kind: download, min_rate: 1GiB }}
 services:
   s:
     tcp: ["{closed}"]
@@ -594,6 +599,14 @@ services:
         assert_eq!(sample(&body, "reachability_tls_handshake_success", &[("service", "tls_test"), ("sni", "ok.test")]), Some(1.0), "{body}");
         let (_, body) = probe("target=ok.test&module=dns_a".into()).await;
         assert_eq!(sample(&body, "reachability_dns_success", &[("service", "dns_a"), ("target", "ok.test")]), Some(1.0), "{body}");
+        // A download module, and a QUIC module with its own CA and SNI.
+        let (_, body) = probe(format!("target=http://{http}/fast&module=dl")).await;
+        assert_eq!(sample(&body, "reachability_download_bytes", &[("service", "dl")]), Some(32768.0), "{body}");
+        let (_, body) = probe(format!("target={quic}&module=h3")).await;
+        assert_eq!(sample(&body, "reachability_quic_handshake_success", &[("service", "h3"), ("sni", "ok.test")]), Some(1.0), "{body}");
+        // /probe renders no verdicts: they need a service's paired checks.
+        let (_, body) = probe(format!("target=http://{http}/trickle&module=bad_dl")).await;
+        assert!(!body.contains("reachability_blocking_suspected"), "{body}");
         // A failure carries its stage and reason, as configured checks do.
         let (_, body) = probe(format!("target={closed}&module=tcp_any")).await;
         assert_eq!(sample(&body, "reachability_failure_info", &[("service", "tcp_any"), ("stage", "connect"), ("reason", "connection_refused")]), Some(1.0), "{body}");

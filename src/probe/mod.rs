@@ -341,6 +341,8 @@ pub struct Catalogue {
     pub service_entries: Vec<std::ops::Range<usize>>,
     /// For each `/probe` module (same indices), its TLS configuration.
     module_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
+    /// For each `/probe` module (same indices), its QUIC configuration.
+    module_quic: Vec<Option<quinn::ClientConfig>>,
     /// Control handshakes with a neutral name: certificates not judged.
     control_tls: Arc<rustls::ClientConfig>,
     /// Public roots, for evidence handshakes no check configures.
@@ -453,7 +455,19 @@ impl Catalogue {
             .iter()
             .map(|m| match &m.spec {
                 ModuleSpec::Tls { trust, .. } => tls_for(trust, tls::Alpn::Browser).map(Some),
-                ModuleSpec::Http { trust, .. } => tls_for(trust, tls::Alpn::Http1).map(Some),
+                ModuleSpec::Http { trust, .. } | ModuleSpec::Download { trust, .. } => {
+                    tls_for(trust, tls::Alpn::Http1).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let module_quic = config
+            .modules
+            .iter()
+            .map(|m| match &m.spec {
+                ModuleSpec::Quic { trust, alpn, .. } => {
+                    quic::client_config(trust, alpn, m.timeout).map(Some)
+                }
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -471,6 +485,7 @@ impl Catalogue {
             entries,
             service_entries,
             module_tls,
+            module_quic,
             control_tls,
             default_tls,
             plans,
@@ -524,7 +539,8 @@ impl Catalogue {
             family: check.family(),
         };
         let tls = self.module_tls.get(module).cloned().flatten();
-        self.run_check(check, tls, None, resolver, deadline, progress)
+        let quic = self.module_quic.get(module).and_then(|q| q.as_ref());
+        self.run_check(check, tls, quic, resolver, deadline, progress)
             .await
     }
 
