@@ -50,6 +50,24 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("config file {file} is {bytes} bytes: more than the 16 MiB a config may be")]
+    TooLarge {
+        /// The config file.
+        file: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// The file is not UTF-8 text.
+    #[error(
+        "config file {file} is not UTF-8 text (invalid byte at offset {offset}): is it the right file?"
+    )]
+    NotText {
+        /// The config file.
+        file: String,
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
     /// The content is invalid: `file:line:column: key.path: message` (the
     /// position is left out when the problem is a missing key).
     #[error("{}", invalid_message(file, *line, *column, path, message))]
@@ -80,6 +98,8 @@ fn invalid_message(file: &str, line: usize, column: usize, path: &str, message: 
 pub struct Config {
     /// The file it was read from.
     pub file: PathBuf,
+    /// Checks in flight at most, across rounds and `/probe` requests.
+    pub max_concurrent_checks: usize,
     /// Address to serve HTTP on.
     pub listen: SocketAddr,
     /// Resolvers; index 0 is always `system`.
@@ -817,6 +837,11 @@ pub const DEFAULT_MAX_BODY: u64 = 64 * 1024;
 pub const DEFAULT_DOWNLOAD_BYTES: u64 = 1 << 20;
 /// The default `stall_after` of a download check.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(3);
+/// The default `max_concurrent_checks` (raised to the number of configured
+/// checks when there are more).
+pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 1024;
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// The default `max_addresses` of an `all_addresses` check.
 pub const DEFAULT_MAX_ADDRESSES: usize = 8;
 
@@ -906,9 +931,21 @@ impl fmt::Display for Host {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = |source| ConfigError::Read {
             file: path.display().to_string(),
             source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read)?.len();
+        if bytes > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: path.display().to_string(),
+                bytes,
+            });
+        }
+        let raw = std::fs::read(path).map_err(read)?;
+        let text = String::from_utf8(raw).map_err(|e| ConfigError::NotText {
+            file: path.display().to_string(),
+            offset: e.utf8_error().valid_up_to(),
         })?;
         Config::parse(&text, path)
     }
@@ -1059,6 +1096,7 @@ impl<V> Default for OrderedMap<V> {
 struct RawConfig {
     listen: Option<Listen>,
     timeout: Option<Dur>,
+    max_concurrent_checks: Option<Spanned<usize>>,
     min_interval: Option<ZeroOkDur>,
     #[serde(default)]
     labels: OrderedMap<Spanned<String>>,
@@ -1887,9 +1925,32 @@ impl Validator<'_> {
         for (name, m) in raw.modules.0 {
             modules.push(self.module(&name, m, timeout, &resolvers)?);
         }
+        let checks: usize = services.iter().map(|s| s.checks.len()).sum();
+        let max_concurrent_checks = match raw.max_concurrent_checks {
+            None => DEFAULT_MAX_CONCURRENT_CHECKS.max(checks),
+            Some(m) if m.value == 0 => {
+                return Err(self.err(
+                    Some(&m.referenced),
+                    "max_concurrent_checks".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+            Some(m) if m.value < checks => {
+                return Err(self.err(
+                    Some(&m.referenced),
+                    "max_concurrent_checks".into(),
+                    format!(
+                        "{} is less than the {checks} checks the services define: a scrape of all of them could never start",
+                        m.value
+                    ),
+                ));
+            }
+            Some(m) => m.value,
+        };
         Ok(Config {
             file: PathBuf::from(self.file),
             listen,
+            max_concurrent_checks,
             resolvers,
             services,
             labels,

@@ -20,6 +20,7 @@
 //!   errors to label values.
 //! - [`metrics`]: every metric name, help text and label set; outcomes → text.
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
+//! - [`stats`]: the exporter's own counters (checks run, cut, refused requests).
 //! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
 //! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
 //! - [`status`]: the status page at `/`.
@@ -40,6 +41,7 @@ pub mod process;
 pub mod reason;
 pub mod round;
 pub mod server;
+pub mod stats;
 pub mod status;
 pub mod stun;
 pub mod verdict;

@@ -158,6 +158,13 @@ fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Every check in flight holds a socket or two: lift the soft limit on
+    // open files to the hard one (as Go programs do), so that
+    // max_concurrent_checks, not the default 1,024 descriptors, is the bound.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -58,6 +58,12 @@ impl Format {
 /// The exporter's own figures for one scrape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SelfStats {
+    /// Checks ended since start: `(kind, passed, failed, cut by a deadline)`.
+    pub checks: [(&'static str, u64, u64, u64); 7],
+    /// Requests refused since start: `(status code, count)`.
+    pub refused: [(u16, u64); 6],
+    /// Checks in flight now.
+    pub in_flight: usize,
     /// Seconds this scrape took until rendering.
     pub scrape_duration_seconds: f64,
     /// Rounds started since the exporter started.
@@ -134,25 +140,36 @@ pub fn render(
             v,
         )
     });
-    render_items(&cat.config, items, verdicts, Some(own), format)
+    render_items(&cat.config, items, verdicts, Own::All(own), format)
 }
 
 /// Renders one ad hoc `/probe?target=&module=` result, its series labelled
-/// `service` = the module's name: a fresh registry, nothing else.
+/// `service` = the module's name, from a fresh registry: the check's series
+/// and `reachability_exporter_scrape_duration_seconds` (the request so far,
+/// so that the exporter's own overhead around a probe can be told apart).
 pub fn render_probe(
     config: &crate::config::Config,
     module: &str,
     check: &Check,
     outcome: &Outcome,
+    scrape_duration_seconds: f64,
     format: Format,
 ) -> String {
     render_items(
         config,
         std::iter::once((module, check, outcome)),
         std::iter::empty(),
-        None,
+        Own::Duration(scrape_duration_seconds),
         format,
     )
+}
+
+/// Which of the exporter's own metrics a rendering carries.
+enum Own<'a> {
+    /// All of them (`/metrics`, `/probe?service=`).
+    All(&'a SelfStats),
+    /// Only the scrape duration (`/probe?target=`).
+    Duration(f64),
 }
 
 /// The one place outcomes become series: `(service, check, outcome)` items,
@@ -161,7 +178,7 @@ fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
     verdicts: impl Iterator<Item = (&'a str, &'a str, Kind, bool)>,
-    own: Option<&SelfStats>,
+    own: Own<'_>,
     format: Format,
 ) -> String {
     let mut dns_success = Metric::new(
@@ -396,8 +413,17 @@ fn render_items<'a>(
     ] {
         m.register(&mut reg);
     }
-    if let Some(own) = own {
-        register_own(&mut reg, own);
+    match own {
+        Own::All(own) => register_own(&mut reg, own),
+        Own::Duration(d) => {
+            let g = GaugeF::default();
+            g.set(d);
+            reg.register(
+                "reachability_exporter_scrape_duration_seconds",
+                "Time this scrape took, from request to rendering",
+                g,
+            );
+        }
     }
 
     let mut out = String::with_capacity(4096);
@@ -472,6 +498,51 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
         "reachability_exporter_scrapes",
         "Scrapes of /metrics and /probe served",
         counter(own.scrapes_total),
+    );
+    let checks = Family::<Labels, Counter>::default();
+    let cut = Family::<Labels, Counter>::default();
+    for (kind, ok, failed, n_cut) in own.checks {
+        if kind.is_empty() {
+            continue;
+        }
+        for (result, n) in [("ok", ok), ("failed", failed)] {
+            checks
+                .get_or_create(&vec![
+                    (key("check"), kind.to_string()),
+                    (key("result"), result.to_string()),
+                ])
+                .inc_by(n);
+        }
+        cut.get_or_create(&vec![(key("check"), kind.to_string())])
+            .inc_by(n_cut);
+    }
+    reg.register(
+        "reachability_exporter_checks",
+        "Checks that ended since start, by kind and result (ok or failed)",
+        checks,
+    );
+    reg.register(
+        "reachability_exporter_checks_cut",
+        "Checks cut off by a deadline (their timeout or the scrape's) since start, by kind",
+        cut,
+    );
+    reg.register(
+        "reachability_exporter_checks_in_flight",
+        "Checks running now, across rounds and /probe requests (at most max_concurrent_checks)",
+        gauge(own.in_flight as f64),
+    );
+    let refused = Family::<Labels, Counter>::default();
+    for (code, n) in own.refused {
+        if code != 0 {
+            refused
+                .get_or_create(&vec![(key("code"), code.to_string())])
+                .inc_by(n);
+        }
+    }
+    reg.register(
+        "reachability_exporter_requests_refused",
+        "Requests answered with an error status since start, by code (503: over max_concurrent_checks)",
+        refused,
     );
     if let Some(p) = own.process {
         let cpu: Counter<f64> = Counter::default();

@@ -55,7 +55,18 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
         .max()
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
-    let round = Round::start(cat.clone(), checks, deadline);
+    // A fresh catalogue, and max_concurrent_checks covers every configured
+    // check (the config loader makes sure): the reservation cannot fail.
+    let permit = cat
+        .reserve(checks.len())
+        .expect("a fresh catalogue has room for every check");
+    let round = Round::start(
+        cat.clone(),
+        checks,
+        deadline,
+        permit,
+        Arc::new(crate::stats::Stats::default()),
+    );
     round.wait(deadline).await;
     let rows = round
         .checks

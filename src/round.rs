@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::probe::{Catalogue, Outcome, Progress};
+use crate::stats::Stats;
 use crate::verdict::{self, Evidence};
 
 /// One run of some checks of a catalogue.
@@ -47,8 +48,16 @@ pub struct Round {
 
 impl Round {
     /// Starts running `checks` of `catalogue`, each until it ends or
-    /// `deadline` passes, and the evidence of the verdicts they make up.
-    pub fn start(catalogue: Arc<Catalogue>, checks: Vec<usize>, deadline: Instant) -> Arc<Round> {
+    /// `deadline` passes, and the evidence of the verdicts they make up;
+    /// `permit` holds one permit per check (each released as its check
+    /// ends), and every check that ends is counted in `stats`.
+    pub fn start(
+        catalogue: Arc<Catalogue>,
+        checks: Vec<usize>,
+        deadline: Instant,
+        mut permit: tokio::sync::OwnedSemaphorePermit,
+        stats: Arc<Stats>,
+    ) -> Arc<Round> {
         let n = checks.len();
         let mut slot_of = vec![usize::MAX; catalogue.entries.len()];
         for (k, &i) in checks.iter().enumerate() {
@@ -81,8 +90,14 @@ impl Round {
             let mut tasks = JoinSet::new();
             for i in 0..n {
                 let r = driver.clone();
+                let stats = stats.clone();
+                // `permit` holds n permits: one goes with each check.
+                let mine = permit.split(1);
                 tasks.spawn(async move {
                     let outcome = r.catalogue.run(r.checks[i], deadline, &r.progress[i]).await;
+                    drop(mine);
+                    let kind = r.catalogue.entries[r.checks[i]].check.kind();
+                    stats.check_ended(kind, outcome.is_ok(), r.progress[i].was_cut());
                     // Each slot is written once, by this task only.
                     let _ = r.outcomes[i].set(outcome);
                     r.ended.send_modify(|c| *c += 1);

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,12 +29,21 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::{self, Format, SelfStats};
-use crate::probe::Catalogue;
+use crate::probe::{Busy, Catalogue};
 use crate::round::Round;
+use crate::stats::Stats;
 
 /// The deadline used when a scrape does not send
-/// `X-Prometheus-Scrape-Timeout-Seconds` (Prometheus' default scrape timeout).
+/// `X-Prometheus-Scrape-Timeout-Seconds` (Prometheus' default scrape timeout),
+/// or sends one that is not a positive number.
 pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest scrape timeout honoured: a larger (or infinite) announced
+/// timeout is capped to it.
+pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The longest `/probe` query string accepted (414 beyond).
+pub const MAX_QUERY_BYTES: usize = 4096;
 
 const TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
 
@@ -55,6 +64,7 @@ pub struct Engine {
     scrapes: AtomicU64,
     reload_ok: AtomicBool,
     reload_ts: AtomicU64,
+    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -101,6 +111,7 @@ impl Engine {
             scrapes: AtomicU64::new(0),
             reload_ok: AtomicBool::new(true),
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
+            stats: Arc::new(Stats::default()),
         })
     }
 
@@ -135,27 +146,28 @@ impl Engine {
     }
 
     /// The round for `scope` that `keep` accepts, else a new one running
-    /// until `deadline`.
+    /// until `deadline` — if `max_concurrent_checks` leaves room for it.
     fn round_for(
         &self,
         scope: Scope,
         deadline: Instant,
         keep: impl Fn(&Round, &Catalogue) -> bool,
-    ) -> Arc<Round> {
+    ) -> Result<Arc<Round>, Busy> {
         // Poisoning needs a panic while holding this lock; none can occur.
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         let cat = self.catalogue.load_full();
         match inflight.get(&scope) {
-            Some(r) if keep(r, &cat) => r.clone(),
+            Some(r) if keep(r, &cat) => Ok(r.clone()),
             _ => {
-                let checks = match scope {
+                let checks: Vec<usize> = match scope {
                     Scope::All => (0..cat.entries.len()).collect(),
                     Scope::Service(s) => cat.service_entries[s].clone().collect(),
                 };
-                let r = Round::start(cat, checks, deadline);
+                let permit = cat.reserve(checks.len())?;
+                let r = Round::start(cat, checks, deadline, permit, self.stats.clone());
                 self.rounds.fetch_add(1, Ordering::Relaxed);
                 inflight.insert(scope, r.clone());
-                r
+                Ok(r)
             }
         }
     }
@@ -196,22 +208,33 @@ impl Engine {
                 format!("target {target:?} is not allowed by probe_allow"),
             ));
         }
+        let permit = cat
+            .reserve(1)
+            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         self.scrapes.fetch_add(1, Ordering::Relaxed);
         let deadline = start + self.budget(announced);
-        let outcome = cat
-            .run_module(index, &check, deadline, &crate::probe::Progress::default())
-            .await;
+        let progress = crate::probe::Progress::default();
+        let outcome = cat.run_module(index, &check, deadline, &progress).await;
+        drop(permit);
+        self.stats
+            .check_ended(check.kind(), outcome.is_ok(), progress.was_cut());
         Ok(metrics::render_probe(
             &cat.config,
             &m.name,
             &check,
             &outcome,
+            start.elapsed().as_secs_f64(),
             format,
         ))
     }
 
     /// Runs (or joins) a round for `scope` and renders it.
-    async fn scrape(&self, scope: Scope, announced: Option<Duration>, format: Format) -> String {
+    async fn scrape(
+        &self,
+        scope: Scope,
+        announced: Option<Duration>,
+        format: Format,
+    ) -> Result<String, Busy> {
         let start = Instant::now();
         let deadline = start + self.budget(announced);
         self.scrapes.fetch_add(1, Ordering::Relaxed);
@@ -221,7 +244,7 @@ impl Engine {
             !r.is_done()
                 || (std::ptr::eq(Arc::as_ptr(&r.catalogue), cat)
                     && r.started.elapsed() < cat.config.min_interval)
-        });
+        })?;
         round.wait(deadline).await;
         let outcomes = round.snapshot();
         let own = SelfStats {
@@ -231,17 +254,29 @@ impl Engine {
             reload_ok: self.reload_ok.load(Ordering::Relaxed),
             reload_success_timestamp: f64::from_bits(self.reload_ts.load(Ordering::Relaxed)),
             process: crate::process::read(),
+            checks: array_of(self.stats.checks()),
+            refused: array_of(self.stats.refusals()),
+            in_flight: round.catalogue.in_flight(),
         };
         let verdicts = round.verdicts(&outcomes);
-        metrics::render(
+        Ok(metrics::render(
             &round.catalogue,
             &round.checks,
             &outcomes,
             &verdicts,
             &own,
             format,
-        )
+        ))
     }
+}
+
+/// The first N items of `it` as an array (the rest default).
+fn array_of<T: Default + Copy, const N: usize>(it: impl Iterator<Item = T>) -> [T; N] {
+    let mut out = [T::default(); N];
+    for (slot, v) in out.iter_mut().zip(it) {
+        *slot = v;
+    }
+    out
 }
 
 /// Reloads the config whenever the file's content changes, checking every
@@ -304,7 +339,22 @@ pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
         .merge(guarded)
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            count_refused,
+        ))
         .with_state(engine)
+}
+
+/// Counts the requests answered with a refusal (`reachability_exporter_requests_refused_total`).
+async fn count_refused(
+    State(engine): State<Arc<Engine>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    engine.stats.refused(res.status().as_u16());
+    res
 }
 
 /// Serves `engine` on `listener` (over TLS when `web` says so) until
@@ -339,18 +389,27 @@ fn bad(status: StatusCode, msg: String) -> Response {
         .into_response()
 }
 
-/// The scrape timeout Prometheus announced, if any; `Err` with the message
-/// for a 400 when the header is malformed.
-fn announced_timeout(headers: &HeaderMap) -> Result<Option<Duration>, &'static str> {
-    let Some(v) = headers.get(TIMEOUT_HEADER) else {
-        return Ok(None);
-    };
-    v.to_str()
+/// The scrape timeout Prometheus announced, if usable: a positive number
+/// of seconds, capped at [`MAX_SCRAPE_TIMEOUT`]. Anything else (empty,
+/// negative, zero, `NaN`, not a number) is ignored: the scrape gets
+/// [`DEFAULT_SCRAPE_TIMEOUT`], as if no header had come.
+fn announced_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(TIMEOUT_HEADER)?;
+    let secs = v
+        .to_str()
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
-        .map(|s| Some(Duration::from_secs_f64(s)))
-        .ok_or("header X-Prometheus-Scrape-Timeout-Seconds must be a positive number of seconds")
+        .filter(|s| *s > 0.0);
+    match secs {
+        // `min` also caps +inf (1e309 parses as infinity).
+        Some(s) => Some(Duration::from_secs_f64(
+            s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64()),
+        )),
+        None => {
+            tracing::debug!(value = ?v, "ignoring a malformed scrape timeout header");
+            None
+        }
+    }
 }
 
 fn respond(format: Format, body: String) -> Response {
@@ -362,23 +421,41 @@ fn format_of(headers: &HeaderMap) -> Format {
 }
 
 async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    let announced = match announced_timeout(&headers) {
-        Ok(t) => t,
-        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg.into()),
-    };
     let format = format_of(&headers);
-    respond(format, engine.scrape(Scope::All, announced, format).await)
+    match engine
+        .scrape(Scope::All, announced_timeout(&headers), format)
+        .await
+    {
+        Ok(body) => respond(format, body),
+        Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+    }
 }
 
 async fn probe_handler(
     State(engine): State<Arc<Engine>>,
-    Query(params): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let announced = match announced_timeout(&headers) {
-        Ok(t) => t,
-        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg.into()),
-    };
+    let announced = announced_timeout(&headers);
+    let query = query.unwrap_or_default();
+    if query.len() > MAX_QUERY_BYTES {
+        return bad(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the query string is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                query.len()
+            ),
+        );
+    }
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("parameter {k:?} is given more than once"),
+            );
+        }
+    }
     if let Some(unknown) = params
         .keys()
         .find(|k| !matches!(k.as_str(), "service" | "target" | "module"))
@@ -405,10 +482,10 @@ async fn probe_handler(
                 .iter()
                 .position(|s| &s.name == name);
             match index {
-                Some(i) => respond(
-                    format,
-                    engine.scrape(Scope::Service(i), announced, format).await,
-                ),
+                Some(i) => match engine.scrape(Scope::Service(i), announced, format).await {
+                    Ok(body) => respond(format, body),
+                    Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+                },
                 // The name is echoed escaped, in the body only (never in a label).
                 None => bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}")),
             }
@@ -448,7 +525,10 @@ async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
 /// is none yet). Viewing it never starts more probing than that.
 async fn index(State(engine): State<Arc<Engine>>) -> Response {
     let deadline = Instant::now() + engine.budget(None);
-    let round = engine.round_for(Scope::All, deadline, |_, _| true);
+    let round = match engine.round_for(Scope::All, deadline, |_, _| true) {
+        Ok(r) => r,
+        Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+    };
     let html = crate::status::page(&round, crate::status::REFRESH_SECONDS);
     (
         [

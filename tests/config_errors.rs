@@ -162,7 +162,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, min_interval, labels, probe_allow, modules, allowed_ranges, resolvers, services",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, labels, probe_allow, modules, allowed_ranges, resolvers, services",
     ),
     (
         "unknown-resolve-with",

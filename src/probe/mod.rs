@@ -156,6 +156,8 @@ pub struct Progress {
     transfer: TransferProgress,
     /// An `all_addresses` check's addresses, once resolved.
     addresses: OnceLock<Vec<AddressProgress>>,
+    /// A deadline cut the check off.
+    cut: AtomicBool,
 }
 
 /// A download's transfer so far, readable when it is cut off.
@@ -189,6 +191,11 @@ impl Progress {
     /// Records that an answer came but was malformed (and was ignored).
     pub fn note_malformed(&self) {
         self.malformed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a deadline cut the check off.
+    pub fn was_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     /// Records whether the control handshake completed.
@@ -351,6 +358,22 @@ pub struct Catalogue {
     pub plans: Vec<crate::verdict::Plan>,
     /// How many evidence slots the plans number.
     pub evidence_slots: usize,
+    /// One permit per check that may be in flight (`max_concurrent_checks`).
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// Not enough room under `max_concurrent_checks` to start more checks.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "too busy: {in_flight} checks are in flight and this needs {needed} more, over max_concurrent_checks ({max}); retry later"
+)]
+pub struct Busy {
+    /// Checks in flight.
+    pub in_flight: usize,
+    /// Checks the request needed.
+    pub needed: usize,
+    /// The limit.
+    pub max: usize,
 }
 
 impl std::fmt::Debug for Catalogue {
@@ -473,6 +496,7 @@ impl Catalogue {
             .collect::<Result<Vec<_>, _>>()?;
         let control_tls = tls_for(&Trust::Insecure, tls::Alpn::Browser)?;
         let default_tls = tls_for(&Trust::WebPki, tls::Alpn::Browser)?;
+        let config_max = config.max_concurrent_checks;
         let plans = crate::verdict::plans(&config, &entries);
         let evidence_slots = plans
             .iter()
@@ -490,7 +514,29 @@ impl Catalogue {
             default_tls,
             plans,
             evidence_slots,
+            permits: Arc::new(tokio::sync::Semaphore::new(config_max)),
         })
+    }
+
+    /// Reserves room for `n` checks (one permit each), or says why not.
+    pub fn reserve(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
+        let busy = || Busy {
+            in_flight: self.in_flight(),
+            needed: n,
+            max: self.config.max_concurrent_checks,
+        };
+        let n32 = u32::try_from(n).map_err(|_| busy())?;
+        self.permits
+            .clone()
+            .try_acquire_many_owned(n32)
+            .map_err(|_| busy())
+    }
+
+    /// Checks in flight (of this config's rounds and probes).
+    pub fn in_flight(&self) -> usize {
+        self.config
+            .max_concurrent_checks
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// The TLS configuration of entry `entry` (a TLS or https check), or
@@ -587,7 +633,10 @@ impl Catalogue {
                 }
                 outcome
             }
-            Err(_) => progress.cut_off(),
+            Err(_) => {
+                progress.cut.store(true, Ordering::Relaxed);
+                progress.cut_off()
+            }
         }
     }
 }
