@@ -237,7 +237,8 @@ fn classify_dns(e: &DnsError) -> Reason {
     }
 }
 
-fn classify_rcode(code: ResponseCode) -> Reason {
+/// The reason for a DNS response code other than NOERROR.
+pub fn classify_rcode(code: ResponseCode) -> Reason {
     match code {
         ResponseCode::NXDomain => Reason::DnsNxdomain,
         ResponseCode::ServFail => Reason::DnsServfail,

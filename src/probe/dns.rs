@@ -238,16 +238,12 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
     let took = start.elapsed();
     match res {
         Ok(lookup) => {
-            let ips: Vec<IpAddr> = lookup
-                .answers()
-                .iter()
-                .filter_map(|r| address(&r.data))
-                .collect();
+            let (ips, judged) = judge_records(lookup.answers(), allowed);
             let facts = Facts::Dns {
                 answers: ips.len(),
                 addrs: ips.clone(),
             };
-            let failure = judge(&ips, allowed).err().map(|r| (Stage::Resolve, r));
+            let failure = judged.err().map(|r| (Stage::Resolve, r));
             if let Some((_, reason)) = failure {
                 tracing::debug!(name = %check.name, reason = reason.as_str(), ?ips, "dns answer refused");
             }
@@ -337,6 +333,17 @@ fn addresses(lookup: &Lookup) -> Vec<IpAddr> {
         .iter()
         .filter_map(|r| address(&r.data))
         .collect()
+}
+
+/// The addresses of an answer's records and the verdict on them ([`judge`]):
+/// the classification every DNS check applies to what came off the wire.
+pub fn judge_records(
+    records: &[hickory_resolver::proto::rr::Record],
+    allowed: &[IpNet],
+) -> (Vec<IpAddr>, Result<(), Reason>) {
+    let ips: Vec<IpAddr> = records.iter().filter_map(|r| address(&r.data)).collect();
+    let judged = judge(&ips, allowed);
+    (ips, judged)
 }
 
 /// An answer passes if it holds at least one address and no bogon outside
