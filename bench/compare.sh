@@ -106,7 +106,7 @@ http {
     }
 }
 EOF
-    ulimit -n 65536
+    ulimit -n "$(ulimit -Hn)"
     spawn nginx -c "$WORK/nginx.conf" -g 'daemon off;'
     {
         cat <<EOF
@@ -326,7 +326,7 @@ main() {
     install_packages
     log "building the exporter (release)"
     (cd "$ROOT" && cargo build --release --locked -q)
-    ulimit -n 65536
+    ulimit -n "$(ulimit -Hn)"
     testbed
     write_configs
     log "phase: load (CPU per TLS probe, RSS)"
