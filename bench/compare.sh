@@ -16,7 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE="$ROOT/bench"
 WORK=$(mktemp -d /tmp/reachability-bench.XXXXXX)
-OURS="$ROOT/target/release/reachability_exporter"
+# The static binary the container image ships (glibc static-pie).
+OURS="$ROOT/target/x86_64-unknown-linux-gnu/release/reachability_exporter"
 BB=/usr/bin/prometheus-blackbox-exporter
 PIDS=()
 HZ=$(getconf CLK_TCK)
@@ -240,6 +241,7 @@ phase_load() {
     wait_idle
     start "$n"
     R[$n.idle_rss]=$(rss_kib "$PID")
+    R[$n.idle_anon]=$(awk '/^RssAnon:/ { print $2 }' "/proc/$PID/status")
     for c in 16 64; do
         wait_idle
         t0=$(cpu_ticks "$PID")
@@ -324,8 +326,9 @@ size_mib() { # BINARY → stripped size in MiB
 main() {
     [ "$(id -u)" = 0 ] || { log "run as root (it installs packages)"; exit 1; }
     install_packages
-    log "building the exporter (release)"
-    (cd "$ROOT" && cargo build --release --locked -q)
+    log "building the exporter (release, static, as the container ships it)"
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --locked -q --target x86_64-unknown-linux-gnu)
     ulimit -n "$(ulimit -Hn)"
     testbed
     write_configs
@@ -358,6 +361,7 @@ main() {
     row "requests/s, 16 connections" "${R[ours.rps16]}" "${R[bb.rps16]}" -
     row "requests/s, 64 connections" "${R[ours.rps64]}" "${R[bb.rps64]}" -
     row "idle RSS after start (KiB)" "${R[ours.idle_rss]}" "${R[bb.idle_rss]}" 0.333
+    row "  of it private (RssAnon, KiB)" "${R[ours.idle_anon]}" "${R[bb.idle_anon]}" -
     row "RSS after the load (KiB)" "${R[ours.load_rss]}" "${R[bb.load_rss]}" -
     row "peak RSS, 500 probes in flight (KiB)" "${R[ours.fan_peak]}" "${R[bb.fan_peak]}" 0.25
     row "RSS 30 s after the fan-out (KiB)" "${R[ours.fan_after]}" "${R[bb.fan_after]}" 0.25

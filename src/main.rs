@@ -92,6 +92,13 @@ enum LogFormat {
     Json,
 }
 
+/// jemalloc rather than glibc's malloc: a background thread hands memory
+/// freed after a burst of checks back to the system within seconds (glibc
+/// keeps it in per-thread arenas). Its options are set at build time in
+/// `.cargo/config.toml`. bench/RESULTS.md has the figures.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Libraries log at warn; our own events at the chosen level.
