@@ -2015,11 +2015,7 @@ impl Validator<'_> {
         if m.insecure && m.ca_file.is_some() {
             return Err(e("`insecure: true` and `ca_file` exclude each other".into()));
         }
-        let trust = match (m.insecure, &m.ca_file) {
-            (true, _) => Trust::Insecure,
-            (false, Some(f)) => self.ca_file(f, Some(&loc), &format!("{path}.ca_file"))?,
-            (false, None) => Trust::WebPki,
-        };
+        let trust = self.trust(m.insecure, m.ca_file.as_deref(), &loc, &path)?;
         let spec = match m.kind {
             ModuleKind::Dns => {
                 let resolver = match &m.resolver {
@@ -2178,6 +2174,22 @@ impl Validator<'_> {
                 trust,
             }),
             None => Err(e("a resolver needs an address".into())),
+        }
+    }
+
+    /// The trust of an entry at `path`: none with `insecure`, else its
+    /// `ca_file`, else the compiled-in roots.
+    fn trust(
+        &self,
+        insecure: bool,
+        ca_file: Option<&str>,
+        loc: &serde_saphyr::Location,
+        path: &str,
+    ) -> Result<Trust, ConfigError> {
+        match (insecure, ca_file) {
+            (true, _) => Ok(Trust::Insecure),
+            (false, Some(f)) => self.ca_file(f, Some(loc), &format!("{path}.ca_file")),
+            (false, None) => Ok(Trust::WebPki),
         }
     }
 
@@ -2364,13 +2376,7 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let trust = match (o.insecure, &o.ca_file) {
-                (true, _) => Trust::Insecure,
-                (false, Some(f)) => {
-                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
-                }
-                (false, None) => Trust::WebPki,
-            };
+            let trust = self.trust(o.insecure, o.ca_file.as_deref(), &entry.referenced, &path)?;
             let control_sni = o
                 .control_sni
                 .or_else(|| raw.control_sni.clone())
@@ -2442,13 +2448,7 @@ impl Validator<'_> {
                     format!("duplicate http check of {:?}", o.url.written),
                 ));
             }
-            let trust = match (o.insecure, &o.ca_file) {
-                (true, _) => Trust::Insecure,
-                (false, Some(f)) => {
-                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
-                }
-                (false, None) => Trust::WebPki,
-            };
+            let trust = self.trust(o.insecure, o.ca_file.as_deref(), &entry.referenced, &path)?;
             checks.push(Check::Http(HttpCheck {
                 written: o.url.written,
                 url: o.url.url,
@@ -2476,13 +2476,7 @@ impl Validator<'_> {
                     format!("duplicate download of {:?}", o.url.written),
                 ));
             }
-            let trust = match (o.insecure, &o.ca_file) {
-                (true, _) => Trust::Insecure,
-                (false, Some(f)) => {
-                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
-                }
-                (false, None) => Trust::WebPki,
-            };
+            let trust = self.trust(o.insecure, o.ca_file.as_deref(), &entry.referenced, &path)?;
             checks.push(Check::Download(DownloadCheck {
                 written: o.url.written,
                 url: o.url.url,
@@ -2521,13 +2515,7 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let trust = match (o.insecure, &o.ca_file) {
-                (true, _) => Trust::Insecure,
-                (false, Some(f)) => {
-                    self.ca_file(f, Some(&entry.referenced), &format!("{path}.ca_file"))?
-                }
-                (false, None) => Trust::WebPki,
-            };
+            let trust = self.trust(o.insecure, o.ca_file.as_deref(), &entry.referenced, &path)?;
             checks.push(Check::Quic(QuicCheck {
                 target,
                 sni,
