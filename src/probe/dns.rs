@@ -335,7 +335,7 @@ fn addresses(lookup: &Lookup) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The addresses of an answer's records and the verdict on them ([`judge`]):
+/// The addresses of an answer's records and the verdict on them (at least one address, no bogon outside `allowed`):
 /// the classification every DNS check applies to what came off the wire.
 pub fn judge_records(
     records: &[hickory_resolver::proto::rr::Record],
