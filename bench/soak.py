@@ -22,10 +22,10 @@ import threading
 import time
 
 
-def listener(port: int) -> None:
+def listener() -> int:
+    """Accepts on an ephemeral port of every loopback address; returns it."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.bind(("0.0.0.0", 0))
     s.listen(4096)
     held = []
 
@@ -39,6 +39,7 @@ def listener(port: int) -> None:
                 del held[:1000]
 
     threading.Thread(target=run, daemon=True).start()
+    return s.getsockname()[1]
 
 
 def closed_port() -> int:
@@ -64,10 +65,9 @@ def fds(pid: int) -> int:
 def main() -> None:
     binary = sys.argv[1]
     scrapes = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
-    port, closed = 19443, closed_port()
-    listener(port)
+    port, closed, web = listener(), closed_port(), closed_port()
     lines = [
-        "listen: 127.0.0.1:19799",
+        f"listen: 127.0.0.1:{web}",
         "allowed_ranges: [127.0.0.0/8]",
         "services:",
         "  pass:",
@@ -85,11 +85,11 @@ def main() -> None:
     try:
         for _ in range(100):
             try:
-                socket.create_connection(("127.0.0.1", 19799), timeout=1).close()
+                socket.create_connection(("127.0.0.1", web), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        conn = http.client.HTTPConnection("127.0.0.1", 19799, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
         warmup = max(scrapes // 10, 10)
         every = max(scrapes // 20, 1)
         samples = []
