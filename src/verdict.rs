@@ -534,37 +534,25 @@ pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline
                 control: None,
             });
             let cfg = round.catalogue.handshake_config(*tls_entry);
-            let one = |ip: IpAddr| {
+            // Each handshake's result goes to its half of the slot as it ends.
+            let one = |ip: IpAddr, at_system: bool| {
                 let cfg = cfg.clone();
                 async move {
-                    tokio::time::timeout_at(
+                    let r = tokio::time::timeout_at(
                         deadline,
                         crate::probe::tls::handshake_result(cfg, name, SocketAddr::new(ip, *port)),
                     )
                     .await
-                    .ok()
+                    .ok();
+                    if let Ok(mut g) = slot.lock()
+                        && let Evidence::Handshakes { system, control } = &mut *g
+                    {
+                        *(if at_system { system } else { control }) = r;
+                    }
+                    r
                 }
             };
-            let (rs, rc) = tokio::join!(
-                async {
-                    let r = one(s).await;
-                    if let Ok(mut g) = slot.lock()
-                        && let Evidence::Handshakes { system, .. } = &mut *g
-                    {
-                        *system = r;
-                    }
-                    r
-                },
-                async {
-                    let r = one(c).await;
-                    if let Ok(mut g) = slot.lock()
-                        && let Evidence::Handshakes { control, .. } = &mut *g
-                    {
-                        *control = r;
-                    }
-                    r
-                }
-            );
+            let (rs, rc) = tokio::join!(one(s, true), one(c, false));
             tracing::debug!(%name, system = %s, control = %c, ?rs, ?rc, "dns_injected evidence: handshakes with the name's SNI");
         }
         Case::IpBlocked {

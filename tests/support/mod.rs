@@ -335,20 +335,7 @@ pub async fn tls_server(config: Arc<ServerConfig>) -> SocketAddr {
 
 /// [`tls_server`] on `addr` (such as `127.0.0.2:0`, or a given port).
 pub async fn tls_server_at(addr: &str, config: Arc<ServerConfig>) -> SocketAddr {
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = TlsAcceptor::from(config);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(stream).await {
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
+    tls_server_counting_resumptions_at(addr, config).await.0
 }
 
 /// A TLS server behind an SNI filter: a connection whose ClientHello
@@ -451,7 +438,14 @@ pub async fn quic_version_negotiation_server() -> SocketAddr {
 pub async fn tls_server_counting_resumptions(
     config: Arc<ServerConfig>,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tls_server_counting_resumptions_at("127.0.0.1:0", config).await
+}
+
+async fn tls_server_counting_resumptions_at(
+    addr: &str,
+    config: Arc<ServerConfig>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TlsAcceptor::from(config);
     let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
