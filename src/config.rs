@@ -8,7 +8,7 @@
 //! services, duplicate checks) and builds a `Config` that holds only checked
 //! types. Unknown keys and duplicate keys are errors.
 //!
-//! It does not build network clients: `probe::Catalogue` does that from a
+//! It does not build network clients: `engine::catalogue::Catalogue` does that from a
 //! `Config`. It does read the files the config names (`ca_file`,
 //! `resolv_conf`), so that `--config.check` catches a missing one.
 

@@ -1,48 +1,181 @@
 //! reachability_exporter: a Prometheus exporter that probes, on every scrape,
 //! whether configured services are reachable — DNS through the system and
-//! control resolvers, TCP connect, TLS handshake — and when they are not, at
-//! which stage and for what reason.
+//! control resolvers, TCP connects, TLS and QUIC handshakes, call ports
+//! (STUN over UDP and TCP), HTTP requests and bounded downloads — and when
+//! they are not, at which stage, for what reason, and what kind of blocking
+//! the evidence points to.
 //!
 //! # Layout
 //!
 //! - [`config`]: YAML → raw structs → validated [`config::Config`]; the only YAML reader.
-//! - [`probe`]: the [`probe::Catalogue`] of checks built once per config load,
-//!   one prober per kind ([`probe::dns`], [`probe::tcp`], [`probe::tls`],
-//!   [`probe::call_port`], [`probe::http`], [`probe::download`],
-//!   [`probe::quic`]),
-//!   each returning an [`probe::Outcome`]; the check deadline.
-//! - [`probe::call_port`]: STUN over UDP/TCP and TCP connects to call ports,
-//!   with the codec in [`stun`].
-//! - [`round`]: one run of checks that concurrent scrapes share.
-//! - [`verdict`]: which checks pair up, the evidence a round gathers for
-//!   them, and the `reachability_blocking_suspected` judgements.
+//! - [`ids`]: typed indices of services, checks, verdict plans, evidence slots.
+//! - [`probe`]: one prober per check kind ([`probe::dns`], [`probe::tcp`],
+//!   [`probe::tls`], [`probe::call_port`], [`probe::http`],
+//!   [`probe::download`], [`probe::quic`]), each returning a
+//!   [`probe::Outcome`]; the dispatch and the check deadline ([`probe::run`]).
+//! - [`stun`]: the STUN codec of [`probe::call_port`].
+//! - [`verdict`]: which checks pair up ([`verdict::plans`]) and the pure
+//!   judgement of `reachability_blocking_suspected` ([`verdict::judge`]).
+//! - [`engine`]: the [`engine::catalogue::Catalogue`] built per config load,
+//!   [`engine::round`]s shared by scrapes (with the evidence verdicts need),
+//!   the one way a check runs ([`engine::run`]: permit, span, statistics),
+//!   reloads, the scrape budget.
 //! - [`reason`]: [`reason::Stage`] and [`reason::Reason`], the only map from
 //!   errors to label values.
 //! - [`metrics`]: every metric name, help text and label set; outcomes → text.
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
 //! - [`stats`]: the exporter's own counters (checks run, cut, refused requests).
-//! - [`server`]: axum routes, the scrape deadline, shared rounds, reload.
-//! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
+//! - [`server`]: the HTTP routes; [`web`]: TLS and basic auth for them.
 //! - [`status`]: the status page at `/`.
-//! - [`web`]: TLS and basic auth for the exporter's own endpoints.
+//! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
 //! - [`logfmt`]: the log line format.
 //!
-//! The binary (`src/main.rs`) only parses flags, sets up logging, loads the
-//! config and calls [`server::run`].
+//! The binary (`src/main.rs`) only parses flags, sets up logging and calls
+//! [`serve`] (or [`oneshot`] for `check`, [`load`] for `--config.check`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod engine;
+pub mod ids;
 pub mod logfmt;
 pub mod metrics;
 pub mod oneshot;
 pub mod probe;
 pub mod process;
 pub mod reason;
-pub mod round;
 pub mod server;
 pub mod stats;
 pub mod status;
 pub mod stun;
 pub mod verdict;
 pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::Engine;
+use crate::engine::catalogue::{BuildError, Catalogue};
+
+/// What the server is started with (the command-line flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config file.
+    pub config_file: PathBuf,
+    /// Overrides the config's `listen`.
+    pub listen: Option<SocketAddr>,
+    /// Subtracted from the scrape timeout Prometheus announces.
+    pub timeout_offset: Duration,
+    /// Where the metrics are served.
+    pub telemetry_path: String,
+    /// TLS and basic auth for our own endpoints (exporter-toolkit format).
+    pub web_config_file: Option<PathBuf>,
+    /// Reload when the config file changes.
+    pub auto_reload: bool,
+}
+
+/// The exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config (or web config) file is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Clients could not be built from a valid config.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The web config's certificate and key were refused.
+    #[error("{}: TLS certificate and key", file.display())]
+    WebTls {
+        /// The web config file.
+        file: PathBuf,
+        /// rustls' reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {address}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A signal handler or the server itself failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything loaded and checked before serving: what `--config.check`
+/// validates.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The checks of the config.
+    pub catalogue: Catalogue,
+    /// How our own endpoints are served.
+    pub web: server::Web,
+    /// Where to listen.
+    pub listen: SocketAddr,
+}
+
+/// Loads and checks the config and the web config of `settings`. Sends
+/// nothing.
+pub fn load(settings: &Settings) -> Result<Loaded, StartError> {
+    let config = config::Config::load(&settings.config_file)?;
+    let listen = settings.listen.unwrap_or(config.listen);
+    let mut web = server::Web {
+        telemetry_path: settings.telemetry_path.clone(),
+        ..Default::default()
+    };
+    if let Some(file) = &settings.web_config_file {
+        let wc = config::WebConfig::load(file)?;
+        web.auth = web::Auth::new(&wc);
+        if let Some(tls) = &wc.tls {
+            let tls = web::server_config(tls).map_err(|source| StartError::WebTls {
+                file: file.clone(),
+                source,
+            })?;
+            web.tls = Some(tls);
+        }
+    }
+    let catalogue = Catalogue::new(config)?;
+    Ok(Loaded {
+        catalogue,
+        web,
+        listen,
+    })
+}
+
+/// Serves what `settings` describe until `shutdown` completes: loads the
+/// config, listens, reloads on SIGHUP (and on file changes with
+/// `auto_reload`), and finishes in-flight requests before returning.
+pub async fn serve(
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let Loaded {
+        catalogue,
+        web,
+        listen,
+    } = load(settings)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: listen,
+            source,
+        })?;
+    tracing::info!(address = %listener.local_addr()?, checks = catalogue.len(), "listening");
+    let engine = Engine::new(
+        catalogue,
+        settings.config_file.clone(),
+        settings.timeout_offset,
+    );
+    engine.reload_on_sighup()?;
+    if settings.auto_reload {
+        tokio::spawn(engine.clone().watch_config(Duration::from_secs(2)));
+    }
+    server::run(listener, engine, &web, shutdown).await?;
+    Ok(())
+}

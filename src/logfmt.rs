@@ -1,17 +1,21 @@
-//! Log output: logfmt (`ts=… level=info msg="…" key=value`) or JSON lines.
+//! Log output: logfmt (`ts=… level=info span=check service=… msg="…"
+//! key=value`). The fields of the spans an event is in (a check's service,
+//! kind and target) come before the event's own.
 //!
 //! Only the formatting lives here; what is logged, and at which level, is
-//! decided where it happens.
+//! decided where it happens. JSON lines are tracing-subscriber's.
 
 use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Formats events as logfmt lines.
+/// Formats events as logfmt lines, and span fields as logfmt pairs (set it
+/// as both the event and the field formatter).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Logfmt;
 
@@ -36,6 +40,9 @@ where
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 write!(w, " span={}", span.name())?;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    write!(w, "{fields}")?;
+                }
             }
         }
         let mut v = Fields {
@@ -48,6 +55,27 @@ where
     }
 }
 
+impl<'w> FormatFields<'w> for Logfmt {
+    fn format_fields<R: RecordFields>(&self, mut w: Writer<'w>, fields: R) -> fmt::Result {
+        let mut v = Fields {
+            w: &mut w,
+            res: Ok(()),
+        };
+        fields.record(&mut v);
+        v.res
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        // Each pair brings its own leading space.
+        self.format_fields(current.as_writer(), fields)
+    }
+}
+
+/// Writes each field as ` key=value`.
 struct Fields<'a, 'w> {
     w: &'a mut Writer<'w>,
     res: fmt::Result,

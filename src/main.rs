@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use reachability_exporter::Settings;
 use reachability_exporter::config::Config;
-use reachability_exporter::probe::Catalogue;
-use reachability_exporter::server::{self, Engine};
+use reachability_exporter::engine::catalogue::Catalogue;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Probes DNS, TCP and TLS reachability of configured services on every
-/// Prometheus scrape, and says how they fail.
+/// Probes whether configured services are reachable (DNS, TCP, TLS, QUIC,
+/// call ports, HTTP, downloads) on every Prometheus scrape, and says how
+/// they fail and what kind of blocking the evidence points to.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Logfmt => builder
             .event_format(reachability_exporter::logfmt::Logfmt)
+            .fmt_fields(reachability_exporter::logfmt::Logfmt)
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
@@ -172,54 +174,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(n) => tracing::debug!(limit = n, "open files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
+    let settings = Settings {
+        config_file: cli.config_file,
+        listen: cli.listen_address,
+        timeout_offset: cli.timeout_offset,
+        telemetry_path: cli.telemetry_path,
+        web_config_file: cli.web_config_file,
+        auto_reload: cli.auto_reload,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let config = Config::load(&cli.config_file)?;
-        let listen = cli.listen_address.unwrap_or(config.listen);
-        let mut web = server::Web {
-            telemetry_path: cli.telemetry_path.clone(),
-            ..Default::default()
-        };
-        if let Some(path) = &cli.web_config_file {
-            let wc = reachability_exporter::config::WebConfig::load(path)?;
-            web.auth = reachability_exporter::web::Auth::new(&wc);
-            if let Some(tls) = &wc.tls {
-                web.tls = Some(
-                    reachability_exporter::web::server_config(tls)
-                        .with_context(|| format!("{}: TLS certificate and key", path.display()))?,
-                );
-            }
-        }
-        let catalogue = Catalogue::new(config)?;
         if cli.config_check {
-            let services = catalogue.config.services.len();
+            let loaded = reachability_exporter::load(&settings)?;
             println!(
-                "{}: valid: {services} services, {} checks",
-                cli.config_file.display(),
-                catalogue.entries.len()
+                "{}: valid: {} services, {} checks",
+                settings.config_file.display(),
+                loaded.catalogue.config.services.len(),
+                loaded.catalogue.len()
             );
             return Ok(());
-        }
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(address = %listener.local_addr()?, checks = catalogue.entries.len(), "listening");
-        let engine = Engine::new(catalogue, cli.config_file.clone(), cli.timeout_offset);
-
-        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-        let reloader = engine.clone();
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let e = reloader.clone();
-                // The error is logged by reload itself.
-                let _ = tokio::task::spawn_blocking(move || e.reload()).await;
-            }
-        });
-        if cli.auto_reload {
-            tokio::spawn(server::watch_config(engine.clone(), Duration::from_secs(2)));
         }
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let shutdown = async move {
@@ -229,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        server::run(listener, engine, &web, shutdown).await?;
+        reachability_exporter::serve(&settings, shutdown).await?;
         Ok(())
     })
 }

@@ -18,9 +18,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::config::Check;
-use crate::probe::{Catalogue, Facts, Outcome};
+use crate::engine::catalogue::Catalogue;
+use crate::ids::{EntryId, PlanId};
+use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
-use crate::verdict::Kind;
+use crate::verdict::BlockingKind;
 
 /// A label set: keys are the contract's names (or the config's vantage
 /// labels), values come from the config.
@@ -112,29 +114,25 @@ fn b(v: bool) -> f64 {
     if v { 1.0 } else { 0.0 }
 }
 
-/// Renders the outcomes of `checks` (indices into `cat.entries`, outcomes in
-/// the same order) plus the exporter's own metrics.
-/// `verdicts` are the round's judgements: `(plan index, blocked)`.
+/// Renders the outcomes of `checks` (outcomes in the same order) plus the
+/// exporter's own metrics. `verdicts` are the round's judgements:
+/// `(plan, blocked)`.
 pub fn render(
     cat: &Catalogue,
-    checks: &[usize],
+    checks: &[EntryId],
     outcomes: &[Outcome],
-    verdicts: &[(usize, bool)],
+    verdicts: &[(PlanId, bool)],
     own: &SelfStats,
     format: Format,
 ) -> String {
-    let items = checks.iter().zip(outcomes).map(|(&i, outcome)| {
-        let entry = &cat.entries[i];
-        (
-            cat.config.services[entry.service].name.as_str(),
-            &entry.check,
-            outcome,
-        )
+    let items = checks.iter().zip(outcomes).map(|(&id, outcome)| {
+        let entry = cat.entry(id);
+        (cat.service_name(entry.service), &entry.check, outcome)
     });
     let verdicts = verdicts.iter().map(|&(p, v)| {
-        let plan = &cat.plans[p];
+        let plan = cat.plan(p);
         (
-            cat.config.services[plan.service].name.as_str(),
+            cat.service_name(plan.service),
             plan.target.as_str(),
             plan.kind,
             v,
@@ -177,7 +175,7 @@ enum Own<'a> {
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
-    verdicts: impl Iterator<Item = (&'a str, &'a str, Kind, bool)>,
+    verdicts: impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
     own: Own<'_>,
     format: Format,
 ) -> String {

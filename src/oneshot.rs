@@ -9,8 +9,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::probe::{Catalogue, Outcome};
-use crate::round::Round;
+use crate::engine::catalogue::Catalogue;
+use crate::engine::round::Round;
+use crate::ids::EntryId;
+use crate::probe::Outcome;
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -32,10 +34,10 @@ pub struct UnknownService(String, String);
 
 /// Runs every check of the catalogue, or of one service, once.
 pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>, UnknownService> {
-    let checks: Vec<usize> = match service {
-        None => (0..cat.entries.len()).collect(),
+    let checks: Vec<EntryId> = match service {
+        None => cat.entries().map(|(id, _)| id).collect(),
         Some(name) => {
-            let Some(i) = cat.config.services.iter().position(|s| s.name == name) else {
+            let Some(id) = cat.service_named(name) else {
                 let names: Vec<&str> = cat
                     .config
                     .services
@@ -44,14 +46,13 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
                     .collect();
                 return Err(UnknownService(name.to_string(), names.join(", ")));
             };
-            cat.service_entries[i].clone().collect()
+            cat.entries_of(id).collect()
         }
     };
     // Each check stops at its own timeout: the round's deadline is only a bound.
     let longest = cat
-        .entries
-        .iter()
-        .map(|e| e.check.timeout())
+        .entries()
+        .map(|(_, e)| e.check.timeout())
         .max()
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
@@ -72,10 +73,10 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
         .checks
         .iter()
         .zip(round.snapshot())
-        .map(|(&i, outcome)| {
-            let entry = &cat.entries[i];
+        .map(|(&id, outcome)| {
+            let entry = cat.entry(id);
             Row {
-                service: cat.config.services[entry.service].name.clone(),
+                service: cat.service_name(entry.service).to_string(),
                 check: entry.check.kind(),
                 target: crate::status::describe(entry, &cat.config),
                 outcome,

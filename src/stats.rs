@@ -1,6 +1,6 @@
 //! The exporter's own counters: checks run by kind and result, checks cut
 //! off by a deadline, and requests refused by status code. Kept by the
-//! [`crate::server::Engine`] across config reloads (counters only grow),
+//! [`crate::engine::Engine`] across config reloads (counters only grow),
 //! updated with relaxed atomics, rendered by [`crate::metrics`].
 
 use std::sync::atomic::{AtomicU64, Ordering};

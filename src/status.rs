@@ -13,8 +13,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Check, Config};
-use crate::probe::{Catalogue, Entry, Facts, Outcome};
-use crate::round::Round;
+use crate::engine::catalogue::{Catalogue, Entry};
+use crate::engine::round::Round;
+use crate::ids::ServiceId;
+use crate::probe::{Facts, Outcome};
 
 /// Seconds between automatic reloads of the page.
 pub const REFRESH_SECONDS: u32 = 30;
@@ -65,12 +67,13 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
         Vec::new()
     };
     for (si, service) in cat.config.services.iter().enumerate() {
+        let si = ServiceId::new(si);
         let rows: Vec<(&Entry, Option<&Outcome>)> = round
             .checks
             .iter()
             .zip(&outcomes)
-            .filter(|(i, _)| cat.entries[**i].service == si)
-            .map(|(i, o)| (&cat.entries[*i], o.as_ref()))
+            .map(|(id, o)| (cat.entry(*id), o.as_ref()))
+            .filter(|(e, _)| e.service == si)
             .collect();
         if rows.is_empty() {
             continue;
@@ -123,12 +126,12 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
         // a timeout).
         let judged: Vec<_> = verdicts
             .iter()
-            .filter(|(p, _)| cat.plans[*p].service == si)
+            .filter(|(p, _)| cat.plan(*p).service == si)
             .collect();
         if !judged.is_empty() {
             out.push_str("<p class=\"meta\">Verdicts: ");
             for (k, (p, v)) in judged.iter().enumerate() {
-                let plan = &cat.plans[*p];
+                let plan = cat.plan(*p);
                 let (class, word) = if *v {
                     ("down", "suspected")
                 } else {

@@ -12,8 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use reachability_exporter::config::{Check, Config};
+use reachability_exporter::engine::catalogue::Catalogue;
+use reachability_exporter::ids::{EntryId, PlanId};
 use reachability_exporter::metrics::{self, Format, SelfStats};
-use reachability_exporter::probe::{Catalogue, Facts, Outcome, Transfer};
+use reachability_exporter::probe::{Facts, Outcome, Transfer};
 use reachability_exporter::reason::{Reason, Stage};
 
 const CONFIG: &str = r#"
@@ -118,7 +120,9 @@ fn outcome_for(n: usize, check: &Check) -> Outcome {
                 mapped: Some("127.0.0.1:40000".parse().expect("a literal")),
             },
         ),
-        Check::Http(h) if h.url.scheme() == "https" => Outcome::ok(ms(80), Facts::Http { status: 200 }),
+        Check::Http(h) if h.url.scheme() == "https" => {
+            Outcome::ok(ms(80), Facts::Http { status: 200 })
+        }
         Check::Http(_) => {
             let mut o = Outcome::failed(Stage::Http, Reason::HttpUnexpectedStatus);
             o.duration = Some(ms(40));
@@ -174,23 +178,24 @@ fn own() -> SelfStats {
 }
 
 fn rendered(format: Format) -> String {
-    let config = Config::parse(CONFIG, Path::new("golden.yaml")).expect("the golden config is valid");
+    let config =
+        Config::parse(CONFIG, Path::new("golden.yaml")).expect("the golden config is valid");
     let cat = Catalogue::new(config).expect("clients build");
-    let checks: Vec<usize> = (0..cat.entries.len()).collect();
+    let checks: Vec<EntryId> = cat.entries().map(|(id, _)| id).collect();
     let outcomes: Vec<Outcome> = cat
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(n, e)| outcome_for(n, &e.check))
+        .entries()
+        .map(|(id, e)| outcome_for(id.index(), &e.check))
         .collect();
     // Verdicts: every other plan judged, alternately 1 and 0; the rest
     // absent (not judged).
-    let verdicts: Vec<(usize, bool)> = (0..cat.plans.len())
+    let verdicts: Vec<(PlanId, bool)> = cat
+        .plans()
+        .map(|(id, _)| id.index())
         .filter(|p| p % 3 != 2)
-        .map(|p| (p, p % 3 == 0))
+        .map(|p| (PlanId::new(p), p % 3 == 0))
         .collect();
     assert!(verdicts.iter().any(|v| v.1) && verdicts.iter().any(|v| !v.1));
-    assert!(verdicts.len() < cat.plans.len(), "some verdict is absent");
+    assert!(verdicts.len() < cat.plans().len(), "some verdict is absent");
     metrics::render(&cat, &checks, &outcomes, &verdicts, &own(), format)
 }
 
@@ -223,7 +228,9 @@ fn canonical(text: &str) -> String {
 fn compare(file: &str, got: &str) {
     let got = canonical(got);
     let got = got.as_str();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, got).expect("write the golden file");
         return;
@@ -233,7 +240,11 @@ fn compare(file: &str, got: &str) {
         for (i, (w, g)) in want.lines().zip(got.lines()).enumerate() {
             assert_eq!(w, g, "{file}: line {} differs", i + 1);
         }
-        assert_eq!(want.lines().count(), got.lines().count(), "{file}: line count");
+        assert_eq!(
+            want.lines().count(),
+            got.lines().count(),
+            "{file}: line count"
+        );
         assert_eq!(want, got, "{file}: trailing bytes differ");
     }
 }
@@ -255,7 +266,10 @@ async fn exposition_text_is_unchanged() {
         "reachability_service_up",
         "reachability_exporter_checks_total",
     ] {
-        assert!(text.contains(&format!("\n{family}{{")), "{family} missing:\n{text}");
+        assert!(
+            text.contains(&format!("\n{family}{{")),
+            "{family} missing:\n{text}"
+        );
     }
     assert!(text.contains("country=\"RU\",site=\"lab-1\""));
     assert!(text.contains("address=\"127.0.0.9\""));

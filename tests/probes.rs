@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use reachability_exporter::config::Config;
-use reachability_exporter::probe::{Catalogue, Facts, Outcome, Progress};
+use reachability_exporter::engine::catalogue::Catalogue;
+use reachability_exporter::ids::EntryId;
+use reachability_exporter::probe::{Facts, Outcome, Progress};
 use reachability_exporter::reason::{Reason, Stage};
 use support::*;
 
@@ -176,7 +178,9 @@ async fn tls_handshakes_and_certificate_failures() {
             // Every scrape is a full handshake: a resumed one would skip
             // certificate verification and time a shorter handshake.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-            let again = cat.run(2, deadline, &Progress::default()).await;
+            let again = cat
+                .run(EntryId::new(2), deadline, &Progress::default())
+                .await;
             assert_eq!(again.facts, o[2].facts);
         }
         assert_eq!(
@@ -303,7 +307,7 @@ async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             for i in 0..2 {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-                assert_ok(&cat.run(i, deadline, &Progress::default()).await);
+                assert_ok(&cat.run(EntryId::new(i), deadline, &Progress::default()).await);
             }
         }
         assert_eq!(dot_count.load(Ordering::SeqCst), 3);

@@ -1,57 +1,50 @@
-//! The HTTP side: routes, the scrape deadline, shared rounds and reloads.
+//! The engine: the current [`Catalogue`] (swapped atomically on reload),
+//! rounds that concurrent scrapes share, ad hoc `/probe` checks, reloads
+//! (file, SIGHUP, polling) and the scrape budget. It knows nothing of HTTP:
+//! [`crate::server`] routes requests to it and renders what it returns.
 //!
-//! Handlers only wire requests to the [`Engine`]: it holds the current
-//! [`Catalogue`] (swapped atomically on reload), starts rounds, and lets
-//! scrapes that arrive while a round of the same scope is running share it.
-//!
-//! | route | what |
-//! |---|---|
-//! | `GET /metrics` | every check |
-//! | `GET /probe?service=NAME` | one service's checks |
-//! | `GET /-/healthy`, `GET /-/ready` | liveness, readiness |
-//! | `POST /-/reload` | reload the config (also on SIGHUP) |
+//! - [`catalogue`]: what one config load builds.
+//! - [`round`]: one run of checks under one deadline, with the evidence its
+//!   verdicts need.
+//! - [`run`]: the one way a check runs (permit, span, statistics).
+
+pub mod catalogue;
+pub mod round;
+pub mod run;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::metrics::{self, Format, SelfStats};
-use crate::probe::{Busy, Catalogue};
-use crate::round::Round;
+use crate::config::{Check, Config};
+use crate::engine::catalogue::{Busy, Catalogue};
+use crate::engine::round::Round;
+use crate::engine::run::{What, run_check};
+use crate::ids::{EntryId, PlanId, ServiceId};
+use crate::metrics::SelfStats;
+use crate::probe::{Outcome, Progress};
 use crate::stats::Stats;
 
-/// The deadline used when a scrape does not send
-/// `X-Prometheus-Scrape-Timeout-Seconds` (Prometheus' default scrape timeout),
-/// or sends one that is not a positive number.
+/// The deadline used when a scrape does not announce a usable timeout
+/// (Prometheus' default scrape timeout).
 pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest scrape timeout honoured: a larger (or infinite) announced
 /// timeout is capped to it.
 pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The longest `/probe` query string accepted (414 beyond).
-pub const MAX_QUERY_BYTES: usize = 4096;
-
-const TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
-
 /// Which checks a round runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Scope {
+pub enum Scope {
+    /// Every configured check (`/metrics`, the status page).
     All,
-    Service(usize),
+    /// One service's checks (`/probe?service=`).
+    Service(ServiceId),
 }
 
 /// State shared by all requests.
@@ -83,7 +76,55 @@ pub enum ReloadError {
     Config(#[from] crate::config::ConfigError),
     /// Clients could not be built from it.
     #[error(transparent)]
-    Build(#[from] crate::probe::BuildError),
+    Build(#[from] crate::engine::catalogue::BuildError),
+}
+
+/// An ad hoc probe that was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No module has that name.
+    #[error("unknown module {0:?}")]
+    UnknownModule(String),
+    /// The target does not fit the module.
+    #[error("target for module {module:?}: {reason}")]
+    BadTarget {
+        /// The module.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+    /// `probe_allow` does not admit the target.
+    #[error("target {0:?} is not allowed by probe_allow")]
+    NotAllowed(String),
+    /// Over `max_concurrent_checks`.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+}
+
+/// A round as a scrape sees it: what to render.
+#[derive(Debug)]
+pub struct Scraped {
+    /// The round (its catalogue and checks).
+    pub round: Arc<Round>,
+    /// Its outcomes at the scrape's deadline, in `round.checks` order.
+    pub outcomes: Vec<Outcome>,
+    /// The verdicts judged from them.
+    pub verdicts: Vec<(PlanId, bool)>,
+    /// The exporter's own figures.
+    pub own: SelfStats,
+}
+
+/// An ad hoc check's result: what to render.
+#[derive(Debug)]
+pub struct Probed {
+    /// The module's name (the series' `service`).
+    pub module: String,
+    /// The check made from the target.
+    pub check: Check,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// The config it ran under (for vantage labels).
+    pub catalogue: Arc<Catalogue>,
 }
 
 fn now_epoch() -> f64 {
@@ -91,6 +132,14 @@ fn now_epoch() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The deadline of a scrape that announced `announced` (`None`: no usable
+/// announcement): the announcement less `offset`, never less than half of
+/// it, leaving time for the response.
+pub fn budget(announced: Option<Duration>, offset: Duration) -> Duration {
+    let t = announced.unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
+    t.saturating_sub(offset).max(t / 2)
 }
 
 impl Engine {
@@ -113,6 +162,16 @@ impl Engine {
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
             stats: Arc::new(Stats::default()),
         })
+    }
+
+    /// The catalogue serving now.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.load_full()
+    }
+
+    /// The exporter's own counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Reads the config file again; on success the new checks serve the next
@@ -139,15 +198,13 @@ impl Engine {
     }
 
     /// The effective deadline for a scrape announcing `announced` seconds.
-    fn budget(&self, announced: Option<Duration>) -> Duration {
-        let t = announced.unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
-        // Leave the offset for the response; never less than half the budget.
-        t.saturating_sub(self.timeout_offset).max(t / 2)
+    pub fn budget(&self, announced: Option<Duration>) -> Duration {
+        budget(announced, self.timeout_offset)
     }
 
     /// The round for `scope` that `keep` accepts, else a new one running
     /// until `deadline` — if `max_concurrent_checks` leaves room for it.
-    fn round_for(
+    pub fn round_for(
         &self,
         scope: Scope,
         deadline: Instant,
@@ -159,9 +216,9 @@ impl Engine {
         match inflight.get(&scope) {
             Some(r) if keep(r, &cat) => Ok(r.clone()),
             _ => {
-                let checks: Vec<usize> = match scope {
-                    Scope::All => (0..cat.entries.len()).collect(),
-                    Scope::Service(s) => cat.service_entries[s].clone().collect(),
+                let checks: Vec<EntryId> = match scope {
+                    Scope::All => cat.entries().map(|(id, _)| id).collect(),
+                    Scope::Service(s) => cat.entries_of(s).collect(),
                 };
                 let permit = cat.reserve(checks.len())?;
                 let r = Round::start(cat, checks, deadline, permit, self.stats.clone());
@@ -172,16 +229,15 @@ impl Engine {
         }
     }
 
-    /// An ad hoc probe of `target` with module `module`, answered from a
-    /// fresh registry: 400 for an unknown module or a malformed target, 403
-    /// for a target that `probe_allow` does not admit.
-    async fn probe_target(
+    /// An ad hoc probe of `target` with module `module`: refused for an
+    /// unknown module, a malformed target, a target that `probe_allow`
+    /// does not admit (before any packet is sent), or when busy.
+    pub async fn probe_target(
         &self,
         target: &str,
         module: &str,
         announced: Option<Duration>,
-        format: Format,
-    ) -> Result<String, (StatusCode, String)> {
+    ) -> Result<Probed, ProbeError> {
         let start = Instant::now();
         let cat = self.catalogue.load_full();
         let (index, m) = cat
@@ -190,51 +246,37 @@ impl Engine {
             .iter()
             .enumerate()
             .find(|(_, m)| m.name == module)
-            .ok_or_else(|| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown module {module:?}"),
-                )
+            .ok_or_else(|| ProbeError::UnknownModule(module.to_string()))?;
+        let check = m
+            .check_for(target)
+            .map_err(|reason| ProbeError::BadTarget {
+                module: module.to_string(),
+                reason,
             })?;
-        let check = m.check_for(target).map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                format!("target for module {module:?}: {e}"),
-            )
-        })?;
         if !cat.config.probe_allowed(&check) {
-            return Err((
-                StatusCode::FORBIDDEN,
-                format!("target {target:?} is not allowed by probe_allow"),
-            ));
+            return Err(ProbeError::NotAllowed(target.to_string()));
         }
-        let permit = cat
-            .reserve(1)
-            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let permit = cat.reserve(1)?;
         self.scrapes.fetch_add(1, Ordering::Relaxed);
         let deadline = start + self.budget(announced);
-        let progress = crate::probe::Progress::default();
-        let outcome = cat.run_module(index, &check, deadline, &progress).await;
-        drop(permit);
-        self.stats
-            .check_ended(check.kind(), outcome.is_ok(), progress.was_cut());
-        Ok(metrics::render_probe(
-            &cat.config,
-            &m.name,
-            &check,
-            &outcome,
-            start.elapsed().as_secs_f64(),
-            format,
-        ))
+        let what = What::Module {
+            module: index,
+            name: &m.name,
+            check: &check,
+        };
+        let progress = Progress::default();
+        let outcome = run_check(&cat, what, deadline, &progress, permit, &self.stats).await;
+        Ok(Probed {
+            module: m.name.clone(),
+            check,
+            outcome,
+            catalogue: cat.clone(),
+        })
     }
 
-    /// Runs (or joins) a round for `scope` and renders it.
-    async fn scrape(
-        &self,
-        scope: Scope,
-        announced: Option<Duration>,
-        format: Format,
-    ) -> Result<String, Busy> {
+    /// Runs (or joins) a round for `scope` and takes its snapshot at the
+    /// scrape's deadline.
+    pub async fn scrape(&self, scope: Scope, announced: Option<Duration>) -> Result<Scraped, Busy> {
         let start = Instant::now();
         let deadline = start + self.budget(announced);
         self.scrapes.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +289,7 @@ impl Engine {
         })?;
         round.wait(deadline).await;
         let outcomes = round.snapshot();
+        let verdicts = round.verdicts(&outcomes);
         let own = SelfStats {
             scrape_duration_seconds: start.elapsed().as_secs_f64(),
             rounds_total: self.rounds.load(Ordering::Relaxed),
@@ -258,15 +301,47 @@ impl Engine {
             refused: array_of(self.stats.refusals()),
             in_flight: round.catalogue.in_flight(),
         };
-        let verdicts = round.verdicts(&outcomes);
-        Ok(metrics::render(
-            &round.catalogue,
-            &round.checks,
-            &outcomes,
-            &verdicts,
-            &own,
-            format,
-        ))
+        Ok(Scraped {
+            round,
+            outcomes,
+            verdicts,
+            own,
+        })
+    }
+
+    /// Reloads the config on every SIGHUP, until the process ends.
+    pub fn reload_on_sighup(self: &Arc<Engine>) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup())?;
+        let engine = self.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let e = engine.clone();
+                // The outcome is logged and exported by reload itself.
+                let _ = tokio::task::spawn_blocking(move || e.reload()).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Reloads the config whenever the file's content changes, checking
+    /// every `every`. Polling the content (not inotify) also sees a
+    /// Kubernetes ConfigMap update, which swaps a symlink rather than
+    /// writing the file. A change that fails to load is not retried until
+    /// the file changes again.
+    pub async fn watch_config(self: Arc<Engine>, every: Duration) {
+        let read = |e: &Engine| std::fs::read(&e.config_file).ok();
+        let mut seen = read(&self);
+        loop {
+            tokio::time::sleep(every).await;
+            let now = read(&self);
+            if now.is_some() && now != seen {
+                seen = now;
+                let e = self.clone();
+                // The outcome is logged and exported by reload itself.
+                let _ = tokio::task::spawn_blocking(move || e.reload()).await;
+            }
+        }
     }
 }
 
@@ -279,275 +354,24 @@ fn array_of<T: Default + Copy, const N: usize>(it: impl Iterator<Item = T>) -> [
     out
 }
 
-/// Reloads the config whenever the file's content changes, checking every
-/// `every`. Polling the content (not inotify) also sees a Kubernetes
-/// ConfigMap update, which swaps a symlink rather than writing the file. A
-/// change that fails to load is not retried until the file changes again.
-pub async fn watch_config(engine: Arc<Engine>, every: Duration) {
-    let read = |e: &Engine| std::fs::read(&e.config_file).ok();
-    let mut seen = read(&engine);
-    loop {
-        tokio::time::sleep(every).await;
-        let now = read(&engine);
-        if now.is_some() && now != seen {
-            seen = now;
-            let e = engine.clone();
-            // The outcome is logged and exported by reload itself.
-            let _ = tokio::task::spawn_blocking(move || e.reload()).await;
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_leaves_the_offset_but_never_less_than_half() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let offset = ms(500);
+        // No usable header: Prometheus' default, less the offset.
+        assert_eq!(budget(None, offset), ms(9_500));
+        assert_eq!(budget(Some(s(4)), offset), ms(3_500));
+        // A short announcement keeps half of itself.
+        assert_eq!(budget(Some(ms(800)), offset), ms(400));
+        assert_eq!(budget(Some(ms(1_000)), offset), ms(500));
+        assert_eq!(budget(Some(ms(1_001)), offset), ms(501));
+        assert_eq!(budget(Some(s(300)), offset), ms(299_500));
+        assert_eq!(budget(Some(s(4)), Duration::ZERO), s(4));
+        assert_eq!(budget(Some(s(4)), s(10)), s(2));
     }
-}
-
-/// How the exporter's own endpoints are served (`--web.*` flags).
-#[derive(Debug, Clone)]
-pub struct Web {
-    /// Where the metrics are served (default `/metrics`).
-    pub telemetry_path: String,
-    /// Basic auth for every route but the health checks.
-    pub auth: Option<Arc<crate::web::Auth>>,
-    /// TLS for the server.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl Default for Web {
-    fn default() -> Web {
-        Web {
-            telemetry_path: "/metrics".into(),
-            auth: None,
-            tls: None,
-        }
-    }
-}
-
-/// The routes, for [`run`] and for tests. `/-/healthy` and `/-/ready` stay
-/// open when basic auth guards the rest (Kubernetes probes carry no
-/// credentials).
-pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
-    let mut guarded = Router::new()
-        .route("/", get(index))
-        .route("/status.css", get(stylesheet))
-        .route(&web.telemetry_path, get(metrics_handler))
-        .route("/probe", get(probe_handler))
-        .route("/-/reload", post(reload_handler));
-    if let Some(auth) = &web.auth {
-        guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
-            auth.clone(),
-            crate::web::basic_auth,
-        ));
-    }
-    Router::new()
-        .route("/-/healthy", get(|| async { "OK\n" }))
-        .route("/-/ready", get(|| async { "OK\n" }))
-        .merge(guarded)
-        .layer(axum::middleware::from_fn_with_state(
-            engine.clone(),
-            count_refused,
-        ))
-        .with_state(engine)
-}
-
-/// Counts the requests answered with a refusal (`reachability_exporter_requests_refused_total`).
-async fn count_refused(
-    State(engine): State<Arc<Engine>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let res = next.run(req).await;
-    engine.stats.refused(res.status().as_u16());
-    res
-}
-
-/// Serves `engine` on `listener` (over TLS when `web` says so) until
-/// `shutdown` completes; in-flight requests are finished first.
-pub async fn run(
-    listener: TcpListener,
-    engine: Arc<Engine>,
-    web: &Web,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(engine, web);
-    match &web.tls {
-        Some(cfg) => {
-            let tls = crate::web::TlsListener::new(listener, cfg.clone())?;
-            axum::serve(tls, app).with_graceful_shutdown(shutdown).await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
-}
-
-/// A request error: status and a one-line message.
-fn bad(status: StatusCode, msg: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg + "\n",
-    )
-        .into_response()
-}
-
-/// The scrape timeout Prometheus announced, if usable: a positive number
-/// of seconds, capped at [`MAX_SCRAPE_TIMEOUT`]. Anything else (empty,
-/// negative, zero, `NaN`, not a number) is ignored: the scrape gets
-/// [`DEFAULT_SCRAPE_TIMEOUT`], as if no header had come.
-fn announced_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(TIMEOUT_HEADER)?;
-    let secs = v
-        .to_str()
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| *s > 0.0);
-    match secs {
-        // `min` also caps +inf (1e309 parses as infinity).
-        Some(s) => Some(Duration::from_secs_f64(
-            s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64()),
-        )),
-        None => {
-            tracing::debug!(value = ?v, "ignoring a malformed scrape timeout header");
-            None
-        }
-    }
-}
-
-fn respond(format: Format, body: String) -> Response {
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
-}
-
-fn format_of(headers: &HeaderMap) -> Format {
-    Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
-}
-
-async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    let format = format_of(&headers);
-    match engine
-        .scrape(Scope::All, announced_timeout(&headers), format)
-        .await
-    {
-        Ok(body) => respond(format, body),
-        Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
-    }
-}
-
-async fn probe_handler(
-    State(engine): State<Arc<Engine>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let announced = announced_timeout(&headers);
-    let query = query.unwrap_or_default();
-    if query.len() > MAX_QUERY_BYTES {
-        return bad(
-            StatusCode::URI_TOO_LONG,
-            format!(
-                "the query string is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
-                query.len()
-            ),
-        );
-    }
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if params.insert(k.to_string(), v.to_string()).is_some() {
-            return bad(
-                StatusCode::BAD_REQUEST,
-                format!("parameter {k:?} is given more than once"),
-            );
-        }
-    }
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !matches!(k.as_str(), "service" | "target" | "module"))
-    {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown parameter {unknown:?}: /probe takes service=NAME, or target=…&module=NAME"
-            ),
-        );
-    }
-    let format = format_of(&headers);
-    match (
-        params.get("service"),
-        params.get("target"),
-        params.get("module"),
-    ) {
-        (Some(name), None, None) => {
-            let index = engine
-                .catalogue
-                .load()
-                .config
-                .services
-                .iter()
-                .position(|s| &s.name == name);
-            match index {
-                Some(i) => match engine.scrape(Scope::Service(i), announced, format).await {
-                    Ok(body) => respond(format, body),
-                    Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
-                },
-                // The name is echoed escaped, in the body only (never in a label).
-                None => bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}")),
-            }
-        }
-        (None, Some(target), Some(module)) => {
-            match engine.probe_target(target, module, announced, format).await {
-                Ok(body) => respond(format, body),
-                Err((status, msg)) => bad(status, msg),
-            }
-        }
-        (None, None, None) => bad(
-            StatusCode::BAD_REQUEST,
-            "missing parameter: service=NAME, or target=…&module=NAME".into(),
-        ),
-        _ => bad(
-            StatusCode::BAD_REQUEST,
-            "/probe takes either service=NAME, or both target= and module=".into(),
-        ),
-    }
-}
-
-async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
-    match tokio::task::spawn_blocking(move || engine.reload()).await {
-        Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
-        Ok(Err(e)) => bad(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reload failed, running config kept: {e}"),
-        ),
-        Err(_) => bad(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "reload task failed".into(),
-        ),
-    }
-}
-
-/// The status page: the latest round of every check (starting one when there
-/// is none yet). Viewing it never starts more probing than that.
-async fn index(State(engine): State<Arc<Engine>>) -> Response {
-    let deadline = Instant::now() + engine.budget(None);
-    let round = match engine.round_for(Scope::All, deadline, |_, _| true) {
-        Ok(r) => r,
-        Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
-    };
-    let html = crate::status::page(&round, crate::status::REFRESH_SECONDS);
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, crate::status::CSP),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        html,
-    )
-        .into_response()
-}
-
-async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
-        crate::status::CSS,
-    )
-        .into_response()
 }

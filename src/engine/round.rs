@@ -9,8 +9,10 @@
 //! started by a scrape with a longer one.
 //!
 //! A round also gathers the evidence of the verdicts whose checks are all
-//! in it ([`crate::verdict::gather`]), and judges them from the same
-//! snapshot ([`Round::verdicts`]).
+//! in it ([`evidence`]), and judges them from the same snapshot
+//! ([`Round::verdicts`]).
+
+pub mod evidence;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -18,7 +20,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::probe::{Catalogue, Outcome, Progress};
+use crate::engine::catalogue::Catalogue;
+use crate::engine::run::{What, run_check};
+use crate::ids::{EntryId, PlanId, SlotId};
+use crate::probe::{Outcome, Progress};
 use crate::stats::Stats;
 use crate::verdict::{self, Evidence};
 
@@ -27,17 +32,17 @@ use crate::verdict::{self, Evidence};
 pub struct Round {
     /// The catalogue the checks belong to.
     pub catalogue: Arc<Catalogue>,
-    /// Indices into the catalogue's entries.
-    pub checks: Vec<usize>,
+    /// The checks it runs, in catalogue order.
+    pub checks: Vec<EntryId>,
     /// When the round started.
     pub started: Instant,
     /// When the round started, by the wall clock (for the status page).
     pub started_at: std::time::SystemTime,
-    /// For each catalogue entry, its position in `checks` (`usize::MAX`
-    /// when not in this round).
-    slot_of: Vec<usize>,
-    /// Plans (indices into the catalogue's) judged in this round.
-    plans: Vec<usize>,
+    /// For each catalogue entry, its position in `checks` (`None` when not
+    /// in this round).
+    position: Vec<Option<usize>>,
+    /// Plans judged in this round: those whose checks are all in it.
+    plans: Vec<PlanId>,
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
     evidence: Vec<Mutex<Evidence>>,
@@ -53,22 +58,20 @@ impl Round {
     /// ends), and every check that ends is counted in `stats`.
     pub fn start(
         catalogue: Arc<Catalogue>,
-        checks: Vec<usize>,
+        checks: Vec<EntryId>,
         deadline: Instant,
         mut permit: tokio::sync::OwnedSemaphorePermit,
         stats: Arc<Stats>,
     ) -> Arc<Round> {
         let n = checks.len();
-        let mut slot_of = vec![usize::MAX; catalogue.entries.len()];
-        for (k, &i) in checks.iter().enumerate() {
-            slot_of[i] = k;
+        let mut position = vec![None; catalogue.len()];
+        for (k, &id) in checks.iter().enumerate() {
+            position[id.index()] = Some(k);
         }
-        let plans: Vec<usize> = catalogue
-            .plans
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.inputs().all(|i| slot_of[i] != usize::MAX))
-            .map(|(k, _)| k)
+        let plans: Vec<PlanId> = catalogue
+            .plans()
+            .filter(|(_, p)| p.inputs().all(|i| position[i.index()].is_some()))
+            .map(|(id, _)| id)
             .collect();
         let round = Arc::new(Round {
             evidence: (0..catalogue.evidence_slots)
@@ -78,7 +81,7 @@ impl Round {
             checks,
             started: Instant::now(),
             started_at: std::time::SystemTime::now(),
-            slot_of,
+            position,
             plans,
             progress: (0..n).map(|_| Progress::default()).collect(),
             outcomes: (0..n).map(|_| OnceLock::new()).collect(),
@@ -88,30 +91,35 @@ impl Round {
         let driver = round.clone();
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            for i in 0..n {
+            for k in 0..n {
                 let r = driver.clone();
                 let stats = stats.clone();
                 // `permit` holds n permits: one goes with each check.
                 let mine = permit.split(1);
                 tasks.spawn(async move {
-                    let outcome = r.catalogue.run(r.checks[i], deadline, &r.progress[i]).await;
-                    drop(mine);
-                    let kind = r.catalogue.entries[r.checks[i]].check.kind();
-                    stats.check_ended(kind, outcome.is_ok(), r.progress[i].was_cut());
+                    let what = What::Entry(r.checks[k]);
+                    let progress = &r.progress[k];
+                    let outcome = match mine {
+                        Some(p) => {
+                            run_check(&r.catalogue, what, deadline, progress, p, &stats).await
+                        }
+                        // Never: the reservation was made for n checks.
+                        None => progress.cut_off(),
+                    };
                     // Each slot is written once, by this task only.
-                    let _ = r.outcomes[i].set(outcome);
+                    let _ = r.outcomes[k].set(outcome);
                     r.ended.send_modify(|c| *c += 1);
                 });
             }
             for &p in &driver.plans {
-                for (c, case) in driver.catalogue.plans[p].cases.iter().enumerate() {
+                for (c, case) in driver.catalogue.plan(p).cases.iter().enumerate() {
                     let Some(slot) = case.evidence() else {
                         continue;
                     };
                     let r = driver.clone();
                     tasks.spawn(async move {
-                        let case = &r.catalogue.plans[p].cases[c];
-                        let gather = verdict::gather(&r, case, &r.evidence[slot], deadline);
+                        let case = &r.catalogue.plan(p).cases[c];
+                        let gather = evidence::gather(&r, case, r.slot(slot), deadline);
                         let _ = tokio::time::timeout_at(deadline, gather).await;
                     });
                 }
@@ -120,6 +128,10 @@ impl Round {
             driver.done.send_replace(true);
         });
         round
+    }
+
+    fn slot(&self, id: SlotId) -> &Mutex<Evidence> {
+        &self.evidence[id.index()]
     }
 
     /// Whether every check has ended.
@@ -133,9 +145,9 @@ impl Round {
         let _ = tokio::time::timeout_at(until, rx.wait_for(|done| *done)).await;
     }
 
-    /// Waits until each of catalogue entries `entries` has ended (true), or
-    /// `until` passes (false).
-    pub async fn wait_for(&self, entries: &[usize], until: Instant) -> bool {
+    /// Waits until each of `entries` has ended (true), or `until` passes
+    /// (false).
+    pub async fn wait_for(&self, entries: &[EntryId], until: Instant) -> bool {
         let mut rx = self.ended.subscribe();
         let all = |_: &usize| entries.iter().all(|&e| self.outcome_of(e).is_some());
         matches!(
@@ -144,11 +156,10 @@ impl Round {
         )
     }
 
-    /// The outcome of catalogue entry `entry`, if it is in this round and
-    /// has ended.
-    pub fn outcome_of(&self, entry: usize) -> Option<Outcome> {
-        let k = *self.slot_of.get(entry)?;
-        self.outcomes.get(k)?.get().cloned()
+    /// The outcome of check `entry`, if it is in this round and has ended.
+    pub fn outcome_of(&self, entry: EntryId) -> Option<&Outcome> {
+        let k = (*self.position.get(entry.index())?)?;
+        self.outcomes.get(k)?.get()
     }
 
     /// The outcome of every check that has ended, in `checks` order (`None`
@@ -171,23 +182,23 @@ impl Round {
     }
 
     /// The verdicts this round can judge, from `snapshot` (this round's
-    /// [`Round::snapshot`]): `(plan index, blocked)`; a verdict that cannot
-    /// be judged is left out.
-    pub fn verdicts(&self, snapshot: &[Outcome]) -> Vec<(usize, bool)> {
-        let outcome = |entry: usize| {
-            let k = *self.slot_of.get(entry)?;
-            snapshot.get(k).cloned()
+    /// [`Round::snapshot`]): `(plan, blocked)`; a verdict that cannot be
+    /// judged is left out.
+    pub fn verdicts(&self, snapshot: &[Outcome]) -> Vec<(PlanId, bool)> {
+        let outcome = |entry: EntryId| {
+            let k = (*self.position.get(entry.index())?)?;
+            snapshot.get(k)
         };
-        let evidence = |slot: usize| {
+        let evidence = |slot: SlotId| {
             self.evidence
-                .get(slot)
+                .get(slot.index())
                 .and_then(|m| m.lock().ok().map(|e| e.clone()))
                 .unwrap_or_default()
         };
         self.plans
             .iter()
             .filter_map(|&p| {
-                verdict::judge(&self.catalogue.plans[p], &outcome, &evidence).map(|v| (p, v))
+                verdict::judge(self.catalogue.plan(p), &outcome, &evidence).map(|v| (p, v))
             })
             .collect()
     }

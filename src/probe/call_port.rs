@@ -59,10 +59,14 @@ pub async fn probe(
     };
     match (&outcome.failure, &outcome.facts) {
         (Some((stage, reason)), _) => {
-            tracing::debug!(target = %check.target.written, stage = stage.as_str(), reason = reason.as_str(), "call port failed");
+            tracing::debug!(
+                stage = stage.as_str(),
+                reason = reason.as_str(),
+                "call port failed"
+            );
         }
         (None, Facts::Stun { mapped }) => {
-            tracing::debug!(target = %check.target.written, rtt = ?outcome.duration, ?mapped, "call port answered");
+            tracing::debug!(rtt = ?outcome.duration, ?mapped, "call port answered");
         }
         (None, _) => {}
     }

@@ -245,7 +245,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
             };
             let failure = judged.err().map(|r| (Stage::Resolve, r));
             if let Some((_, reason)) = failure {
-                tracing::debug!(name = %check.name, reason = reason.as_str(), ?ips, "dns answer refused");
+                tracing::debug!(reason = reason.as_str(), ?ips, "dns answer refused");
             }
             Outcome {
                 failure,
@@ -256,7 +256,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
         }
         Err(e) => {
             let reason = client.reason(&e).await;
-            tracing::debug!(name = %check.name, reason = reason.as_str(), error = %e, "dns lookup failed");
+            tracing::debug!(reason = reason.as_str(), error = %e, "dns lookup failed");
             // A response code is an answer: the query's duration is real.
             let answered = matches!(
                 &e,

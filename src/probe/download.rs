@@ -45,7 +45,12 @@ pub async fn probe(
     let ended = |failure: Option<(Stage, Reason)>, stalled: bool| {
         let transfer = progress.transfer(stalled);
         if let Some((stage, reason)) = failure {
-            tracing::debug!(url = %check.written, stage = stage.as_str(), reason = reason.as_str(), ?transfer, "download failed");
+            tracing::debug!(
+                stage = stage.as_str(),
+                reason = reason.as_str(),
+                ?transfer,
+                "download failed"
+            );
         }
         Outcome {
             failure,

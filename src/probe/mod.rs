@@ -1,10 +1,11 @@
-//! Checks and how they run: the [`Catalogue`] built once per config load,
-//! the [`Outcome`] every prober returns, and the one place where a check's
-//! deadline is applied ([`Catalogue::run`]).
+//! Probers and what they return: the [`Outcome`] every prober returns, the
+//! [`Progress`] a running check reports through, the dispatch by kind and
+//! the one place where a check's deadline is applied ([`run`]).
 //!
 //! Probers (one module per kind) measure and classify; they never touch
-//! metrics. A prober reports which stage it is in through [`Progress`], so
-//! that a check cut off by its deadline is reported at the stage it was in.
+//! metrics, and do not know which service or round they run for. A prober
+//! reports which stage it is in through [`Progress`], so that a check cut
+//! off by its deadline is reported at the stage it was in.
 
 pub mod call_port;
 pub mod dns;
@@ -14,9 +15,7 @@ pub mod quic;
 pub mod tcp;
 pub mod tls;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -24,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, Config, Host, IpFamily, ModuleSpec, Trust};
+use crate::config::{Check, Host, IpFamily};
 use crate::reason::{Reason, Stage};
 
 /// What a check found.
@@ -193,6 +192,11 @@ impl Progress {
         self.malformed.store(true, Ordering::Relaxed);
     }
 
+    /// Records that a deadline cut the check off.
+    pub fn mark_cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a deadline cut the check off.
     pub fn was_cut(&self) -> bool {
         self.cut.load(Ordering::Relaxed)
@@ -322,68 +326,6 @@ where
     progress.cut_off()
 }
 
-/// A check of the catalogue with what it needs to run.
-#[derive(Debug)]
-pub struct Entry {
-    /// Index of its service in [`Config::services`].
-    pub service: usize,
-    /// What to check.
-    pub check: Check,
-    /// For TLS and https checks: the client configuration.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// For QUIC checks: the client configuration.
-    quic: Option<quinn::ClientConfig>,
-}
-
-/// Everything needed to run the checks of one config: resolvers and TLS
-/// client configurations are built here once, not per scrape.
-pub struct Catalogue {
-    /// The config this was built from.
-    pub config: Config,
-    /// One client per configured resolver (same indices).
-    resolvers: Vec<dns::DnsClient>,
-    /// Every check, in config order.
-    pub entries: Vec<Entry>,
-    /// For each service, the range of its entries.
-    pub service_entries: Vec<std::ops::Range<usize>>,
-    /// For each `/probe` module (same indices), its TLS configuration.
-    module_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
-    /// For each `/probe` module (same indices), its QUIC configuration.
-    module_quic: Vec<Option<quinn::ClientConfig>>,
-    /// Control handshakes with a neutral name: certificates not judged.
-    control_tls: Arc<rustls::ClientConfig>,
-    /// Public roots, for evidence handshakes no check configures.
-    default_tls: Arc<rustls::ClientConfig>,
-    /// What the verdicts are made of (see [`crate::verdict`]).
-    pub plans: Vec<crate::verdict::Plan>,
-    /// How many evidence slots the plans number.
-    pub evidence_slots: usize,
-    /// One permit per check that may be in flight (`max_concurrent_checks`).
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-/// Not enough room under `max_concurrent_checks` to start more checks.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "too busy: {in_flight} checks are in flight and this needs {needed} more, over max_concurrent_checks ({max}); retry later"
-)]
-pub struct Busy {
-    /// Checks in flight.
-    pub in_flight: usize,
-    /// Checks the request needed.
-    pub needed: usize,
-    /// The limit.
-    pub max: usize,
-}
-
-impl std::fmt::Debug for Catalogue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalogue")
-            .field("checks", &self.entries.len())
-            .finish()
-    }
-}
-
 /// The catalogue could not be built from a valid config.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -404,239 +346,69 @@ pub enum BuildError {
     Quic(String),
 }
 
-impl Catalogue {
-    /// Builds resolvers and TLS configurations for `config`. Sends nothing.
-    pub fn new(config: Config) -> Result<Catalogue, BuildError> {
-        // Library timeouts must never fire before ours: give hickory the
-        // longest check timeout plus a margin.
-        let longest = config
-            .checks()
-            .map(|(_, c)| c.timeout())
-            .max()
-            .unwrap_or(crate::config::DEFAULT_TIMEOUT);
-        let resolvers = config
-            .resolvers
-            .iter()
-            .map(|r| {
-                dns::DnsClient::new(&r.kind, longest + Duration::from_secs(1)).map_err(|source| {
-                    BuildError::Resolver {
-                        name: r.name.clone(),
-                        source,
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+/// The clients a check runs with, built once per config load.
+#[derive(Clone, Copy)]
+pub struct Clients<'a> {
+    /// One client per configured resolver (the config's order).
+    pub resolvers: &'a [dns::DnsClient],
+    /// For TLS and https checks: the client configuration.
+    pub tls: Option<&'a Arc<rustls::ClientConfig>>,
+    /// For QUIC checks: the client configuration.
+    pub quic: Option<&'a quinn::ClientConfig>,
+    /// For control handshakes with a neutral name: certificates not judged.
+    pub control_tls: &'a Arc<rustls::ClientConfig>,
+}
 
-        let mut tls_cache: HashMap<(TrustKey, tls::Alpn), Arc<rustls::ClientConfig>> =
-            HashMap::new();
-        let mut tls_for = |trust: &Trust, alpn: tls::Alpn| -> Result<_, BuildError> {
-            let key = (TrustKey::of(trust), alpn);
-            Ok(match tls_cache.get(&key) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = Arc::new(tls::client_config(trust, alpn)?);
-                    tls_cache.insert(key, c.clone());
-                    c
-                }
-            })
-        };
-        let mut entries = Vec::new();
-        let mut service_entries = Vec::new();
-        for (si, service) in config.services.iter().enumerate() {
-            let start = entries.len();
-            for check in &service.checks {
-                let wants = match check {
-                    Check::Tls(t) => Some((&t.trust, tls::Alpn::Browser)),
-                    Check::Http(h) if h.url.scheme() == "https" || h.max_redirects > 0 => {
-                        // A redirect may lead from http to https.
-                        Some((&h.trust, tls::Alpn::Http1))
-                    }
-                    Check::Download(d) if d.url.scheme() == "https" => {
-                        Some((&d.trust, tls::Alpn::Http1))
-                    }
-                    _ => None,
-                };
-                let tls = match wants {
-                    Some((trust, alpn)) => Some(tls_for(trust, alpn)?),
-                    None => None,
-                };
-                let quic = match check {
-                    Check::Quic(q) => Some(quic::client_config(&q.trust, &q.alpn, q.timeout)?),
-                    _ => None,
-                };
-                entries.push(Entry {
-                    service: si,
-                    check: check.clone(),
-                    tls,
-                    quic,
-                });
+/// Runs `check` until it ends or `deadline` (capped by the check's own
+/// timeout) passes; a check cut off is reported by [`Progress::cut_off`].
+/// Targets resolve with `resolver`.
+pub async fn run(
+    check: &Check,
+    clients: Clients<'_>,
+    resolver: TargetResolver<'_>,
+    deadline: Instant,
+    progress: &Progress,
+) -> Outcome {
+    let deadline = deadline.min(Instant::now() + check.timeout());
+    let fut = async {
+        match check {
+            Check::Dns(c) => {
+                progress.enter(Stage::Resolve);
+                dns::probe(c, &clients.resolvers[c.resolver], resolver.allowed).await
             }
-            service_entries.push(start..entries.len());
+            Check::Tcp(c) => tcp::probe(c, resolver, progress).await,
+            Check::Tls(c) => {
+                // Built for every TLS check and module at load.
+                let Some(cfg) = clients.tls else {
+                    return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
+                };
+                let control = clients.control_tls.clone();
+                tls::probe(c, cfg.clone(), control, resolver, progress).await
+            }
+            Check::CallPort(c) => call_port::probe(c, resolver, progress).await,
+            Check::Http(c) => http::probe(c, clients.tls.cloned(), resolver, progress).await,
+            Check::Download(c) => {
+                download::probe(c, clients.tls.cloned(), resolver, progress).await
+            }
+            Check::Quic(c) => {
+                // Built for every QUIC check and module at load.
+                let Some(cfg) = clients.quic else {
+                    return Outcome::failed(Stage::QuicHandshake, Reason::UnknownFailure);
+                };
+                quic::probe(c, cfg, resolver, progress).await
+            }
         }
-        let module_tls = config
-            .modules
-            .iter()
-            .map(|m| match &m.spec {
-                ModuleSpec::Tls { trust, .. } => tls_for(trust, tls::Alpn::Browser).map(Some),
-                ModuleSpec::Http { trust, .. } | ModuleSpec::Download { trust, .. } => {
-                    tls_for(trust, tls::Alpn::Http1).map(Some)
-                }
-                _ => Ok(None),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let module_quic = config
-            .modules
-            .iter()
-            .map(|m| match &m.spec {
-                ModuleSpec::Quic { trust, alpn, .. } => {
-                    quic::client_config(trust, alpn, m.timeout).map(Some)
-                }
-                _ => Ok(None),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let control_tls = tls_for(&Trust::Insecure, tls::Alpn::Browser)?;
-        let default_tls = tls_for(&Trust::WebPki, tls::Alpn::Browser)?;
-        let config_max = config.max_concurrent_checks;
-        let plans = crate::verdict::plans(&config, &entries);
-        let evidence_slots = plans
-            .iter()
-            .flat_map(|p| p.cases.iter().filter_map(|c| c.evidence()))
-            .max()
-            .map_or(0, |m| m + 1);
-        Ok(Catalogue {
-            config,
-            resolvers,
-            entries,
-            service_entries,
-            module_tls,
-            module_quic,
-            control_tls,
-            default_tls,
-            plans,
-            evidence_slots,
-            permits: Arc::new(tokio::sync::Semaphore::new(config_max)),
-        })
-    }
-
-    /// Reserves room for `n` checks (one permit each), or says why not.
-    pub fn reserve(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
-        let busy = || Busy {
-            in_flight: self.in_flight(),
-            needed: n,
-            max: self.config.max_concurrent_checks,
-        };
-        let n32 = u32::try_from(n).map_err(|_| busy())?;
-        self.permits
-            .clone()
-            .try_acquire_many_owned(n32)
-            .map_err(|_| busy())
-    }
-
-    /// Checks in flight (of this config's rounds and probes).
-    pub fn in_flight(&self) -> usize {
-        self.config
-            .max_concurrent_checks
-            .saturating_sub(self.permits.available_permits())
-    }
-
-    /// The TLS configuration of entry `entry` (a TLS or https check), or
-    /// the public roots' when there is none: for evidence handshakes.
-    pub fn handshake_config(&self, entry: Option<usize>) -> Arc<rustls::ClientConfig> {
-        entry
-            .and_then(|i| self.entries[i].tls.clone())
-            .unwrap_or_else(|| self.default_tls.clone())
-    }
-
-    /// Runs check `index` until it ends or `deadline` (capped by the
-    /// check's own timeout) passes; a check cut off is reported by
-    /// [`Progress::cut_off`].
-    pub async fn run(&self, index: usize, deadline: Instant, progress: &Progress) -> Outcome {
-        let entry = &self.entries[index];
-        let service = &self.config.services[entry.service];
-        let resolver = TargetResolver {
-            resolver: &self.resolvers[service.resolve_with],
-            allowed: &service.allowed_ranges,
-            family: entry.check.family(),
-        };
-        self.run_check(
-            &entry.check,
-            entry.tls.clone(),
-            entry.quic.as_ref(),
-            resolver,
-            deadline,
-            progress,
-        )
-        .await
-    }
-
-    /// Runs an ad hoc check made by `/probe` module `module` (an index into
-    /// the config's modules): targets resolve with the system resolver, and
-    /// the bogon rule exempts the top-level `allowed_ranges`.
-    pub async fn run_module(
-        &self,
-        module: usize,
-        check: &Check,
-        deadline: Instant,
-        progress: &Progress,
-    ) -> Outcome {
-        let resolver = TargetResolver {
-            resolver: &self.resolvers[0],
-            allowed: &self.config.allowed_ranges,
-            family: check.family(),
-        };
-        let tls = self.module_tls.get(module).cloned().flatten();
-        let quic = self.module_quic.get(module).and_then(|q| q.as_ref());
-        self.run_check(check, tls, quic, resolver, deadline, progress)
-            .await
-    }
-
-    async fn run_check(
-        &self,
-        check: &Check,
-        tls: Option<Arc<rustls::ClientConfig>>,
-        quic: Option<&quinn::ClientConfig>,
-        resolver: TargetResolver<'_>,
-        deadline: Instant,
-        progress: &Progress,
-    ) -> Outcome {
-        let deadline = deadline.min(Instant::now() + check.timeout());
-        let fut = async {
-            match check {
-                Check::Dns(c) => {
-                    progress.enter(Stage::Resolve);
-                    dns::probe(c, &self.resolvers[c.resolver], resolver.allowed).await
-                }
-                Check::Tcp(c) => tcp::probe(c, resolver, progress).await,
-                Check::Tls(c) => {
-                    // Built for every TLS check and module in `new`.
-                    let Some(cfg) = tls else {
-                        return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
-                    };
-                    tls::probe(c, cfg, self.control_tls.clone(), resolver, progress).await
-                }
-                Check::CallPort(c) => call_port::probe(c, resolver, progress).await,
-                Check::Http(c) => http::probe(c, tls, resolver, progress).await,
-                Check::Download(c) => download::probe(c, tls, resolver, progress).await,
-                Check::Quic(c) => {
-                    // Built for every QUIC check in `new`.
-                    let Some(cfg) = quic else {
-                        return Outcome::failed(Stage::QuicHandshake, Reason::UnknownFailure);
-                    };
-                    quic::probe(c, cfg, resolver, progress).await
-                }
+    };
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(mut outcome) => {
+            if outcome.control.is_none() {
+                outcome.control = progress.control_result();
             }
-        };
-        match tokio::time::timeout_at(deadline, fut).await {
-            Ok(mut outcome) => {
-                if outcome.control.is_none() {
-                    outcome.control = progress.control_result();
-                }
-                outcome
-            }
-            Err(_) => {
-                progress.cut.store(true, Ordering::Relaxed);
-                progress.cut_off()
-            }
+            outcome
+        }
+        Err(_) => {
+            progress.mark_cut();
+            progress.cut_off()
         }
     }
 }
@@ -648,7 +420,21 @@ pub struct TargetResolver<'a> {
     family: IpFamily,
 }
 
-impl TargetResolver<'_> {
+impl<'a> TargetResolver<'a> {
+    /// Resolves with `resolver`, exempting `allowed` from the bogon rule,
+    /// preferring addresses of `family`.
+    pub fn new(
+        resolver: &'a dns::DnsClient,
+        allowed: &'a [ipnet::IpNet],
+        family: IpFamily,
+    ) -> TargetResolver<'a> {
+        TargetResolver {
+            resolver,
+            allowed,
+            family,
+        }
+    }
+
     /// The address to connect to: the literal, or the first address of the
     /// preferred family the service's resolver returns. Failures are at
     /// stage `resolve`; an answer holding a bogon is refused as
@@ -671,24 +457,6 @@ impl TargetResolver<'_> {
                 progress.enter(Stage::Resolve);
                 dns::resolve(self.resolver, name, self.family, self.allowed).await
             }
-        }
-    }
-}
-
-/// Key under which identical TLS client configurations are shared.
-#[derive(Hash, PartialEq, Eq)]
-enum TrustKey {
-    WebPki,
-    Insecure,
-    CaFile(PathBuf),
-}
-
-impl TrustKey {
-    fn of(t: &Trust) -> TrustKey {
-        match t {
-            Trust::WebPki => TrustKey::WebPki,
-            Trust::Insecure => TrustKey::Insecure,
-            Trust::CaFile { path, .. } => TrustKey::CaFile(path.clone()),
         }
     }
 }

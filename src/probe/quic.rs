@@ -56,7 +56,7 @@ pub async fn probe(
     let endpoint = match quinn::Endpoint::client(local) {
         Ok(e) => e,
         Err(e) => {
-            tracing::debug!(target = %check.target.written, error = %e, "cannot bind a UDP socket");
+            tracing::debug!(error = %e, "cannot bind a UDP socket");
             return Outcome::failed(Stage::QuicHandshake, classify(&e));
         }
     };
@@ -70,7 +70,7 @@ pub async fn probe(
     ) {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!(target = %check.target.written, error = %e, "quic connect refused locally");
+            tracing::debug!(error = %e, "quic connect refused locally");
             return Outcome::failed(Stage::QuicHandshake, Reason::UnknownFailure);
         }
     };
@@ -82,7 +82,7 @@ pub async fn probe(
         }
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, sni = ?check.sni, reason = reason.as_str(), error = %e, "quic handshake failed");
+            tracing::debug!(sni = ?check.sni, reason = reason.as_str(), error = %e, "quic handshake failed");
             Outcome::failed(Stage::QuicHandshake, reason)
         }
     }

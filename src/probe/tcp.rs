@@ -36,7 +36,7 @@ async fn connect_at(check: &TcpCheck, ip: IpAddr, progress: &Progress) -> Outcom
         Ok(_stream) => Outcome::ok(start.elapsed(), Facts::None),
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, %ip, reason = reason.as_str(), error = %e, "connect failed");
+            tracing::debug!(%ip, reason = reason.as_str(), error = %e, "connect failed");
             Outcome::failed(Stage::Connect, reason)
         }
     }

@@ -128,7 +128,7 @@ async fn handshake_at(
     };
     let ctl = async {
         let ok = control_handshake(control, neutral, addr).await;
-        tracing::debug!(target = %check.target.written, %addr, control_sni = %neutral, completed = ok, "control handshake");
+        tracing::debug!(%addr, control_sni = %neutral, completed = ok, "control handshake");
         progress.set_control(ok);
     };
     let mut main = std::pin::pin!(main);
@@ -190,7 +190,7 @@ async fn handshake(
         Ok(s) => s,
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, %ip, reason = reason.as_str(), error = %e, "connect failed");
+            tracing::debug!(%ip, reason = reason.as_str(), error = %e, "connect failed");
             return Outcome::failed(Stage::Connect, reason);
         }
     };
@@ -226,7 +226,7 @@ async fn handshake(
         }
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(target = %check.target.written, %ip, sni = ?check.sni, reason = reason.as_str(), error = %e, "tls handshake failed");
+            tracing::debug!(%ip, sni = ?check.sni, reason = reason.as_str(), error = %e, "tls handshake failed");
             Outcome::failed(Stage::TlsHandshake, reason)
         }
     }

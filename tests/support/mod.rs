@@ -33,14 +33,15 @@ use tokio_rustls::TlsAcceptor;
 /// concurrently under a 5 s deadline, and returns the outcomes in config
 /// order.
 pub async fn run_checks(yaml: &str, dir: &Path) -> Vec<reachability_exporter::probe::Outcome> {
-    use reachability_exporter::probe::{Catalogue, Progress};
+    use reachability_exporter::engine::catalogue::Catalogue;
+    use reachability_exporter::probe::Progress;
     let config = reachability_exporter::config::Config::parse(yaml, &dir.join("config.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let cat = Catalogue::new(config).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let runs = (0..cat.entries.len()).map(|i| {
+    let runs = cat.entries().map(|(id, _)| {
         let cat = &cat;
-        async move { cat.run(i, deadline, &Progress::default()).await }
+        async move { cat.run(id, deadline, &Progress::default()).await }
     });
     futures_util::future::join_all(runs).await
 }
@@ -530,7 +531,7 @@ pub async fn closed_port() -> SocketAddr {
 pub struct Exporter {
     pub addr: SocketAddr,
     pub config_file: PathBuf,
-    pub engine: Arc<reachability_exporter::server::Engine>,
+    pub engine: Arc<reachability_exporter::engine::Engine>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -541,8 +542,8 @@ impl Exporter {
         let config_file = dir.join("config.yaml");
         std::fs::write(&config_file, config).unwrap();
         let cfg = reachability_exporter::config::Config::load(&config_file).unwrap();
-        let cat = reachability_exporter::probe::Catalogue::new(cfg).unwrap();
-        let engine = reachability_exporter::server::Engine::new(
+        let cat = reachability_exporter::engine::catalogue::Catalogue::new(cfg).unwrap();
+        let engine = reachability_exporter::engine::Engine::new(
             cat,
             config_file.clone(),
             Duration::from_millis(500),

@@ -1,0 +1,357 @@
+//! The HTTP side: routes. Handlers parse the request, hand it to the
+//! [`Engine`] and render what it returns; nothing here runs a check.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the status page: the latest round of every check |
+//! | `GET /status.css` | its stylesheet |
+//! | `GET /metrics` (`--web.telemetry-path`) | every check |
+//! | `GET /probe?service=NAME` | one service's checks |
+//! | `GET /probe?target=…&module=NAME` | an ad hoc check, if `probe_allow` admits the target |
+//! | `GET /-/healthy`, `GET /-/ready` | liveness, readiness (never behind basic auth) |
+//! | `POST /-/reload` | reload the config (also on SIGHUP) |
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::engine::{Engine, MAX_SCRAPE_TIMEOUT, ProbeError, Scope, Scraped};
+use crate::metrics::{self, Format};
+
+/// The longest `/probe` query string accepted (414 beyond).
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+const TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// How the exporter's own endpoints are served (`--web.*` flags).
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// Where the metrics are served (default `/metrics`).
+    pub telemetry_path: String,
+    /// Basic auth for every route but the health checks.
+    pub auth: Option<Arc<crate::web::Auth>>,
+    /// TLS for the server.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for Web {
+    fn default() -> Web {
+        Web {
+            telemetry_path: "/metrics".into(),
+            auth: None,
+            tls: None,
+        }
+    }
+}
+
+/// The routes, for [`run`] and for tests. `/-/healthy` and `/-/ready` stay
+/// open when basic auth guards the rest (Kubernetes probes carry no
+/// credentials).
+pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
+    let mut guarded = Router::new()
+        .route("/", get(index))
+        .route("/status.css", get(stylesheet))
+        .route(&web.telemetry_path, get(metrics_handler))
+        .route("/probe", get(probe_handler))
+        .route("/-/reload", post(reload_handler));
+    if let Some(auth) = &web.auth {
+        guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            crate::web::basic_auth,
+        ));
+    }
+    Router::new()
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(|| async { "OK\n" }))
+        .merge(guarded)
+        .layer(axum::middleware::from_fn_with_state(
+            engine.clone(),
+            count_refused,
+        ))
+        .with_state(engine)
+}
+
+/// Counts the requests answered with a refusal (`reachability_exporter_requests_refused_total`).
+async fn count_refused(
+    State(engine): State<Arc<Engine>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    engine.stats().refused(res.status().as_u16());
+    res
+}
+
+/// Serves `engine` on `listener` (over TLS when `web` says so) until
+/// `shutdown` completes; in-flight requests are finished first.
+pub async fn run(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    web: &Web,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(engine, web);
+    match &web.tls {
+        Some(cfg) => {
+            let tls = crate::web::TlsListener::new(listener, cfg.clone())?;
+            axum::serve(tls, app).with_graceful_shutdown(shutdown).await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// A request error: status and a one-line message.
+fn bad(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg + "\n",
+    )
+        .into_response()
+}
+
+/// The scrape timeout Prometheus announced, if usable: a positive number
+/// of seconds, capped at [`MAX_SCRAPE_TIMEOUT`]. Anything else (empty,
+/// negative, zero, `NaN`, not a number) is ignored: the scrape gets
+/// [`crate::engine::DEFAULT_SCRAPE_TIMEOUT`], as if no header had come.
+fn announced_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(TIMEOUT_HEADER)?;
+    let secs = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0);
+    match secs {
+        // `min` also caps +inf (1e309 parses as infinity).
+        Some(s) => Some(Duration::from_secs_f64(
+            s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64()),
+        )),
+        None => {
+            tracing::debug!(value = ?v, "ignoring a malformed scrape timeout header");
+            None
+        }
+    }
+}
+
+fn respond(format: Format, body: String) -> Response {
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+fn format_of(headers: &HeaderMap) -> Format {
+    Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+/// Runs (or joins) a round for `scope` and renders it.
+async fn scrape(engine: &Engine, scope: Scope, headers: &HeaderMap) -> Response {
+    let format = format_of(headers);
+    match engine.scrape(scope, announced_timeout(headers)).await {
+        Ok(Scraped {
+            round,
+            outcomes,
+            verdicts,
+            own,
+        }) => {
+            let body = metrics::render(
+                &round.catalogue,
+                &round.checks,
+                &outcomes,
+                &verdicts,
+                &own,
+                format,
+            );
+            respond(format, body)
+        }
+        Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+    }
+}
+
+async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
+    scrape(&engine, Scope::All, &headers).await
+}
+
+async fn probe_handler(
+    State(engine): State<Arc<Engine>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let announced = announced_timeout(&headers);
+    let query = query.unwrap_or_default();
+    if query.len() > MAX_QUERY_BYTES {
+        return bad(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the query string is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                query.len()
+            ),
+        );
+    }
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("parameter {k:?} is given more than once"),
+            );
+        }
+    }
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !matches!(k.as_str(), "service" | "target" | "module"))
+    {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown parameter {unknown:?}: /probe takes service=NAME, or target=…&module=NAME"
+            ),
+        );
+    }
+    let format = format_of(&headers);
+    match (
+        params.get("service"),
+        params.get("target"),
+        params.get("module"),
+    ) {
+        (Some(name), None, None) => match engine.catalogue().service_named(name) {
+            Some(id) => scrape(&engine, Scope::Service(id), &headers).await,
+            // The name is echoed escaped, in the body only (never in a label).
+            None => bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}")),
+        },
+        (None, Some(target), Some(module)) => {
+            let start = Instant::now();
+            match engine.probe_target(target, module, announced).await {
+                Ok(p) => respond(
+                    format,
+                    metrics::render_probe(
+                        &p.catalogue.config,
+                        &p.module,
+                        &p.check,
+                        &p.outcome,
+                        start.elapsed().as_secs_f64(),
+                        format,
+                    ),
+                ),
+                Err(e) => {
+                    let status = match e {
+                        ProbeError::NotAllowed(_) => StatusCode::FORBIDDEN,
+                        ProbeError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+                        ProbeError::UnknownModule(_) | ProbeError::BadTarget { .. } => {
+                            StatusCode::BAD_REQUEST
+                        }
+                    };
+                    bad(status, e.to_string())
+                }
+            }
+        }
+        (None, None, None) => bad(
+            StatusCode::BAD_REQUEST,
+            "missing parameter: service=NAME, or target=…&module=NAME".into(),
+        ),
+        _ => bad(
+            StatusCode::BAD_REQUEST,
+            "/probe takes either service=NAME, or both target= and module=".into(),
+        ),
+    }
+}
+
+async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
+    match tokio::task::spawn_blocking(move || engine.reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "config reloaded\n").into_response(),
+        Ok(Err(e)) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed, running config kept: {e}"),
+        ),
+        Err(_) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload task failed".into(),
+        ),
+    }
+}
+
+/// The status page: the latest round of every check (starting one when there
+/// is none yet). Viewing it never starts more probing than that.
+async fn index(State(engine): State<Arc<Engine>>) -> Response {
+    let deadline = Instant::now() + engine.budget(None);
+    let round = match engine.round_for(Scope::All, deadline, |_, _| true) {
+        Ok(r) => r,
+        Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+    };
+    let html = crate::status::page(&round, crate::status::REFRESH_SECONDS);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, crate::status::CSP),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        crate::status::CSS,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{DEFAULT_SCRAPE_TIMEOUT, budget};
+
+    fn announced(v: &str) -> Option<Duration> {
+        let mut h = HeaderMap::new();
+        h.insert(TIMEOUT_HEADER, v.parse().expect("a header value"));
+        announced_timeout(&h)
+    }
+
+    #[test]
+    fn announced_timeout_takes_positive_seconds_and_caps_them() {
+        assert_eq!(announced_timeout(&HeaderMap::new()), None);
+        assert_eq!(announced("4"), Some(Duration::from_secs(4)));
+        assert_eq!(announced(" 2.5 "), Some(Duration::from_millis(2_500)));
+        assert_eq!(announced("1e-9"), Some(Duration::from_nanos(1)));
+        for capped in ["301", "1e309", "inf", "99999999999"] {
+            assert_eq!(announced(capped), Some(MAX_SCRAPE_TIMEOUT), "{capped}");
+        }
+        for ignored in ["", "-1", "0", "NaN", "-inf", "ten", "4s"] {
+            assert_eq!(announced(ignored), None, "{ignored:?}");
+        }
+    }
+
+    #[test]
+    fn odd_headers_get_the_budget_of_no_header() {
+        let offset = Duration::from_millis(500);
+        let default = budget(None, offset);
+        assert_eq!(default, DEFAULT_SCRAPE_TIMEOUT - offset);
+        for odd in ["", "-1", "NaN", "text", "0"] {
+            assert_eq!(budget(announced(odd), offset), default, "{odd:?}");
+        }
+        assert_eq!(
+            budget(announced("1e309"), offset),
+            MAX_SCRAPE_TIMEOUT - offset
+        );
+        // A tiny announcement is honoured: half of it.
+        assert_eq!(
+            budget(announced("1e-9"), offset),
+            Duration::from_nanos(1) / 2
+        );
+    }
+}
