@@ -460,3 +460,112 @@ impl<'a> TargetResolver<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_off_reports_the_stage_it_was_in() {
+        let p = Progress::default();
+        // Nothing entered yet: the first stage.
+        assert_eq!(
+            p.cut_off(),
+            Outcome::failed(Stage::Resolve, Reason::GenericTimeout)
+        );
+        for stage in [
+            Stage::Connect,
+            Stage::TlsHandshake,
+            Stage::Stun,
+            Stage::Read,
+        ] {
+            p.enter(stage);
+            assert_eq!(p.cut_off(), Outcome::failed(stage, Reason::GenericTimeout));
+        }
+        assert!(!p.was_cut());
+        p.mark_cut();
+        assert!(p.was_cut());
+    }
+
+    #[test]
+    fn cut_off_after_only_malformed_answers_is_unknown_failure() {
+        let p = Progress::default();
+        p.enter(Stage::Stun);
+        p.note_malformed();
+        assert_eq!(
+            p.cut_off(),
+            Outcome::failed(Stage::Stun, Reason::UnknownFailure)
+        );
+    }
+
+    #[test]
+    fn cut_off_keeps_the_control_handshake() {
+        let p = Progress::default();
+        p.enter(Stage::TlsHandshake);
+        assert_eq!(p.cut_off().control, None);
+        p.set_control(true);
+        assert_eq!(p.cut_off().control, Some(true));
+        p.set_control(false);
+        assert_eq!(p.cut_off().control, Some(false));
+    }
+
+    #[test]
+    fn a_download_cut_while_receiving_is_measured_not_failed() {
+        let p = Progress::default();
+        p.enter(Stage::Read);
+        p.transfer_started();
+        // Request sent, no response head: a failure, with its facts.
+        let o = p.cut_off();
+        assert_eq!(o.failure, Some((Stage::Read, Reason::GenericTimeout)));
+        let Facts::Download(t) = o.facts else {
+            panic!("no transfer facts: {o:?}");
+        };
+        assert_eq!((t.bytes, t.first_byte, t.stalled), (0, None, false));
+        // Receiving: the rate stands, no failure.
+        p.first_byte(Duration::from_millis(40));
+        assert_eq!(p.received(1000), 1000);
+        assert_eq!(p.received(500), 1500);
+        let o = p.cut_off();
+        assert_eq!(o.failure, None);
+        let Facts::Download(t) = o.facts else {
+            panic!("no transfer facts: {o:?}");
+        };
+        assert_eq!(t.bytes, 1500);
+        assert_eq!(t.first_byte, Some(Duration::from_millis(40)));
+    }
+
+    #[test]
+    fn an_every_address_check_is_cut_address_by_address() {
+        let p = Progress::default();
+        let a: IpAddr = "192.0.2.1".parse().expect("a literal");
+        let b: IpAddr = "192.0.2.2".parse().expect("a literal");
+        let subs = p.addresses.get_or_init(|| {
+            [a, b]
+                .into_iter()
+                .map(|ip| AddressProgress {
+                    ip,
+                    progress: Progress::default(),
+                    outcome: OnceLock::new(),
+                })
+                .collect()
+        });
+        let passed = Outcome::ok(Duration::from_millis(3), Facts::None);
+        let _ = subs[0].outcome.set(passed.clone());
+        subs[1].progress.enter(Stage::TlsHandshake);
+        let o = p.cut_off();
+        assert_eq!(
+            o.failure,
+            Some((Stage::TlsHandshake, Reason::GenericTimeout))
+        );
+        assert_eq!(
+            o.facts,
+            Facts::Addresses(vec![
+                (a, passed),
+                (
+                    b,
+                    Outcome::failed(Stage::TlsHandshake, Reason::GenericTimeout)
+                ),
+            ])
+        );
+    }
+}

@@ -15,6 +15,8 @@
 //! [`BlockingKind`]'s variants and in the README.
 
 mod plan;
+#[cfg(test)]
+mod tests;
 
 pub use plan::{Plans, entries, plans};
 

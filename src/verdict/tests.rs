@@ -1,0 +1,582 @@
+//! Every verdict rule as a table: outcomes and evidence in, 1 / 0 / absent
+//! out. One row per sentence of the README's Verdicts section ("1 when",
+//! and each "not judged").
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::probe::Transfer;
+use Reason::*;
+
+const YES: Option<bool> = Some(true);
+const NO: Option<bool> = Some(false);
+const ABSENT: Option<bool> = None;
+
+fn id(i: usize) -> EntryId {
+    EntryId::new(i)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("a literal address")
+}
+
+fn dns_ok(addrs: &[&str]) -> Outcome {
+    let addrs: Vec<IpAddr> = addrs.iter().map(|a| ip(a)).collect();
+    let mut o = Outcome::ok(
+        Duration::from_millis(2),
+        Facts::Dns {
+            answers: addrs.len(),
+            addrs,
+        },
+    );
+    o.control = None;
+    o
+}
+
+/// A DNS check that got an answer and failed (the duration is there).
+fn dns_answered(reason: Reason) -> Outcome {
+    let mut o = Outcome::failed(Stage::Resolve, reason);
+    o.duration = Some(Duration::from_millis(2));
+    o
+}
+
+fn ok() -> Outcome {
+    Outcome::ok(Duration::from_millis(5), Facts::None)
+}
+
+fn fail(stage: Stage, reason: Reason) -> Outcome {
+    Outcome::failed(stage, reason)
+}
+
+/// A TLS check's outcome with its neutral-SNI control.
+fn tls(failure: Option<Reason>, control: Option<bool>) -> Outcome {
+    let mut o = match failure {
+        None => ok(),
+        Some(r) => fail(Stage::TlsHandshake, r),
+    };
+    o.control = control;
+    o
+}
+
+fn download(bytes: u64, secs: u64, first_byte: bool, stalled: bool) -> Outcome {
+    Outcome {
+        failure: stalled.then_some((Stage::Read, GenericTimeout)),
+        duration: None,
+        facts: Facts::Download(Transfer {
+            bytes,
+            duration: Duration::from_secs(secs),
+            first_byte: first_byte.then_some(Duration::from_millis(50)),
+            stalled,
+        }),
+        control: None,
+    }
+}
+
+/// Judges a one-case plan of `kind` from outcomes by entry and one
+/// evidence slot.
+fn judge_case(case: Case, outcomes: Vec<(usize, Outcome)>, evidence: Evidence) -> Option<bool> {
+    judge_cases(vec![case], outcomes, evidence)
+}
+
+fn judge_cases(
+    cases: Vec<Case>,
+    outcomes: Vec<(usize, Outcome)>,
+    evidence: Evidence,
+) -> Option<bool> {
+    let plan = Plan {
+        service: ServiceId::new(0),
+        target: "t".into(),
+        kind: BlockingKind::DnsRemoved,
+        cases,
+    };
+    let outcomes: HashMap<EntryId, Outcome> =
+        outcomes.into_iter().map(|(i, o)| (id(i), o)).collect();
+    judge(&plan, &|e| outcomes.get(&e), &|_| evidence.clone())
+}
+
+fn removed() -> Case {
+    Case::DnsRemoved {
+        system: id(0),
+        controls: vec![id(1), id(2)],
+    }
+}
+
+#[test]
+fn dns_removed() {
+    let ctl = || dns_ok(&["192.0.2.1"]);
+    let ctl_failed = || fail(Stage::Resolve, GenericTimeout);
+    let rows: Vec<(&str, Outcome, Outcome, Option<bool>)> = vec![
+        ("NXDOMAIN", dns_answered(DnsNxdomain), ctl(), YES),
+        ("no answer", dns_answered(DnsNoAnswer), ctl(), YES),
+        ("SERVFAIL", dns_answered(DnsServfail), ctl(), YES),
+        ("resolves", dns_ok(&["192.0.2.1"]), ctl(), NO),
+        (
+            "system timed out",
+            fail(Stage::Resolve, GenericTimeout),
+            ctl(),
+            NO,
+        ),
+        ("system refused", dns_answered(DnsRefused), ctl(), NO),
+        ("bogon", fail(Stage::Resolve, DnsBogon), ctl(), NO),
+        (
+            "every control failed",
+            dns_answered(DnsNxdomain),
+            ctl_failed(),
+            ABSENT,
+        ),
+        (
+            "control answered NXDOMAIN",
+            dns_answered(DnsNxdomain),
+            dns_answered(DnsNxdomain),
+            ABSENT,
+        ),
+    ];
+    for (what, system, control, want) in rows {
+        let got = judge_case(
+            removed(),
+            vec![(0, system), (1, control), (2, ctl_failed())],
+            Evidence::Waiting,
+        );
+        assert_eq!(got, want, "dns_removed: {what}");
+    }
+    // One control that worked is enough, whichever it is.
+    let got = judge_case(
+        removed(),
+        vec![
+            (0, dns_answered(DnsNxdomain)),
+            (1, ctl_failed()),
+            (2, ctl()),
+        ],
+        Evidence::Waiting,
+    );
+    assert_eq!(got, YES);
+    // The system check did not end in this round: nothing to judge.
+    assert_eq!(
+        judge_case(removed(), vec![(1, ctl())], Evidence::Waiting),
+        ABSENT
+    );
+}
+
+fn injected() -> Case {
+    Case::DnsInjected {
+        system: id(0),
+        controls: vec![id(1)],
+        name: "n.test".into(),
+        port: 443,
+        tls_entry: None,
+        timeout: Duration::from_secs(1),
+        evidence: SlotId::new(0),
+    }
+}
+
+#[test]
+fn dns_injected() {
+    let hs = |system: Option<Result<(), Reason>>, control: Option<Result<(), Reason>>| {
+        Evidence::Handshakes { system, control }
+    };
+    let ctl = || dns_ok(&["192.0.2.1"]);
+    let disjoint = || dns_ok(&["198.51.100.7"]);
+    let rows: Vec<(&str, Outcome, Outcome, Evidence, Option<bool>)> = vec![
+        (
+            "bogon",
+            fail(Stage::Resolve, DnsBogon),
+            ctl(),
+            Evidence::Waiting,
+            YES,
+        ),
+        (
+            "disjoint, certificate fails at the system's address only",
+            disjoint(),
+            ctl(),
+            hs(Some(Err(SslInvalidHostname)), Some(Ok(()))),
+            YES,
+        ),
+        (
+            "disjoint, unknown authority at the system's address",
+            disjoint(),
+            ctl(),
+            hs(Some(Err(SslUnknownAuthority)), Some(Ok(()))),
+            YES,
+        ),
+        (
+            "disjoint, both certificates valid (a CDN)",
+            disjoint(),
+            ctl(),
+            hs(Some(Ok(())), Some(Ok(()))),
+            NO,
+        ),
+        (
+            "disjoint, the system's address resets",
+            disjoint(),
+            ctl(),
+            hs(Some(Err(ConnectionReset)), Some(Ok(()))),
+            NO,
+        ),
+        (
+            "answers overlap",
+            dns_ok(&["192.0.2.1"]),
+            ctl(),
+            Evidence::NotNeeded,
+            NO,
+        ),
+        (
+            "the control's handshake failed",
+            disjoint(),
+            ctl(),
+            hs(Some(Err(SslInvalidHostname)), Some(Err(ConnectionReset))),
+            ABSENT,
+        ),
+        (
+            "the control's handshake did not finish",
+            disjoint(),
+            ctl(),
+            hs(Some(Err(SslInvalidHostname)), None),
+            ABSENT,
+        ),
+        (
+            "the system's handshake did not finish",
+            disjoint(),
+            ctl(),
+            hs(None, Some(Ok(()))),
+            ABSENT,
+        ),
+        (
+            "evidence still waiting",
+            disjoint(),
+            ctl(),
+            Evidence::Waiting,
+            ABSENT,
+        ),
+        (
+            "every control failed",
+            fail(Stage::Resolve, DnsBogon),
+            fail(Stage::Resolve, GenericTimeout),
+            Evidence::Waiting,
+            ABSENT,
+        ),
+    ];
+    for (what, system, control, evidence, want) in rows {
+        let got = judge_case(injected(), vec![(0, system), (1, control)], evidence);
+        assert_eq!(got, want, "dns_injected: {what}");
+    }
+}
+
+fn ip_blocked(encrypted: bool) -> Case {
+    Case::IpBlocked {
+        checks: vec![id(0)],
+        controls: vec![id(1)],
+        encrypted: vec![encrypted],
+        port: 443,
+        family: IpFamily::V4,
+        max: 8,
+        timeout: Duration::from_secs(1),
+        evidence: SlotId::new(0),
+    }
+}
+
+#[test]
+fn ip_blocked_rule() {
+    let connects = |rs: &[Option<Result<(), Reason>>]| {
+        Evidence::Connects(
+            rs.iter()
+                .enumerate()
+                .map(|(k, r)| (ip(&format!("192.0.2.{}", k + 1)), *r))
+                .collect(),
+        )
+    };
+    let ctl = || dns_ok(&["192.0.2.1", "192.0.2.2"]);
+    let down = fail(Stage::Connect, GenericTimeout);
+    let rows: Vec<(&str, bool, Outcome, Evidence, Option<bool>)> = vec![
+        (
+            "every address fails",
+            true,
+            ctl(),
+            connects(&[Some(Err(GenericTimeout)), Some(Err(ConnectionReset))]),
+            YES,
+        ),
+        (
+            "a connect still running at the cut-off timed out",
+            true,
+            ctl(),
+            connects(&[Some(Err(ConnectionRefused)), None]),
+            YES,
+        ),
+        (
+            "one address connects",
+            true,
+            ctl(),
+            connects(&[Some(Err(GenericTimeout)), Some(Ok(()))]),
+            NO,
+        ),
+        (
+            "only a plain control answered",
+            false,
+            ctl(),
+            connects(&[Some(Err(GenericTimeout))]),
+            ABSENT,
+        ),
+        (
+            "the DoH/DoT control got no answer",
+            true,
+            fail(Stage::Resolve, GenericTimeout),
+            connects(&[Some(Err(GenericTimeout))]),
+            ABSENT,
+        ),
+        (
+            "the controls had no address",
+            true,
+            dns_answered(DnsNxdomain),
+            Evidence::NotNeeded,
+            ABSENT,
+        ),
+        (
+            "evidence never started",
+            true,
+            ctl(),
+            Evidence::Waiting,
+            ABSENT,
+        ),
+    ];
+    for (what, encrypted, control, evidence, want) in rows {
+        let got = judge_case(
+            ip_blocked(encrypted),
+            vec![(0, down.clone()), (1, control)],
+            evidence,
+        );
+        assert_eq!(got, want, "ip_blocked: {what}");
+    }
+    // An encrypted control that answered NXDOMAIN still proves the path up.
+    let got = judge_case(
+        ip_blocked(true),
+        vec![(0, down), (1, dns_answered(DnsNxdomain))],
+        connects(&[Some(Err(GenericTimeout))]),
+    );
+    assert_eq!(got, YES);
+}
+
+#[test]
+fn sni_filtered() {
+    let case = || Case::SniFiltered { check: id(0) };
+    let rows: Vec<(&str, Outcome, Option<bool>)> = vec![
+        (
+            "reset, control completed",
+            tls(Some(ConnectionReset), Some(true)),
+            YES,
+        ),
+        (
+            "timeout, control completed",
+            tls(Some(GenericTimeout), Some(true)),
+            YES,
+        ),
+        ("EOF, control completed", tls(Some(Eof), Some(true)), YES),
+        ("passes", tls(None, Some(true)), NO),
+        ("passes, control not made", tls(None, None), NO),
+        (
+            "certificate error",
+            tls(Some(SslInvalidHostname), Some(true)),
+            NO,
+        ),
+        ("TLS alert", tls(Some(SslFailedHandshake), Some(true)), NO),
+        (
+            "reset, control failed too",
+            tls(Some(ConnectionReset), Some(false)),
+            ABSENT,
+        ),
+        (
+            "reset, control unfinished",
+            tls(Some(ConnectionReset), None),
+            ABSENT,
+        ),
+        (
+            "failed at connect",
+            fail(Stage::Connect, ConnectionRefused),
+            ABSENT,
+        ),
+        (
+            "failed at resolve",
+            fail(Stage::Resolve, DnsNxdomain),
+            ABSENT,
+        ),
+    ];
+    for (what, o, want) in rows {
+        assert_eq!(
+            judge_case(case(), vec![(0, o)], Evidence::Waiting),
+            want,
+            "sni_filtered: {what}"
+        );
+    }
+    // all_addresses: judged address by address, 1 if any says 1.
+    let per = |outcomes: Vec<Outcome>| {
+        Outcome::per_address(
+            outcomes
+                .into_iter()
+                .enumerate()
+                .map(|(k, o)| (ip(&format!("192.0.2.{}", k + 1)), o))
+                .collect(),
+        )
+    };
+    let rows: Vec<(&str, Outcome, Option<bool>)> = vec![
+        (
+            "one address filtered",
+            per(vec![
+                tls(None, Some(true)),
+                tls(Some(ConnectionReset), Some(true)),
+            ]),
+            YES,
+        ),
+        (
+            "every address passes",
+            per(vec![tls(None, Some(true)), tls(None, Some(true))]),
+            NO,
+        ),
+        (
+            "one passes, one cannot be judged",
+            per(vec![tls(None, None), tls(Some(Eof), Some(false))]),
+            NO,
+        ),
+        (
+            "no address can be judged",
+            per(vec![fail(Stage::Connect, GenericTimeout)]),
+            ABSENT,
+        ),
+    ];
+    for (what, o, want) in rows {
+        assert_eq!(
+            judge_case(case(), vec![(0, o)], Evidence::Waiting),
+            want,
+            "sni_filtered, all_addresses: {what}"
+        );
+    }
+}
+
+#[test]
+fn udp_blocked() {
+    let case = || Case::UdpBlocked {
+        udp: id(0),
+        tcp: vec![id(1), id(2)],
+    };
+    let udp_down = || fail(Stage::Stun, GenericTimeout);
+    let tcp_down = || fail(Stage::Connect, ConnectionRefused);
+    let rows: Vec<(&str, Outcome, Outcome, Option<bool>)> = vec![
+        ("UDP fails, TCP answers", udp_down(), ok(), YES),
+        ("UDP answers", ok(), ok(), NO),
+        ("UDP answers, TCP fails", ok(), tcp_down(), NO),
+        (
+            "UDP and every TCP port fail",
+            udp_down(),
+            tcp_down(),
+            ABSENT,
+        ),
+    ];
+    for (what, udp, tcp, want) in rows {
+        let got = judge_case(
+            case(),
+            vec![(0, udp), (1, tcp), (2, tcp_down())],
+            Evidence::Waiting,
+        );
+        assert_eq!(got, want, "udp_blocked: {what}");
+    }
+}
+
+#[test]
+fn quic_blocked() {
+    let case = || Case::QuicBlocked {
+        quic: id(0),
+        tls: vec![id(1)],
+    };
+    let quic = |r| fail(Stage::QuicHandshake, r);
+    let tls_down = || fail(Stage::TlsHandshake, ConnectionReset);
+    let rows: Vec<(&str, Outcome, Outcome, Option<bool>)> = vec![
+        ("no answer, TLS passes", quic(GenericTimeout), ok(), YES),
+        ("reset, TLS passes", quic(ConnectionReset), ok(), YES),
+        ("refused, TLS passes", quic(ConnectionRefused), ok(), YES),
+        ("QUIC passes", ok(), ok(), NO),
+        ("QUIC passes, TLS fails", ok(), tls_down(), NO),
+        // The server answered: UDP 443 is open.
+        (
+            "certificate failure, TLS passes",
+            quic(SslInvalidHostname),
+            ok(),
+            NO,
+        ),
+        (
+            "version failure, TLS passes",
+            quic(QuicIncompatibleVersion),
+            ok(),
+            NO,
+        ),
+        (
+            "no answer, TLS fails too",
+            quic(GenericTimeout),
+            tls_down(),
+            ABSENT,
+        ),
+        (
+            "failed at resolve",
+            fail(Stage::Resolve, DnsNxdomain),
+            ok(),
+            ABSENT,
+        ),
+    ];
+    for (what, q, t, want) in rows {
+        let got = judge_case(case(), vec![(0, q), (1, t)], Evidence::Waiting);
+        assert_eq!(got, want, "quic_blocked: {what}");
+    }
+}
+
+#[test]
+fn throttled_and_stalled() {
+    let throttled = || Case::Throttled {
+        download: id(0),
+        min_rate: 100_000,
+    };
+    let stalled = || Case::Stalled { download: id(0) };
+    let rows: Vec<(&str, Outcome, Option<bool>, Option<bool>)> = vec![
+        // (what, outcome, throttled, stalled)
+        ("slow", download(200_000, 4, true, false), YES, NO),
+        ("fast enough", download(800_000, 4, true, false), NO, NO),
+        (
+            "exactly min_rate",
+            download(400_000, 4, true, false),
+            NO,
+            NO,
+        ),
+        ("stalled", download(16_384, 3, true, true), ABSENT, YES),
+        ("no response head", download(0, 3, false, false), ABSENT, NO),
+        (
+            "failed before the request",
+            fail(Stage::Connect, ConnectionReset),
+            ABSENT,
+            ABSENT,
+        ),
+    ];
+    for (what, o, want_throttled, want_stalled) in rows {
+        let t = judge_case(throttled(), vec![(0, o.clone())], Evidence::Waiting);
+        assert_eq!(t, want_throttled, "throttled: {what}");
+        let s = judge_case(stalled(), vec![(0, o)], Evidence::Waiting);
+        assert_eq!(s, want_stalled, "stalled: {what}");
+    }
+}
+
+#[test]
+fn a_plan_is_1_if_any_case_says_1_and_absent_if_none_is_judged() {
+    let sni = |i| Case::SniFiltered { check: id(i) };
+    let filtered = tls(Some(ConnectionReset), Some(true));
+    let clean = tls(None, Some(true));
+    let unjudged = fail(Stage::Connect, GenericTimeout);
+    let cases = || vec![sni(0), sni(1)];
+    let got = |a: &Outcome, b: &Outcome| {
+        judge_cases(
+            cases(),
+            vec![(0, a.clone()), (1, b.clone())],
+            Evidence::Waiting,
+        )
+    };
+    assert_eq!(got(&clean, &filtered), YES);
+    assert_eq!(got(&filtered, &unjudged), YES);
+    assert_eq!(got(&clean, &unjudged), NO);
+    assert_eq!(got(&clean, &clean), NO);
+    assert_eq!(got(&unjudged, &unjudged), ABSENT);
+}
