@@ -77,6 +77,39 @@ pub fn message_len(header: &[u8]) -> Option<usize> {
     (body % 4 == 0).then_some(HEADER_LEN + body)
 }
 
+/// What the bytes read so far from a stream amount to, for reading one
+/// message of at most `max` bytes ([`frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Not enough bytes yet to tell.
+    More,
+    /// The first message is complete: it is `buf[..n]`.
+    Complete(usize),
+    /// Not a STUN message (or longer than `max`): a stream cannot be
+    /// resynchronised, so reading stops.
+    Malformed,
+}
+
+/// Frames the first message of the stream bytes `buf`: the first two bits
+/// and the magic cookie are checked as soon as they are in, the length once
+/// the header is.
+pub fn frame(buf: &[u8], max: usize) -> Framing {
+    let Some(&first) = buf.first() else {
+        return Framing::More;
+    };
+    if first & 0xC0 != 0 || (buf.len() >= 8 && buf[4..8] != MAGIC_COOKIE.to_be_bytes()) {
+        return Framing::Malformed;
+    }
+    if buf.len() < HEADER_LEN {
+        return Framing::More;
+    }
+    match message_len(buf) {
+        Some(total) if total <= max && buf.len() >= total => Framing::Complete(total),
+        Some(total) if total <= max => Framing::More,
+        _ => Framing::Malformed,
+    }
+}
+
 /// Decodes one STUN response occupying all of `buf`.
 pub fn decode(buf: &[u8]) -> Result<Response, DecodeError> {
     if buf.len() < HEADER_LEN {

@@ -1,9 +1,11 @@
 //! Fuzzing on stable Rust (cargo-fuzz needs a nightly toolchain, which
 //! this machine cannot fetch): a seeded generator of random and mutated
 //! inputs for the three parsers that take bytes from outside — the STUN
-//! decoder, the config loader, and the DNS answer classification (hickory's
-//! message parser, then our record judgement). Each target must never
-//! panic. `FUZZ_ITERATIONS` sets the executions per target: 20,000 by
+//! decoder and its TCP framing, the config loader, and the DNS answer
+//! classification (random record sets, and hickory's message parser on
+//! mutated messages, then our record judgement). Each target must never
+//! panic, and each checks a property of its result (an oracle): a round
+//! trip, an independent computation, or a rule every answer obeys. `FUZZ_ITERATIONS` sets the executions per target: 20,000 by
 //! default (CI); `bench/fuzz.sh` runs 10 million each in release mode and
 //! prints the counts. `FUZZ_SEED` changes the seed.
 
@@ -15,6 +17,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use reachability_exporter::config::Config;
 use reachability_exporter::probe::dns::judge_records;
+use reachability_exporter::reason::Reason;
 use reachability_exporter::stun;
 
 fn iterations() -> u64 {
@@ -85,6 +88,45 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], tokens: &[&[u8]]) -> Vec<u8> {
     v
 }
 
+fn random_response(rng: &mut Rng) -> (stun::Response, Vec<u8>) {
+    let mut id = [0u8; 12];
+    id.iter_mut().for_each(|b| *b = rng.next() as u8);
+    let method = (rng.next() as u16) & 0x0FFF;
+    let error = match rng.below(3) {
+        0 => None,
+        // ERROR-CODE classes 3 to 6, numbers 0 to 99 (RFC 5389 15.6).
+        _ => Some(300 + (rng.below(400) as u16)),
+    };
+    let mapped: Option<std::net::SocketAddr> = match rng.below(3) {
+        0 => None,
+        1 => Some(
+            (
+                std::net::Ipv4Addr::from(rng.next() as u32),
+                rng.next() as u16,
+            )
+                .into(),
+        ),
+        _ => Some(
+            (
+                std::net::Ipv6Addr::from(u128::from(rng.next()) << 64 | u128::from(rng.next())),
+                rng.next() as u16,
+            )
+                .into(),
+        ),
+    };
+    let bytes = stun::encode_response(&id, method, error, mapped);
+    let r = stun::Response {
+        id,
+        method,
+        error,
+        mapped,
+    };
+    (r, bytes)
+}
+
+/// Oracles: a random response survives encode → decode unchanged; a
+/// mutated one that decodes is exactly one whole message whose id and
+/// cookie are where RFC 5389 puts them.
 #[test]
 fn fuzz_stun_decoder() {
     let id = [7u8; 12];
@@ -95,16 +137,83 @@ fn fuzz_stun_decoder() {
         stun::binding_request(&id).to_vec(),
     ];
     let mut rng = Rng::new(1);
-    let (mut ok, n) = (0u64, iterations());
+    let (mut ok, mut changed_ok, n) = (0u64, 0u64, iterations());
     for _ in 0..n {
+        let (want, bytes) = random_response(&mut rng);
+        assert_eq!(stun::decode(&bytes), Ok(want), "round trip of {bytes:02x?}");
         let input = mutate(&mut rng, &seeds, &[]);
-        if stun::decode(&input).is_ok() {
+        if let Ok(r) = stun::decode(&input) {
             ok += 1;
+            if !seeds.contains(&input) {
+                changed_ok += 1;
+            }
+            assert_eq!(stun::message_len(&input), Some(input.len()), "{input:02x?}");
+            assert_eq!(&input[4..8], &stun::MAGIC_COOKIE.to_be_bytes());
+            assert_eq!(&r.id[..], &input[8..20]);
+            assert!(input[0] & 0x01 != 0, "a response has class bit C1 set");
+            if let Some(code) = r.error {
+                assert!(code <= 799, "{code}");
+            }
         }
-        let _ = stun::message_len(&input);
     }
-    println!("stun decoder: {n} executions, {ok} decoded");
-    assert!(ok > 0 && ok < n);
+    println!("stun decoder: {n} executions, {ok} decoded, {changed_ok} of them mutated");
+    assert!(changed_ok > 0 && ok < n);
+}
+
+/// Oracle for the STUN-over-TCP framing: a valid response followed by
+/// anything, cut into random chunks, is framed exactly at its end, never
+/// earlier and never refused; mutated streams are framed only at a length
+/// the header declares, and a refusal is final.
+#[test]
+fn fuzz_stun_tcp_framing() {
+    const MAX: usize = 1500;
+    let mut rng = Rng::new(4);
+    let (mut complete, mut refused, n) = (0u64, 0u64, iterations());
+    for _ in 0..n {
+        let (_, msg) = random_response(&mut rng);
+        let mut stream = msg.clone();
+        let tail = rng.below(64);
+        stream.extend((0..tail).map(|_| rng.next() as u8));
+        let mut fed = 0;
+        let framed = loop {
+            fed = (fed + 1 + rng.below(40)).min(stream.len());
+            match stun::frame(&stream[..fed], MAX) {
+                stun::Framing::More => {
+                    assert!(fed < msg.len(), "more asked for at {fed} of {}", msg.len());
+                }
+                stun::Framing::Complete(t) => break t,
+                stun::Framing::Malformed => panic!("a valid response refused: {msg:02x?}"),
+            }
+        };
+        assert_eq!(framed, msg.len());
+
+        let seeds = [msg];
+        let input = mutate(&mut rng, &seeds, &[]);
+        let mut last = stun::Framing::More;
+        for end in 0..=input.len() {
+            let f = stun::frame(&input[..end], MAX);
+            match f {
+                stun::Framing::More => assert_eq!(last, stun::Framing::More, "{input:02x?}"),
+                stun::Framing::Complete(t) => {
+                    assert!(t <= end && t <= MAX);
+                    assert_eq!(stun::message_len(&input[..t]), Some(t));
+                    complete += 1;
+                    break;
+                }
+                stun::Framing::Malformed => {
+                    // Final: more bytes never make it a message.
+                    for more in end..=input.len() {
+                        assert_eq!(stun::frame(&input[..more], MAX), stun::Framing::Malformed);
+                    }
+                    refused += 1;
+                    break;
+                }
+            }
+            last = f;
+        }
+    }
+    println!("stun tcp framing: {n} executions, {complete} framed, {refused} refused");
+    assert!(complete > 0 && refused > 0);
 }
 
 #[test]
@@ -181,8 +290,113 @@ fn dns_seed(rcode: ResponseCode, answers: Vec<RData>) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// The bogon ranges as CIDR text (OONI's list and the IPv6 special
+/// ranges the README names): the oracle's own copy, checked with ipnet.
+const BOGONS: [&str; 22] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// What the classification must say of `answers`, computed independently.
+fn expected(
+    answers: &[Record],
+    bogons: &[ipnet::IpNet],
+    allowed: &[ipnet::IpNet],
+) -> (Vec<IpAddr>, Result<(), Reason>) {
+    let ips: Vec<IpAddr> = answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    let bogon = |ip: &IpAddr| {
+        let v4 = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
+            v4 => *v4,
+        };
+        bogons.iter().any(|n| n.contains(&v4))
+    };
+    let judged = if ips.is_empty() {
+        Err(Reason::DnsNoAnswer)
+    } else if ips
+        .iter()
+        .any(|ip| bogon(ip) && !allowed.iter().any(|n| n.contains(ip)))
+    {
+        Err(Reason::DnsBogon)
+    } else {
+        Ok(())
+    };
+    (ips, judged)
+}
+
+/// An address biased towards the edges of the bogon ranges.
+fn random_ip(rng: &mut Rng, bogons: &[ipnet::IpNet]) -> IpAddr {
+    match rng.below(4) {
+        0 => IpAddr::V4(std::net::Ipv4Addr::from(rng.next() as u32)),
+        1 => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(rng.next()) << 64 | u128::from(rng.next()),
+        )),
+        2 => {
+            // An IPv4-mapped IPv6 address.
+            IpAddr::V6(std::net::Ipv4Addr::from(rng.next() as u32).to_ipv6_mapped())
+        }
+        _ => {
+            let net = bogons[rng.below(bogons.len())];
+            let edge = match rng.below(3) {
+                0 => net.network(),
+                1 => net.broadcast(),
+                _ => {
+                    return IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be_bytes([
+                        rng.next() as u8,
+                        0,
+                        0,
+                        0,
+                    ])));
+                }
+            };
+            // One past either edge, sometimes.
+            match (edge, rng.below(3)) {
+                (IpAddr::V4(a), 0) => IpAddr::V4(u32::from(a).wrapping_add(1).into()),
+                (IpAddr::V4(a), 1) => IpAddr::V4(u32::from(a).wrapping_sub(1).into()),
+                (IpAddr::V6(a), 0) => IpAddr::V6(u128::from(a).wrapping_add(1).into()),
+                (IpAddr::V6(a), 1) => IpAddr::V6(u128::from(a).wrapping_sub(1).into()),
+                (ip, _) => ip,
+            }
+        }
+    }
+}
+
+/// Oracles: the classification of every answer — random record sets, and
+/// mutated wire messages through hickory's parser — equals an independent
+/// computation (addresses in order, no answer, a bogon outside the allowed
+/// ranges); a response code always maps to a `dns_` reason, each of
+/// NXDOMAIN, SERVFAIL and REFUSED to its own.
 #[test]
 fn fuzz_dns_answer_classification() {
+    let bogons: Vec<ipnet::IpNet> = BOGONS.iter().map(|b| b.parse().unwrap()).collect();
+    let name = Name::from_ascii("www.example.org.").unwrap();
     let seeds = vec![
         dns_seed(
             ResponseCode::NoError,
@@ -205,21 +419,55 @@ fn fuzz_dns_answer_classification() {
     ];
     let allowed: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
     let mut rng = Rng::new(3);
-    let (mut parsed, mut passed, n) = (0u64, 0u64, iterations());
+    let mut seen = [0u64; 3]; // ok, no answer, bogon
+    let (mut parsed, n) = (0u64, iterations());
     for _ in 0..n {
+        // Random record sets: our code, not hickory's parser.
+        let records: Vec<Record> = (0..rng.below(5))
+            .map(|_| {
+                let data = match (rng.below(5), random_ip(&mut rng, &bogons)) {
+                    (0, _) => RData::TXT(TXT::new(vec!["x".into()])),
+                    (_, IpAddr::V4(a)) => RData::A(A(a)),
+                    (_, IpAddr::V6(a)) => RData::AAAA(AAAA(a)),
+                };
+                Record::from_rdata(name.clone(), 60, data)
+            })
+            .collect();
+        let got = judge_records(&records, &allowed);
+        assert_eq!(got, expected(&records, &bogons, &allowed), "{records:?}");
+        seen[match got.1 {
+            Ok(()) => 0,
+            Err(Reason::DnsNoAnswer) => 1,
+            _ => 2,
+        }] += 1;
+
         let input = mutate(&mut rng, &seeds, &[]);
         let Ok(msg) = Message::from_vec(&input) else {
             continue;
         };
         parsed += 1;
-        let (ips, judged) = judge_records(&msg.answers, &allowed);
-        let _: Vec<IpAddr> = ips;
-        if msg.metadata.response_code != ResponseCode::NoError {
-            let _ = reachability_exporter::reason::classify_rcode(msg.metadata.response_code);
-        } else if judged.is_ok() {
-            passed += 1;
+        let got = judge_records(&msg.answers, &allowed);
+        assert_eq!(got, expected(&msg.answers, &bogons, &allowed));
+        let rcode = msg.metadata.response_code;
+        let reason = reachability_exporter::reason::classify_rcode(rcode);
+        assert!(
+            reason.as_str().starts_with("dns_"),
+            "{rcode:?} -> {reason:?}"
+        );
+        let own = [
+            (ResponseCode::NXDomain, Reason::DnsNxdomain),
+            (ResponseCode::ServFail, Reason::DnsServfail),
+            (ResponseCode::Refused, Reason::DnsRefused),
+        ];
+        for (code, want) in own {
+            assert_eq!(rcode == code, reason == want, "{rcode:?} -> {reason:?}");
         }
     }
-    println!("dns answers: {n} executions, {parsed} parsed, {passed} judged usable");
-    assert!(parsed > 0 && passed > 0);
+    println!(
+        "dns answers: {n} record sets ({} usable, {} no answer, {} bogon), {n} wire messages, {parsed} parsed",
+        seen[0], seen[1], seen[2]
+    );
+    // Every classification is reached often, not by a lucky seed.
+    assert!(seen.iter().all(|&k| k > n / 20), "{seen:?}");
+    assert!(parsed > 0);
 }

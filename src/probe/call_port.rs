@@ -143,7 +143,6 @@ async fn tcp_stun(addr: SocketAddr, progress: &Progress) -> Outcome {
     // bytes that have not become a valid response by the deadline count as
     // a malformed answer.
     let malformed = Outcome::failed(Stage::Stun, Reason::UnknownFailure);
-    let cookie = stun::MAGIC_COOKIE.to_be_bytes();
     let mut msg = Vec::with_capacity(64);
     let mut chunk = [0u8; 512];
     let total = loop {
@@ -154,18 +153,10 @@ async fn tcp_stun(addr: SocketAddr, progress: &Progress) -> Outcome {
         };
         progress.note_malformed();
         msg.extend_from_slice(&chunk[..n]);
-        if msg[0] & 0xC0 != 0 || (msg.len() >= 8 && msg[4..8] != cookie) {
-            return malformed;
-        }
-        if msg.len() >= stun::HEADER_LEN {
-            match stun::message_len(&msg) {
-                Some(total) if total <= MAX_RESPONSE => {
-                    if msg.len() >= total {
-                        break total;
-                    }
-                }
-                _ => return malformed,
-            }
+        match stun::frame(&msg, MAX_RESPONSE) {
+            stun::Framing::More => {}
+            stun::Framing::Complete(total) => break total,
+            stun::Framing::Malformed => return malformed,
         }
     };
     let took = start.elapsed();
