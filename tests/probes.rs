@@ -99,9 +99,9 @@ async fn dns_over_tcp_dot_and_doh() {
 #[tokio::test]
 async fn servfail_refused_and_silence() {
     within(20, async {
-        let servfail = rcode_server(2).await;
-        let refused = rcode_server(5).await;
-        let silent = silent_udp().await;
+        let (servfail, _) = rcode_server(2).await;
+        let (refused, _) = rcode_server(5).await;
+        let (silent, _) = silent_udp().await;
         let dir = tempfile::tempdir().unwrap();
         let yaml = format!(
             "resolvers:\n  sf: {{ udp: \"{servfail}\" }}\n  rf: {{ udp: \"{refused}\" }}\n  quiet: {{ udp: \"{silent}\" }}\nservices:\n  s:\n    timeout: 300ms\n    dns: {{ names: [x.test], resolvers: [sf, rf, quiet] }}\n"
@@ -150,8 +150,7 @@ async fn tls_handshakes_and_certificate_failures() {
         let good =
             tls_server(pki.server_config(&["tls.test", "127.0.0.1"], CertKind::Good, &[b"h2"]))
                 .await;
-        let (tls12, tls12_resumed) =
-            tls_server_counting_resumptions(pki.tls12_only(&["tls.test"])).await;
+        let (tls12, tls12_seen) = tls_server_counted(pki.tls12_only(&["tls.test"])).await;
         let wrong = tls_server(pki.server_config(&["other.test"], CertKind::Good, &[])).await;
         let unknown = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
         let unknown2 = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
@@ -180,7 +179,7 @@ async fn tls_handshakes_and_certificate_failures() {
             assert_eq!(again.facts, o[2].facts);
         }
         assert_eq!(
-            tls12_resumed.load(std::sync::atomic::Ordering::SeqCst),
+            tls12_seen.resumed.get(),
             0,
             "a resumed handshake skips the certificate"
         );
@@ -286,13 +285,12 @@ async fn a_resolver_that_refuses_connections_is_classified() {
 #[tokio::test]
 async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
     within(20, async {
-        use std::sync::atomic::Ordering;
         let pki = Pki::new();
         let dns = DnsServer::start(&pki).await;
         // The relays close every connection after 200 ms, as servers close
         // idle ones: a reused connection would fail the next lookup.
-        let (dot, dot_count) = counting_relay(dns.dot, Duration::from_millis(200)).await;
-        let (doh, doh_count) = counting_relay(dns.doh, Duration::from_millis(200)).await;
+        let (dot, dot_conns) = counting_relay(dns.dot, Duration::from_millis(200)).await;
+        let (doh, doh_conns) = counting_relay(dns.doh, Duration::from_millis(200)).await;
         let ca = pki.ca_pem.display();
         let yaml = format!(
             "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  dot: {{ dot: \"{dot}\", server_name: dns.test, ca_file: \"{ca}\" }}\n  doh: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test, ca_file: \"{ca}\" }}\nservices:\n  s:\n    dns: {{ names: [ok.test], resolvers: [dot, doh] }}\n"
@@ -306,8 +304,8 @@ async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
                 assert_ok(&cat.run(i, deadline, &Progress::default()).await);
             }
         }
-        assert_eq!(dot_count.load(Ordering::SeqCst), 3);
-        assert_eq!(doh_count.load(Ordering::SeqCst), 3);
+        assert_eq!(dot_conns.get(), 3);
+        assert_eq!(doh_conns.get(), 3);
     })
     .await;
 }
