@@ -33,6 +33,9 @@ async fn dns_over_udp_classifies_answers() {
             dns.udp
         );
         let o = run_checks(&yaml, pki.dir.path()).await;
+        // Five names, two types each, in that order; one query each.
+        assert_eq!(o.len(), 10);
+        assert_eq!(dns.queries.get(), 10, "one query per check, no retries");
         // pub.test A: a public address.
         assert_ok(&o[0]);
         assert_eq!(o[0].facts, Facts::Dns { answers: 1, addrs: vec!["198.41.0.4".parse().unwrap()] });
@@ -45,8 +48,12 @@ async fn dns_over_udp_classifies_answers() {
         assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::DnsBogon));
         assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::DnsNxdomain));
         assert_eq!(failed(&o[5]), (Stage::Resolve, Reason::DnsNxdomain));
+        // empty.test A and AAAA: NOERROR with only a TXT record.
         assert_eq!(failed(&o[6]), (Stage::Resolve, Reason::DnsNoAnswer));
+        assert_eq!(failed(&o[7]), (Stage::Resolve, Reason::DnsNoAnswer));
+        // bogon.test A 10.0.0.1; it has no AAAA.
         assert_eq!(failed(&o[8]), (Stage::Resolve, Reason::DnsBogon));
+        assert_eq!(failed(&o[9]), (Stage::Resolve, Reason::DnsNoAnswer));
     })
     .await;
 }
@@ -99,9 +106,9 @@ async fn dns_over_tcp_dot_and_doh() {
 #[tokio::test]
 async fn servfail_refused_and_silence() {
     within(20, async {
-        let (servfail, _) = rcode_server(2).await;
-        let (refused, _) = rcode_server(5).await;
-        let (silent, _) = silent_udp().await;
+        let (servfail, servfail_got) = rcode_server(2).await;
+        let (refused, refused_got) = rcode_server(5).await;
+        let (silent, silent_got) = silent_udp().await;
         let dir = tempfile::tempdir().unwrap();
         let yaml = format!(
             "resolvers:\n  sf: {{ udp: \"{servfail}\" }}\n  rf: {{ udp: \"{refused}\" }}\n  quiet: {{ udp: \"{silent}\" }}\nservices:\n  s:\n    timeout: 300ms\n    dns: {{ names: [x.test], resolvers: [sf, rf, quiet] }}\n"
@@ -112,7 +119,13 @@ async fn servfail_refused_and_silence() {
         assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsRefused));
         assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::GenericTimeout));
         assert_eq!(o[2].duration, None, "no answer, no duration");
-        // One query, no retries: the timeout is the check's, not hickory's.
+        // One query, no retries: each server received exactly one, whatever
+        // it answered (or not), and the timeout is the check's, not hickory's.
+        assert_eq!(
+            (servfail_got.get(), refused_got.get(), silent_got.get()),
+            (1, 1, 1),
+            "queries received by the SERVFAIL, REFUSED and silent servers"
+        );
         assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
     })
     .await;
@@ -178,6 +191,7 @@ async fn tls_handshakes_and_certificate_failures() {
             let again = cat.run(2, deadline, &Progress::default()).await;
             assert_eq!(again.facts, o[2].facts);
         }
+        assert_eq!(tls12_seen.accepted.get(), 4, "one connection per check run");
         assert_eq!(
             tls12_seen.resumed.get(),
             0,
@@ -221,6 +235,43 @@ async fn tls_handshakes_and_certificate_failures() {
             failed(&o[7]),
             (Stage::TlsHandshake, Reason::SslUnknownAuthority)
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls13_sessions_are_never_resumed_across_scrapes() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let ca = pki.ca_pem.display();
+        // Both servers issue two TLS 1.3 tickets after every handshake; the
+        // HTTPS check reads its answer, so its client does receive them.
+        let (tls, tls_seen) =
+            tls_server_counted(pki.tls13_with_tickets(&["ok.test"], &[b"h2"])).await;
+        let (https, https_seen) =
+            http_server_counted(Some(pki.tls13_with_tickets(&["ok.test"], &[b"http/1.1"]))).await;
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{udp}\" }}\nservices:\n  s:\n    tls: [{{ target: \"ok.test:{t}\", ca_file: \"{ca}\" }}]\n    http: [{{ url: \"https://ok.test:{h}/ok\", ca_file: \"{ca}\" }}]\n",
+            udp = dns.udp,
+            t = tls.port(),
+            h = https.port(),
+        );
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        for scrape in 1..=3 {
+            let (status, body) = get(exp.addr, "/metrics", Some("5")).await;
+            assert_eq!(status, 200, "{body}");
+            let s = [("service", "s")];
+            assert_eq!(sample(&body, "reachability_tls_handshake_success", &s), Some(1.0), "{body}");
+            assert_eq!(sample(&body, "reachability_tls_version_info", &[("service", "s"), ("version", "TLS 1.3")]), Some(1.0), "{body}");
+            assert_eq!(sample(&body, "reachability_http_success", &s), Some(1.0), "{body}");
+            assert_eq!((tls_seen.accepted.get(), https_seen.accepted.get()), (scrape, scrape));
+        }
+        // Every scrape is a full handshake: a resumed one would skip
+        // certificate verification and time a shorter handshake.
+        assert_eq!(tls_seen.resumed.get(), 0, "TLS check resumed a TLS 1.3 session");
+        assert_eq!(https_seen.resumed.get(), 0, "HTTPS check resumed a TLS 1.3 session");
+        exp.stop().await;
     })
     .await;
 }
