@@ -82,7 +82,7 @@ async fn closed_and_silent_udp_ports() {
         // ICMP port unreachable surfaces on the connected socket.
         let o = one(&udp(closed_udp_port().await, "2s"), dir.path()).await;
         assert_eq!(o.failure, Some((Stage::Stun, Reason::ConnectionRefused)));
-        let o = one(&udp(silent_udp().await, "600ms"), dir.path()).await;
+        let o = one(&udp(silent_udp().await.0, "600ms"), dir.path()).await;
         assert_eq!(o.failure, Some((Stage::Stun, Reason::GenericTimeout)));
         assert_eq!(o.duration, None);
     })

@@ -52,19 +52,6 @@ fn spawn_exporter(config: &std::path::Path, extra: &[&str]) -> (std::process::Ch
     (child, addr)
 }
 
-/// Polls `path` until `pred` holds for its body, for up to 5 s.
-async fn eventually(addr: SocketAddr, path: &str, what: &str, pred: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    loop {
-        let (_, body) = get(addr, path, None).await;
-        if pred(&body) {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "{what}: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[test]
 fn version_flag() {
     let out = Command::new(BIN).arg("--version").output().unwrap();

@@ -32,17 +32,11 @@ async fn malformed_and_oversized_requests_get_4xx() {
             assert_eq!(status, want, "{}: {body}", &path[..path.len().min(60)]);
             assert!(body.contains(says), "{body}");
         }
-        // A request line far past any limit: refused by the HTTP layer,
-        // and the server is still there.
+        // A request line far past any limit: within 2 s the HTTP layer
+        // answers 4xx or closes the connection (a hang fails), and the
+        // server is still there.
         let huge = format!("/probe?target={}", "x".repeat(1 << 20));
-        let mut s = tokio::net::TcpStream::connect(exp.addr).await.unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let _ = s
-            .write_all(format!("GET {huge} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await;
-        let mut buf = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-        let head = String::from_utf8_lossy(&buf[..buf.len().min(40)]).to_string();
+        let head = refusal_of(exp.addr, format!("GET {huge} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
         assert!(head.is_empty() || head.starts_with("HTTP/1.1 4"), "{head}");
         assert_eq!(get(exp.addr, "/-/healthy", None).await.0, 200);
         // Refusals are counted by status code.
@@ -56,6 +50,35 @@ async fn malformed_and_oversized_requests_get_4xx() {
         exp.stop().await;
     })
     .await;
+}
+
+/// Sends `request` to `addr` and reads until the server answers with a
+/// status line or closes the connection (EOF or reset); returns the start
+/// of what came (empty when it closed without answering). Panics if
+/// neither happens within 2 s.
+async fn refusal_of(addr: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let exchange = async {
+        // The server may stop reading and close before all is written.
+        let _ = s.write_all(request.as_bytes()).await;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if got.windows(2).any(|w| w == b"\r\n") {
+                break;
+            }
+        }
+        got
+    };
+    let got = tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .expect("no answer and no close within 2 s: the server hangs on the request");
+    String::from_utf8_lossy(&got[..got.len().min(40)]).to_string()
 }
 
 #[test]
@@ -115,15 +138,17 @@ fn config_files_that_are_huge_binary_or_deeply_nested() {
 async fn checks_in_flight_are_bounded_and_counted() {
     within(30, async {
         let dir = tempfile::tempdir().unwrap();
-        let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let (stall, stalled) = bad_tls_server_counted(Misbehaviour::Stall).await;
         // Two checks configured, room for three in flight.
         let yaml = format!(
             "max_concurrent_checks: 3\nprobe_allow: [\"127.0.0.1\"]\nmodules:\n  tls_any: {{ kind: tls, insecure: true, timeout: 2s }}\nservices:\n  s:\n    timeout: 2s\n    tls: [{{ target: \"{stall}\", sni: a.test, insecure: true }}, {{ target: \"{stall}\", sni: b.test, insecure: true }}]\n"
         );
         let exp = Exporter::start(dir.path(), &yaml).await;
-        // A scrape holds two permits while its stalled check runs.
+        // A scrape holds two permits while its stalled checks run: both
+        // have connected once the server has accepted two connections
+        // (permits are taken before a check starts).
         let scrape = tokio::spawn(get(exp.addr, "/metrics", Some("3")));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_until("the scrape's two checks to connect", || stalled.get() == 2).await;
         // One ad hoc probe fits; the next ones do not: 503 with a message,
         // at once.
         let first = tokio::spawn(get(
@@ -131,7 +156,7 @@ async fn checks_in_flight_are_bounded_and_counted() {
             Box::leak(format!("/probe?target={stall}&module=tls_any").into_boxed_str()),
             Some("3"),
         ));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_until("the first probe to connect", || stalled.get() == 3).await;
         let t = Instant::now();
         let (status, body) = get(
             exp.addr,

@@ -35,6 +35,9 @@ async fn dns_over_udp_classifies_answers() {
             dns.udp
         );
         let o = run_checks(&yaml, pki.dir.path()).await;
+        // Five names, two types each, in that order; one query each.
+        assert_eq!(o.len(), 10);
+        assert_eq!(dns.queries.get(), 10, "one query per check, no retries");
         // pub.test A: a public address.
         assert_ok(&o[0]);
         assert_eq!(o[0].facts, Facts::Dns { answers: 1, addrs: vec!["198.41.0.4".parse().unwrap()] });
@@ -47,8 +50,12 @@ async fn dns_over_udp_classifies_answers() {
         assert_eq!(failed(&o[3]), (Stage::Resolve, Reason::DnsBogon));
         assert_eq!(failed(&o[4]), (Stage::Resolve, Reason::DnsNxdomain));
         assert_eq!(failed(&o[5]), (Stage::Resolve, Reason::DnsNxdomain));
+        // empty.test A and AAAA: NOERROR with only a TXT record.
         assert_eq!(failed(&o[6]), (Stage::Resolve, Reason::DnsNoAnswer));
+        assert_eq!(failed(&o[7]), (Stage::Resolve, Reason::DnsNoAnswer));
+        // bogon.test A 10.0.0.1; it has no AAAA.
         assert_eq!(failed(&o[8]), (Stage::Resolve, Reason::DnsBogon));
+        assert_eq!(failed(&o[9]), (Stage::Resolve, Reason::DnsNoAnswer));
     })
     .await;
 }
@@ -101,9 +108,9 @@ async fn dns_over_tcp_dot_and_doh() {
 #[tokio::test]
 async fn servfail_refused_and_silence() {
     within(20, async {
-        let servfail = rcode_server(2).await;
-        let refused = rcode_server(5).await;
-        let silent = silent_udp().await;
+        let (servfail, servfail_got) = rcode_server(2).await;
+        let (refused, refused_got) = rcode_server(5).await;
+        let (silent, silent_got) = silent_udp().await;
         let dir = tempfile::tempdir().unwrap();
         let yaml = format!(
             "resolvers:\n  sf: {{ udp: \"{servfail}\" }}\n  rf: {{ udp: \"{refused}\" }}\n  quiet: {{ udp: \"{silent}\" }}\nservices:\n  s:\n    timeout: 300ms\n    dns: {{ names: [x.test], resolvers: [sf, rf, quiet] }}\n"
@@ -114,7 +121,13 @@ async fn servfail_refused_and_silence() {
         assert_eq!(failed(&o[1]), (Stage::Resolve, Reason::DnsRefused));
         assert_eq!(failed(&o[2]), (Stage::Resolve, Reason::GenericTimeout));
         assert_eq!(o[2].duration, None, "no answer, no duration");
-        // One query, no retries: the timeout is the check's, not hickory's.
+        // One query, no retries: each server received exactly one, whatever
+        // it answered (or not), and the timeout is the check's, not hickory's.
+        assert_eq!(
+            (servfail_got.get(), refused_got.get(), silent_got.get()),
+            (1, 1, 1),
+            "queries received by the SERVFAIL, REFUSED and silent servers"
+        );
         assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
     })
     .await;
@@ -152,8 +165,7 @@ async fn tls_handshakes_and_certificate_failures() {
         let good =
             tls_server(pki.server_config(&["tls.test", "127.0.0.1"], CertKind::Good, &[b"h2"]))
                 .await;
-        let (tls12, tls12_resumed) =
-            tls_server_counting_resumptions(pki.tls12_only(&["tls.test"])).await;
+        let (tls12, tls12_seen) = tls_server_counted(pki.tls12_only(&["tls.test"])).await;
         let wrong = tls_server(pki.server_config(&["other.test"], CertKind::Good, &[])).await;
         let unknown = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
         let unknown2 = tls_server(pki.server_config(&["tls.test"], CertKind::UnknownCa, &[])).await;
@@ -183,8 +195,9 @@ async fn tls_handshakes_and_certificate_failures() {
                 .await;
             assert_eq!(again.facts, o[2].facts);
         }
+        assert_eq!(tls12_seen.accepted.get(), 4, "one connection per check run");
         assert_eq!(
-            tls12_resumed.load(std::sync::atomic::Ordering::SeqCst),
+            tls12_seen.resumed.get(),
             0,
             "a resumed handshake skips the certificate"
         );
@@ -226,6 +239,43 @@ async fn tls_handshakes_and_certificate_failures() {
             failed(&o[7]),
             (Stage::TlsHandshake, Reason::SslUnknownAuthority)
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls13_sessions_are_never_resumed_across_scrapes() {
+    within(20, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        let ca = pki.ca_pem.display();
+        // Both servers issue two TLS 1.3 tickets after every handshake; the
+        // HTTPS check reads its answer, so its client does receive them.
+        let (tls, tls_seen) =
+            tls_server_counted(pki.tls13_with_tickets(&["ok.test"], &[b"h2"])).await;
+        let (https, https_seen) =
+            http_server_counted(Some(pki.tls13_with_tickets(&["ok.test"], &[b"http/1.1"]))).await;
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{udp}\" }}\nservices:\n  s:\n    tls: [{{ target: \"ok.test:{t}\", ca_file: \"{ca}\" }}]\n    http: [{{ url: \"https://ok.test:{h}/ok\", ca_file: \"{ca}\" }}]\n",
+            udp = dns.udp,
+            t = tls.port(),
+            h = https.port(),
+        );
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        for scrape in 1..=3 {
+            let (status, body) = get(exp.addr, "/metrics", Some("5")).await;
+            assert_eq!(status, 200, "{body}");
+            let s = [("service", "s")];
+            assert_eq!(sample(&body, "reachability_tls_handshake_success", &s), Some(1.0), "{body}");
+            assert_eq!(sample(&body, "reachability_tls_version_info", &[("service", "s"), ("version", "TLS 1.3")]), Some(1.0), "{body}");
+            assert_eq!(sample(&body, "reachability_http_success", &s), Some(1.0), "{body}");
+            assert_eq!((tls_seen.accepted.get(), https_seen.accepted.get()), (scrape, scrape));
+        }
+        // Every scrape is a full handshake: a resumed one would skip
+        // certificate verification and time a shorter handshake.
+        assert_eq!(tls_seen.resumed.get(), 0, "TLS check resumed a TLS 1.3 session");
+        assert_eq!(https_seen.resumed.get(), 0, "HTTPS check resumed a TLS 1.3 session");
+        exp.stop().await;
     })
     .await;
 }
@@ -290,13 +340,12 @@ async fn a_resolver_that_refuses_connections_is_classified() {
 #[tokio::test]
 async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
     within(20, async {
-        use std::sync::atomic::Ordering;
         let pki = Pki::new();
         let dns = DnsServer::start(&pki).await;
         // The relays close every connection after 200 ms, as servers close
         // idle ones: a reused connection would fail the next lookup.
-        let (dot, dot_count) = counting_relay(dns.dot, Duration::from_millis(200)).await;
-        let (doh, doh_count) = counting_relay(dns.doh, Duration::from_millis(200)).await;
+        let (dot, dot_conns) = counting_relay(dns.dot, Duration::from_millis(200)).await;
+        let (doh, doh_conns) = counting_relay(dns.doh, Duration::from_millis(200)).await;
         let ca = pki.ca_pem.display();
         let yaml = format!(
             "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  dot: {{ dot: \"{dot}\", server_name: dns.test, ca_file: \"{ca}\" }}\n  doh: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test, ca_file: \"{ca}\" }}\nservices:\n  s:\n    dns: {{ names: [ok.test], resolvers: [dot, doh] }}\n"
@@ -310,8 +359,8 @@ async fn each_lookup_through_dot_or_doh_is_a_fresh_connection() {
                 assert_ok(&cat.run(EntryId::new(i), deadline, &Progress::default()).await);
             }
         }
-        assert_eq!(dot_count.load(Ordering::SeqCst), 3);
-        assert_eq!(doh_count.load(Ordering::SeqCst), 3);
+        assert_eq!(dot_conns.get(), 3);
+        assert_eq!(doh_conns.get(), 3);
     })
     .await;
 }

@@ -321,6 +321,39 @@ async fn concurrent_scrapes_share_one_round() {
 }
 
 #[tokio::test]
+async fn each_dns_check_sends_one_query_per_scrape() {
+    within(30, async {
+        let pki = Pki::new();
+        let dns = DnsServer::start(&pki).await;
+        // Two names (one answered, one NXDOMAIN), two types, through UDP,
+        // TCP, DoT and DoH: 16 checks, so 16 queries a scrape — no cache
+        // between scrapes, no retries within one.
+        let yaml = format!(
+            "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{udp}\" }}\n  t: {{ tcp: \"{tcp}\" }}\n  dot: {{ dot: \"{dot}\", server_name: dns.test, ca_file: \"{ca}\" }}\n  doh: {{ doh: \"https://{doh}/dns-query\", server_name: dns.test, ca_file: \"{ca}\" }}\nservices:\n  s:\n    dns: {{ names: [ok.test, nx.test], types: [A, AAAA], resolvers: [system, t, dot, doh] }}\n",
+            udp = dns.udp,
+            tcp = dns.tcp,
+            dot = dns.dot,
+            doh = dns.doh,
+            ca = pki.ca_pem.display(),
+        );
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        for scrape in 1..=3 {
+            let (status, body) = get(exp.addr, "/metrics", Some("5")).await;
+            assert_eq!(status, 200, "{body}");
+            for r in ["system", "t", "dot", "doh"] {
+                let ok = [("target", "ok.test"), ("resolver", r), ("type", "A")];
+                assert_eq!(sample(&body, "reachability_dns_success", &ok), Some(1.0), "{r}: {body}");
+                let nx = [("target", "nx.test"), ("resolver", r), ("type", "A"), ("reason", "dns_nxdomain_error")];
+                assert_eq!(sample(&body, "reachability_failure_info", &nx), Some(1.0), "{r}: {body}");
+            }
+            assert_eq!(dns.queries.get(), 16 * scrape, "queries after scrape {scrape}");
+        }
+        exp.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn probe_one_service_and_bad_requests() {
     within(30, async {
         let pki = Pki::new();
@@ -351,27 +384,63 @@ async fn probe_one_service_and_bad_requests() {
         let (status, body) = get(exp.addr, "/probe?service=good&debug=1", None).await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("unknown parameter \"debug\""), "{body}");
-        // A malformed scrape timeout is ignored (the default deadline), a
-        // huge or infinite one capped: every scrape is answered.
+        // A scrape timeout that is not a positive number is ignored (the
+        // 10 s default), a huge or infinite one capped at 300 s: either way
+        // the passing service's checks all finish, so it is up.
         for odd in [
             "abc",
             "-1",
             "0",
             "NaN",
             "",
+            "-0",
             "1e309",
             "inf",
             "99999999999",
-            "1e-9",
-            "-0",
         ] {
             let (status, body) = get(exp.addr, "/metrics", Some(odd)).await;
             assert_eq!(status, 200, "{odd:?}: {body}");
-            assert!(
-                body.contains("reachability_service_up{service=\"good\"}"),
+            let up = |s: &str| sample(&body, "reachability_service_up", &[("service", s)]);
+            assert_eq!(
+                (up("good"), up("bad")),
+                (Some(1.0), Some(0.0)),
+                "{odd:?}: {body}"
+            );
+            assert_eq!(
+                sample(
+                    &body,
+                    "reachability_tls_handshake_success",
+                    &[("service", "good")]
+                ),
+                Some(1.0),
                 "{odd:?}: {body}"
             );
         }
+        // A tiny positive one is honoured as written (README: only a value
+        // that is not a positive number is ignored): every check is cut at
+        // once, and the scrape is still answered, at once.
+        let t = Instant::now();
+        let (status, body) = get(exp.addr, "/metrics", Some("1e-9")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(
+            sample(&body, "reachability_service_up", &[("service", "good")]),
+            Some(0.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(
+                &body,
+                "reachability_failure_info",
+                &[
+                    ("service", "good"),
+                    ("check", "tls"),
+                    ("reason", "generic_timeout_error")
+                ]
+            ),
+            Some(1.0),
+            "{body}"
+        );
         assert_eq!(get(exp.addr, "/-/healthy", None).await.0, 200);
         assert_eq!(get(exp.addr, "/-/ready", None).await.0, 200);
         let (status, page) = get(exp.addr, "/", None).await;
@@ -542,10 +611,11 @@ async fn status_page_shows_the_latest_round() {
         assert!(page.contains("<meta http-equiv=\"refresh\""), "{page}");
         assert!(!page.contains("<script"), "{page}");
 
-        // Once the round is over: red rows with stage and reason.
-        tokio::time::sleep(Duration::from_millis(1700)).await;
-        let (_, page) = get(exp.addr, "/", None).await;
-        assert!(!page.contains("running"), "{page}");
+        // Once the round is over (the stalled TLS check cut at 1.5 s): red
+        // rows with stage and reason.
+        eventually(exp.addr, "/", "the round never ended", |p| !p.contains("running")).await;
+        let (status, page) = get(exp.addr, "/", None).await;
+        assert_eq!(status, 200);
         assert!(
             page.contains(
                 "<tr class=\"fail\"><td>tcp</td><td>"
@@ -572,7 +642,10 @@ async fn ad_hoc_probes_of_allowed_targets_only() {
     within(30, async {
         let pki = Pki::new();
         let dns = DnsServer::start(&pki).await;
-        let tls = tls_server(pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
+        let (tls, tls_seen) = tls_server_counted(pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
+        // Loopback, but not in probe_allow.
+        let (outside, outside_seen) =
+            tls_server_counted_at("127.0.0.2:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
         let closed = closed_port().await;
         let http = http_server(None).await;
         let quic = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"])).await;
@@ -602,6 +675,7 @@ services:
         // An allowed address: the check's series alone, from a fresh registry.
         let (status, body) = probe(format!("target={tls}&module=tcp_any")).await;
         assert_eq!(status, 200, "{body}");
+        assert_eq!(tls_seen.accepted.get(), 1, "the allowed probe connected once");
         let t = tls.to_string();
         assert_eq!(sample(&body, "reachability_tcp_connect_success", &[("service", "tcp_any"), ("target", &t)]), Some(1.0), "{body}");
         // Of the exporter's own series only the scrape's duration.
@@ -621,7 +695,10 @@ services:
         let (_, body) = probe(format!("target={quic}&module=h3")).await;
         assert_eq!(sample(&body, "reachability_quic_handshake_success", &[("service", "h3"), ("sni", "ok.test")]), Some(1.0), "{body}");
         // /probe renders no verdicts: they need a service's paired checks.
-        let (_, body) = probe(format!("target=http://{http}/trickle&module=bad_dl")).await;
+        // The download itself is there (all 64 KiB, under its 1 GiB/s floor).
+        let (status, body) = probe(format!("target=http://{http}/trickle&module=bad_dl")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(sample(&body, "reachability_download_bytes", &[("service", "bad_dl")]), Some(65536.0), "{body}");
         assert!(!body.contains("reachability_blocking_suspected"), "{body}");
         // A failure carries its stage and reason, as configured checks do.
         let (_, body) = probe(format!("target={closed}&module=tcp_any")).await;
@@ -631,15 +708,21 @@ services:
         let (_, body) = probe(format!("target=bogon.test:{}&module=tcp_any", tls.port())).await;
         assert_eq!(sample(&body, "reachability_failure_info", &[("service", "tcp_any"), ("stage", "resolve"), ("reason", "dns_bogon_error")]), Some(1.0), "{body}");
 
-        // Not allowed: 403 before any packet is sent.
+        // Not allowed: 403 before any packet is sent — no connection to the
+        // loopback server outside probe_allow, no query to the resolver
+        // (which evil.example and other.test would go through).
+        let queries = dns.queries.get();
         for (q, want) in [
-            ("target=10.1.2.3:443&module=tcp_any", "target \"10.1.2.3:443\" is not allowed by probe_allow"),
-            ("target=evil.example:443&module=tcp_any", "target \"evil.example:443\" is not allowed by probe_allow"),
-            ("target=other.test&module=dns_a", "target \"other.test\" is not allowed by probe_allow"),
+            (format!("target={outside}&module=tcp_any"), format!("target \"{outside}\" is not allowed by probe_allow")),
+            (format!("target={outside}&module=tls_test"), format!("target \"{outside}\" is not allowed by probe_allow")),
+            ("target=evil.example:443&module=tcp_any".into(), "target \"evil.example:443\" is not allowed by probe_allow".into()),
+            ("target=other.test&module=dns_a".into(), "target \"other.test\" is not allowed by probe_allow".into()),
         ] {
-            let (status, body) = probe(q.into()).await;
-            assert_eq!((status, body.trim()), (403, want), "{q}");
+            let (status, body) = probe(q.clone()).await;
+            assert_eq!((status, body.trim()), (403, want.as_str()), "{q}");
         }
+        assert_eq!(outside_seen.accepted.get(), 0, "a refused probe connected");
+        assert_eq!(dns.queries.get(), queries, "a refused probe sent a DNS query");
         // Malformed requests: 400 with a message.
         for (q, want) in [
             ("target=127.0.0.1:1&module=nope", "unknown module \"nope\""),

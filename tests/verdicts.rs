@@ -174,7 +174,7 @@ async fn sni_filtering_against_a_neutral_sni() {
 async fn udp_blocked_while_tcp_answers() {
     within(30, async {
         let dir = tempfile::tempdir().unwrap();
-        let silent = silent_udp().await;
+        let (silent, _) = silent_udp().await;
         let stun = stun_udp_server(StunBehaviour::Success).await;
         let stun_tcp = stun_tcp_server().await;
         let closed = closed_port().await;
