@@ -242,7 +242,7 @@ pub enum ModuleSpec {
         /// Index into [`Config::resolvers`].
         resolver: usize,
         /// Record type.
-        kind: RecordKind,
+        record_type: RecordType,
     },
     /// Connect to `host:port`.
     Tcp,
@@ -300,10 +300,13 @@ impl Module {
     pub fn check_for(&self, target: &str) -> Result<Check, String> {
         let timeout = self.timeout;
         Ok(match &self.spec {
-            ModuleSpec::Dns { resolver, kind } => Check::Dns(DnsCheck {
+            ModuleSpec::Dns {
+                resolver,
+                record_type,
+            } => Check::Dns(DnsCheck {
                 name: DnsName::parse(target)?.0,
                 resolver: *resolver,
-                kind: *kind,
+                record_type: *record_type,
                 timeout,
             }),
             ModuleSpec::Tcp => Check::Tcp(TcpCheck {
@@ -661,21 +664,21 @@ impl Check {
     }
 }
 
-/// DNS record types a DNS check can ask for.
+/// DNS record types a DNS check can ask for (the `type` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub enum RecordKind {
+pub enum RecordType {
     /// IPv4 addresses.
     A,
     /// IPv6 addresses.
     AAAA,
 }
 
-impl RecordKind {
+impl RecordType {
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            RecordKind::A => "A",
-            RecordKind::AAAA => "AAAA",
+            RecordType::A => "A",
+            RecordType::AAAA => "AAAA",
         }
     }
 }
@@ -695,7 +698,7 @@ pub enum IpFamily {
     Any,
 }
 
-/// Resolve `name` for `kind` through resolver `resolver`.
+/// Resolve `name` for `record_type` through resolver `resolver`.
 #[derive(Debug, Clone)]
 pub struct DnsCheck {
     /// The name as written (without a trailing dot).
@@ -703,7 +706,7 @@ pub struct DnsCheck {
     /// Index into [`Config::resolvers`].
     pub resolver: usize,
     /// Record type.
-    pub kind: RecordKind,
+    pub record_type: RecordType,
     /// Time limit.
     pub timeout: Duration,
 }
@@ -1140,7 +1143,7 @@ struct RawModule {
     timeout: Option<Dur>,
     resolver: Option<Spanned<String>>,
     #[serde(rename = "type")]
-    record_type: Option<RecordKind>,
+    record_type: Option<RecordType>,
     sni: Option<DnsName>,
     ca_file: Option<String>,
     #[serde(default)]
@@ -1358,7 +1361,7 @@ struct RawCallPort {
 struct RawDns {
     names: Vec<Spanned<DnsName>>,
     resolvers: Option<Vec<Spanned<String>>>,
-    types: Option<Vec<RecordKind>>,
+    types: Option<Vec<RecordType>>,
 }
 
 #[derive(Debug)]
@@ -2039,7 +2042,7 @@ impl Validator<'_> {
                 };
                 ModuleSpec::Dns {
                     resolver,
-                    kind: m.record_type.unwrap_or(RecordKind::A),
+                    record_type: m.record_type.unwrap_or(RecordType::A),
                 }
             }
             ModuleKind::Tcp => ModuleSpec::Tcp,
@@ -2281,8 +2284,8 @@ impl Validator<'_> {
                     .collect::<Result<Vec<_>, _>>()?,
                 None => vec![0],
             };
-            let kinds = dns.types.unwrap_or_else(|| vec![RecordKind::A]);
-            if kinds.is_empty() {
+            let types = dns.types.unwrap_or_else(|| vec![RecordType::A]);
+            if types.is_empty() {
                 return Err(self.err(
                     Some(&svc_loc),
                     format!("{at}.dns.types"),
@@ -2318,11 +2321,11 @@ impl Validator<'_> {
             }
             for n in &dns.names {
                 for &resolver in &rs {
-                    for &kind in &kinds {
+                    for &record_type in &types {
                         checks.push(Check::Dns(DnsCheck {
                             name: n.value.0.clone(),
                             resolver,
-                            kind,
+                            record_type,
                             timeout,
                         }));
                     }

@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use crate::config::Check;
 use crate::probe::{Catalogue, Facts, Outcome};
 use crate::process::ProcessStats;
-use crate::verdict::Kind;
+use crate::verdict::BlockingKind;
 
 /// A label set: keys are the contract's names (or the config's vantage
 /// labels), values come from the config.
@@ -177,7 +177,7 @@ enum Own<'a> {
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
-    verdicts: impl Iterator<Item = (&'a str, &'a str, Kind, bool)>,
+    verdicts: impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
     own: Own<'_>,
     format: Format,
 ) -> String {
@@ -288,7 +288,7 @@ fn render_items<'a>(
                 let resolver = &config.resolvers[c.resolver];
                 labels.push((key("target"), c.name.clone()));
                 labels.push((key("resolver"), resolver.name.clone()));
-                labels.push((key("type"), c.kind.as_str().to_string()));
+                labels.push((key("type"), c.record_type.as_str().to_string()));
             }
             Check::Tcp(c) => labels.push((key("target"), c.target.written.clone())),
             Check::Tls(c) => {

@@ -185,7 +185,7 @@ pub fn describe(entry: &Entry, config: &Config) -> String {
             "{} via {} ({})",
             c.name,
             config.resolvers[c.resolver].name,
-            c.kind.as_str()
+            c.record_type.as_str()
         ),
         Check::Tcp(c) => c.target.written.clone(),
         Check::Tls(c) => match (&c.sni, &c.target.host) {

@@ -12,7 +12,7 @@
 //! 1, 0, or nothing (cannot be judged — above all when every control
 //! failed: controls are data, not truth).
 //!
-//! The rule of each kind is in [`Kind`]'s variants and in the README.
+//! The rule of each kind is in [`BlockingKind`]'s variants and in the README.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -20,14 +20,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, Config, Host, IpFamily, RecordKind};
+use crate::config::{Check, Config, Host, IpFamily, RecordType};
 use crate::probe::{Entry, Facts, Outcome};
 use crate::reason::{Reason, Stage};
 use crate::round::Round;
 
 /// The kind of blocking a verdict is about (the `kind` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum BlockingKind {
     /// The system resolver says NXDOMAIN, no answer or SERVFAIL for a name
     /// a control resolves.
     DnsRemoved,
@@ -53,30 +53,30 @@ pub enum Kind {
     Stalled,
 }
 
-impl Kind {
+impl BlockingKind {
     /// Every kind.
-    pub const ALL: [Kind; 8] = [
-        Kind::DnsRemoved,
-        Kind::DnsInjected,
-        Kind::IpBlocked,
-        Kind::SniFiltered,
-        Kind::UdpBlocked,
-        Kind::QuicBlocked,
-        Kind::Throttled,
-        Kind::Stalled,
+    pub const ALL: [BlockingKind; 8] = [
+        BlockingKind::DnsRemoved,
+        BlockingKind::DnsInjected,
+        BlockingKind::IpBlocked,
+        BlockingKind::SniFiltered,
+        BlockingKind::UdpBlocked,
+        BlockingKind::QuicBlocked,
+        BlockingKind::Throttled,
+        BlockingKind::Stalled,
     ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::DnsRemoved => "dns_removed",
-            Kind::DnsInjected => "dns_injected",
-            Kind::IpBlocked => "ip_blocked",
-            Kind::SniFiltered => "sni_filtered",
-            Kind::UdpBlocked => "udp_blocked",
-            Kind::QuicBlocked => "quic_blocked",
-            Kind::Throttled => "throttled",
-            Kind::Stalled => "stalled",
+            BlockingKind::DnsRemoved => "dns_removed",
+            BlockingKind::DnsInjected => "dns_injected",
+            BlockingKind::IpBlocked => "ip_blocked",
+            BlockingKind::SniFiltered => "sni_filtered",
+            BlockingKind::UdpBlocked => "udp_blocked",
+            BlockingKind::QuicBlocked => "quic_blocked",
+            BlockingKind::Throttled => "throttled",
+            BlockingKind::Stalled => "stalled",
         }
     }
 }
@@ -91,7 +91,7 @@ pub struct Plan {
     /// The `target` label: a name, or a check's target as written.
     pub target: String,
     /// What it judges.
-    pub kind: Kind,
+    pub kind: BlockingKind,
     /// The pairings it is judged from.
     pub cases: Vec<Case>,
 }
@@ -263,12 +263,12 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
             .filter(|(_, e)| e.service == si)
             .map(|(i, e)| (i, &e.check))
             .collect();
-        let dns = |name: &str, kind: Option<RecordKind>, control: bool| -> Vec<usize> {
+        let dns = |name: &str, kind: Option<RecordType>, control: bool| -> Vec<usize> {
             mine.iter()
                 .filter_map(|(i, c)| match c {
                     Check::Dns(d)
                         if d.name == name
-                            && kind.is_none_or(|k| k == d.kind)
+                            && kind.is_none_or(|k| k == d.record_type)
                             && is_control(d.resolver) == control =>
                     {
                         Some(*i)
@@ -278,13 +278,13 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 .collect()
         };
         // DNS: per name, per type with a system check and a control.
-        let mut names: Vec<(&str, RecordKind)> = Vec::new();
+        let mut names: Vec<(&str, RecordType)> = Vec::new();
         for (_, c) in &mine {
             if let Check::Dns(d) = c
                 && !is_control(d.resolver)
-                && !names.contains(&(d.name.as_str(), d.kind))
+                && !names.contains(&(d.name.as_str(), d.record_type))
             {
-                names.push((&d.name, d.kind));
+                names.push((&d.name, d.record_type));
             }
         }
         for (name, kind) in names {
@@ -297,7 +297,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 &mut plans,
                 si,
                 name,
-                Kind::DnsRemoved,
+                BlockingKind::DnsRemoved,
                 Case::DnsRemoved {
                     system,
                     controls: controls.clone(),
@@ -321,7 +321,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 &mut plans,
                 si,
                 name,
-                Kind::DnsInjected,
+                BlockingKind::DnsInjected,
                 Case::DnsInjected {
                     system,
                     controls,
@@ -348,7 +348,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 continue;
             }
             let existing = plans.iter_mut().find(|p| {
-                p.service == si && p.kind == Kind::IpBlocked && p.target == target.written
+                p.service == si && p.kind == BlockingKind::IpBlocked && p.target == target.written
             });
             if let Some(Case::IpBlocked {
                 checks, timeout, ..
@@ -369,7 +369,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                 &mut plans,
                 si,
                 &target.written,
-                Kind::IpBlocked,
+                BlockingKind::IpBlocked,
                 Case::IpBlocked {
                     checks: vec![*i],
                     controls,
@@ -389,7 +389,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                     &mut plans,
                     si,
                     &t.target.written,
-                    Kind::SniFiltered,
+                    BlockingKind::SniFiltered,
                     Case::SniFiltered { check: *i },
                 ),
                 Check::CallPort(u) if u.transport == crate::config::Transport::Udp => {
@@ -410,7 +410,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                             &mut plans,
                             si,
                             &u.target.written,
-                            Kind::UdpBlocked,
+                            BlockingKind::UdpBlocked,
                             Case::UdpBlocked { udp: *i, tcp },
                         );
                     }
@@ -433,7 +433,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                             &mut plans,
                             si,
                             &q.target.written,
-                            Kind::QuicBlocked,
+                            BlockingKind::QuicBlocked,
                             Case::QuicBlocked { quic: *i, tls },
                         );
                     }
@@ -444,7 +444,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                             &mut plans,
                             si,
                             &d.written,
-                            Kind::Throttled,
+                            BlockingKind::Throttled,
                             Case::Throttled {
                                 download: *i,
                                 min_rate,
@@ -455,7 +455,7 @@ pub fn plans(config: &Config, entries: &[Entry]) -> Vec<Plan> {
                         &mut plans,
                         si,
                         &d.written,
-                        Kind::Stalled,
+                        BlockingKind::Stalled,
                         Case::Stalled { download: *i },
                     );
                 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use reachability_exporter::config::{Check, Config, Transport, Trust};
 use reachability_exporter::probe::Catalogue;
-use reachability_exporter::verdict::Kind;
+use reachability_exporter::verdict::BlockingKind;
 
 #[tokio::test]
 async fn bundled_config_builds_every_check() {
@@ -87,7 +87,7 @@ async fn bundled_config_builds_every_check() {
     assert_eq!(cat.entries.len(), n);
     assert_eq!(n, 138, "update this count when the catalogue changes");
     // Every kind of verdict can be judged from the bundled checks.
-    for kind in Kind::ALL {
+    for kind in BlockingKind::ALL {
         assert!(
             cat.plans.iter().any(|p| p.kind == kind),
             "no {} verdict in config.yaml",
