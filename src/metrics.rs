@@ -17,9 +17,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::config::Check;
+use crate::config::{Check, CheckKind};
 use crate::probe::{Catalogue, Facts, Outcome};
 use crate::process::ProcessStats;
+use crate::stats::{CheckCounts, REFUSED};
 use crate::verdict::BlockingKind;
 
 /// A label set: keys are the contract's names (or the config's vantage
@@ -58,10 +59,10 @@ impl Format {
 /// The exporter's own figures for one scrape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SelfStats {
-    /// Checks ended since start: `(kind, passed, failed, cut by a deadline)`.
-    pub checks: [(&'static str, u64, u64, u64); 7],
+    /// Checks ended since start, indexed by [`CheckKind::index`].
+    pub checks: [CheckCounts; CheckKind::ALL.len()],
     /// Requests refused since start: `(status code, count)`.
-    pub refused: [(u16, u64); 6],
+    pub refused: [(u16, u64); REFUSED.len()],
     /// Checks in flight now.
     pub in_flight: usize,
     /// Seconds this scrape took until rendering.
@@ -358,7 +359,7 @@ fn render_items<'a>(
                 _ => {}
             }
             if let Some((stage, reason)) = outcome.failure {
-                labels.push((key("check"), check.kind().to_string()));
+                labels.push((key("check"), check.kind().as_str().to_string()));
                 labels.push((key("stage"), stage.as_str().to_string()));
                 labels.push((key("reason"), reason.as_str().to_string()));
                 failure.set(&labels, 1.0);
@@ -501,20 +502,17 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
     );
     let checks = Family::<Labels, Counter>::default();
     let cut = Family::<Labels, Counter>::default();
-    for (kind, ok, failed, n_cut) in own.checks {
-        if kind.is_empty() {
-            continue;
-        }
-        for (result, n) in [("ok", ok), ("failed", failed)] {
+    for (kind, counts) in CheckKind::ALL.into_iter().zip(own.checks) {
+        for (result, n) in [("ok", counts.ok), ("failed", counts.failed)] {
             checks
                 .get_or_create(&vec![
-                    (key("check"), kind.to_string()),
+                    (key("check"), kind.as_str().to_string()),
                     (key("result"), result.to_string()),
                 ])
                 .inc_by(n);
         }
-        cut.get_or_create(&vec![(key("check"), kind.to_string())])
-            .inc_by(n_cut);
+        cut.get_or_create(&vec![(key("check"), kind.as_str().to_string())])
+            .inc_by(counts.cut);
     }
     reg.register(
         "reachability_exporter_checks",

@@ -76,7 +76,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
             let entry = &cat.entries[i];
             Row {
                 service: cat.config.services[entry.service].name.clone(),
-                check: entry.check.kind(),
+                check: entry.check.kind().as_str(),
                 target: crate::status::describe(entry, &cat.config),
                 outcome,
             }

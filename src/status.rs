@@ -114,7 +114,7 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
                 out,
                 "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td>{why}</td>\
                  <td class=\"num\">{latency}</td></tr>",
-                entry.check.kind(),
+                entry.check.kind().as_str(),
                 escape(&describe(entry, &cat.config)),
             );
         }
