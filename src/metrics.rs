@@ -17,11 +17,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::config::Check;
+use crate::config::{Check, CheckKind};
 use crate::engine::catalogue::Catalogue;
 use crate::ids::{EntryId, PlanId};
 use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
+use crate::stats::{CheckCounts, REFUSED};
 use crate::verdict::BlockingKind;
 
 /// A label set: keys are the contract's names (or the config's vantage
@@ -60,10 +61,10 @@ impl Format {
 /// The exporter's own figures for one scrape.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SelfStats {
-    /// Checks ended since start: `(kind, passed, failed, cut by a deadline)`.
-    pub checks: [(&'static str, u64, u64, u64); 7],
+    /// Checks ended since start, indexed by [`CheckKind::index`].
+    pub checks: [CheckCounts; CheckKind::ALL.len()],
     /// Requests refused since start: `(status code, count)`.
-    pub refused: [(u16, u64); 6],
+    pub refused: [(u16, u64); REFUSED.len()],
     /// Checks in flight now.
     pub in_flight: usize,
     /// Seconds this scrape took until rendering.
@@ -286,7 +287,7 @@ fn render_items<'a>(
                 let resolver = &config.resolvers[c.resolver];
                 labels.push((key("target"), c.name.clone()));
                 labels.push((key("resolver"), resolver.name.clone()));
-                labels.push((key("type"), c.kind.as_str().to_string()));
+                labels.push((key("type"), c.record_type.as_str().to_string()));
             }
             Check::Tcp(c) => labels.push((key("target"), c.target.written.clone())),
             Check::Tls(c) => {
@@ -356,7 +357,7 @@ fn render_items<'a>(
                 _ => {}
             }
             if let Some((stage, reason)) = outcome.failure {
-                labels.push((key("check"), check.kind().to_string()));
+                labels.push((key("check"), check.kind().as_str().to_string()));
                 labels.push((key("stage"), stage.as_str().to_string()));
                 labels.push((key("reason"), reason.as_str().to_string()));
                 failure.set(&labels, 1.0);
@@ -499,20 +500,17 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
     );
     let checks = Family::<Labels, Counter>::default();
     let cut = Family::<Labels, Counter>::default();
-    for (kind, ok, failed, n_cut) in own.checks {
-        if kind.is_empty() {
-            continue;
-        }
-        for (result, n) in [("ok", ok), ("failed", failed)] {
+    for (kind, counts) in CheckKind::ALL.into_iter().zip(own.checks) {
+        for (result, n) in [("ok", counts.ok), ("failed", counts.failed)] {
             checks
                 .get_or_create(&vec![
-                    (key("check"), kind.to_string()),
+                    (key("check"), kind.as_str().to_string()),
                     (key("result"), result.to_string()),
                 ])
                 .inc_by(n);
         }
-        cut.get_or_create(&vec![(key("check"), kind.to_string())])
-            .inc_by(n_cut);
+        cut.get_or_create(&vec![(key("check"), kind.as_str().to_string())])
+            .inc_by(counts.cut);
     }
     reg.register(
         "reachability_exporter_checks",

@@ -77,7 +77,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
             let entry = cat.entry(id);
             Row {
                 service: cat.service_name(entry.service).to_string(),
-                check: entry.check.kind(),
+                check: entry.check.kind().as_str(),
                 target: crate::status::describe(entry, &cat.config),
                 outcome,
             }

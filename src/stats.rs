@@ -5,31 +5,36 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Check kinds, in the order of the counters (the `check` label).
-pub const KINDS: [&str; 7] = ["dns", "tcp", "tls", "call_port", "http", "download", "quic"];
+use crate::config::CheckKind;
 
 /// Status codes of refused requests (the `code` label).
 pub const REFUSED: [u16; 6] = [400, 401, 403, 404, 414, 503];
 
+/// How many checks of one kind ended since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Passed.
+    pub ok: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Cut off by a deadline (passed or failed).
+    pub cut: u64,
+}
+
 /// Counters since the exporter started.
 #[derive(Debug, Default)]
 pub struct Stats {
-    ok: [AtomicU64; 7],
-    failed: [AtomicU64; 7],
-    cut: [AtomicU64; 7],
-    refused: [AtomicU64; 6],
-}
-
-fn kind_index(kind: &str) -> usize {
-    // Every Check::kind() is listed; an unknown one would count as dns.
-    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+    ok: [AtomicU64; CheckKind::ALL.len()],
+    failed: [AtomicU64; CheckKind::ALL.len()],
+    cut: [AtomicU64; CheckKind::ALL.len()],
+    refused: [AtomicU64; REFUSED.len()],
 }
 
 impl Stats {
     /// Records a check of `kind` that ended: passed or failed, and whether
     /// a deadline cut it off.
-    pub fn check_ended(&self, kind: &str, ok: bool, cut: bool) {
-        let i = kind_index(kind);
+    pub fn check_ended(&self, kind: CheckKind, ok: bool, cut: bool) {
+        let i = kind.index();
         let c = if ok { &self.ok[i] } else { &self.failed[i] };
         c.fetch_add(1, Ordering::Relaxed);
         if cut {
@@ -44,15 +49,12 @@ impl Stats {
         }
     }
 
-    /// `(kind, passed, failed, cut)` per kind.
-    pub fn checks(&self) -> impl Iterator<Item = (&'static str, u64, u64, u64)> + '_ {
-        KINDS.iter().enumerate().map(|(i, k)| {
-            (
-                *k,
-                self.ok[i].load(Ordering::Relaxed),
-                self.failed[i].load(Ordering::Relaxed),
-                self.cut[i].load(Ordering::Relaxed),
-            )
+    /// The counts of each kind, indexed by [`CheckKind::index`].
+    pub fn checks(&self) -> [CheckCounts; CheckKind::ALL.len()] {
+        std::array::from_fn(|i| CheckCounts {
+            ok: self.ok[i].load(Ordering::Relaxed),
+            failed: self.failed[i].load(Ordering::Relaxed),
+            cut: self.cut[i].load(Ordering::Relaxed),
         })
     }
 

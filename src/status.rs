@@ -117,7 +117,7 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
                 out,
                 "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td>{why}</td>\
                  <td class=\"num\">{latency}</td></tr>",
-                entry.check.kind(),
+                entry.check.kind().as_str(),
                 escape(&describe(entry, &cat.config)),
             );
         }
@@ -188,7 +188,7 @@ pub fn describe(entry: &Entry, config: &Config) -> String {
             "{} via {} ({})",
             c.name,
             config.resolvers[c.resolver].name,
-            c.kind.as_str()
+            c.record_type.as_str()
         ),
         Check::Tcp(c) => c.target.written.clone(),
         Check::Tls(c) => match (&c.sni, &c.target.host) {

@@ -11,12 +11,13 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use reachability_exporter::config::{Check, Config};
+use reachability_exporter::config::{Check, CheckKind, Config};
 use reachability_exporter::engine::catalogue::Catalogue;
 use reachability_exporter::ids::{EntryId, PlanId};
 use reachability_exporter::metrics::{self, Format, SelfStats};
 use reachability_exporter::probe::{Facts, Outcome, Transfer};
 use reachability_exporter::reason::{Reason, Stage};
+use reachability_exporter::stats::CheckCounts;
 
 const CONFIG: &str = r#"
 labels: { country: RU, site: lab-1 }
@@ -166,10 +167,13 @@ fn own() -> SelfStats {
         process: None,
         ..SelfStats::default()
     };
-    let kinds = ["dns", "tcp", "tls", "call_port", "http", "download", "quic"];
-    for (i, k) in kinds.iter().enumerate() {
-        let i = i as u64;
-        own.checks[i as usize] = (k, 10 + i, i, i / 2);
+    for kind in CheckKind::ALL {
+        let i = kind.index() as u64;
+        own.checks[kind.index()] = CheckCounts {
+            ok: 10 + i,
+            failed: i,
+            cut: i / 2,
+        };
     }
     for (i, code) in [400u16, 401, 403, 404, 414, 503].iter().enumerate() {
         own.refused[i] = (*code, i as u64);

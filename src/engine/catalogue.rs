@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, Config, ModuleSpec, Trust};
+use crate::config::{Check, CheckOptions, Config, Trust};
 use crate::ids::{EntryId, PlanId, ServiceId};
 pub use crate::probe::BuildError;
 use crate::probe::{self, Clients, Outcome, Progress, TargetResolver, dns, quic, tls};
@@ -152,20 +152,19 @@ impl Catalogue {
         let module_tls = config
             .modules
             .iter()
-            .map(|m| match &m.spec {
-                ModuleSpec::Tls { trust, .. } => tls_for(trust, tls::Alpn::Browser).map(Some),
-                ModuleSpec::Http { trust, .. } | ModuleSpec::Download { trust, .. } => {
-                    tls_for(trust, tls::Alpn::Http1).map(Some)
-                }
+            .map(|m| match &m.options {
+                CheckOptions::Tls(o) => tls_for(&o.trust, tls::Alpn::Browser).map(Some),
+                CheckOptions::Http(o) => tls_for(&o.trust, tls::Alpn::Http1).map(Some),
+                CheckOptions::Download(o) => tls_for(&o.trust, tls::Alpn::Http1).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let module_quic = config
             .modules
             .iter()
-            .map(|m| match &m.spec {
-                ModuleSpec::Quic { trust, alpn, .. } => {
-                    quic::client_config(trust, alpn, m.timeout).map(Some)
+            .map(|m| match &m.options {
+                CheckOptions::Quic(o) => {
+                    quic::client_config(&o.trust, &o.alpn, o.timeout).map(Some)
                 }
                 _ => Ok(None),
             })

@@ -297,7 +297,7 @@ impl Engine {
             reload_ok: self.reload_ok.load(Ordering::Relaxed),
             reload_success_timestamp: f64::from_bits(self.reload_ts.load(Ordering::Relaxed)),
             process: crate::process::read(),
-            checks: array_of(self.stats.checks()),
+            checks: self.stats.checks(),
             refused: array_of(self.stats.refusals()),
             in_flight: round.catalogue.in_flight(),
         };

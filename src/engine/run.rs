@@ -87,14 +87,14 @@ fn span(service: &str, check: &Check, config: &Config) -> tracing::Span {
     let span = tracing::debug_span!(
         "check",
         service,
-        check = check.kind(),
+        check = check.kind().as_str(),
         target,
         resolver = tracing::field::Empty,
         r#type = tracing::field::Empty,
     );
     if let Check::Dns(c) = check {
         span.record("resolver", config.resolvers[c.resolver].name.as_str());
-        span.record("type", c.kind.as_str());
+        span.record("type", c.record_type.as_str());
     }
     span
 }

@@ -30,7 +30,7 @@ use rustls::pki_types::ServerName;
 use tokio::time::Instant;
 
 use super::{Facts, Outcome};
-use crate::config::{DnsCheck, IpFamily, RecordKind, ResolverKind};
+use crate::config::{self, DnsCheck, IpFamily, ResolverKind};
 use crate::reason::{Reason, Stage, classify};
 
 /// A resolver of the config, ready to query.
@@ -229,9 +229,9 @@ fn resolver_parts(kind: &ResolverKind, timeout: Duration) -> Result<Parts, NetEr
 
 /// Resolves `check.name` for its record type and judges the answer.
 pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> Outcome {
-    let rtype = match check.kind {
-        RecordKind::A => RecordType::A,
-        RecordKind::AAAA => RecordType::AAAA,
+    let rtype = match check.record_type {
+        config::RecordType::A => RecordType::A,
+        config::RecordType::AAAA => RecordType::AAAA,
     };
     let start = Instant::now();
     let res = client.lookup(&check.name, rtype).await;

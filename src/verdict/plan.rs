@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Check, Config, Host, RecordKind, Transport};
+use crate::config::{Check, Config, Host, RecordType, Transport};
 use crate::ids::{EntryId, ServiceId, SlotId};
 use crate::verdict::{BlockingKind, Case, Plan};
 
@@ -96,10 +96,10 @@ impl Service<'_> {
 
     /// The DNS checks of `name` (of type `kind`, or any) through controls
     /// or through the system resolver.
-    fn dns(&self, name: &str, kind: Option<RecordKind>, control: bool) -> Vec<EntryId> {
+    fn dns(&self, name: &str, kind: Option<RecordType>, control: bool) -> Vec<EntryId> {
         self.find(|c| {
             matches!(c, Check::Dns(d) if d.name == name
-                && kind.is_none_or(|k| k == d.kind)
+                && kind.is_none_or(|k| k == d.record_type)
                 && self.is_control(d.resolver) == control)
         })
     }
@@ -107,13 +107,13 @@ impl Service<'_> {
     /// `dns_removed` and `dns_injected`: per name and type with a system
     /// check and a control.
     fn dns_plans(&self, out: &mut Plans) {
-        let mut names: Vec<(&str, RecordKind)> = Vec::new();
+        let mut names: Vec<(&str, RecordType)> = Vec::new();
         for (_, c) in &self.mine {
             if let Check::Dns(d) = c
                 && !self.is_control(d.resolver)
-                && !names.contains(&(d.name.as_str(), d.kind))
+                && !names.contains(&(d.name.as_str(), d.record_type))
             {
-                names.push((&d.name, d.kind));
+                names.push((&d.name, d.record_type));
             }
         }
         for (name, kind) in names {

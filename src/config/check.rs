@@ -1,0 +1,200 @@
+//! What a validated config asks to check: the [`Check`] enum over the
+//! per-kind checks, the [`CheckOptions`] a `/probe` [`Module`] holds, and
+//! the [`Trust`] of TLS clients.
+//!
+//! A check is its kind's options with a target attached. A service entry
+//! and a module decode into the same options (see the per-kind modules), so
+//! making a module's check of a request's target is "attach the target",
+//! as in blackbox_exporter where a module holds the prober's options. This
+//! module holds no validation and reads no YAML.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+
+use super::kind::CheckKind;
+use super::values::{DnsName, HttpUrl, IpFamily, Target};
+use super::{
+    CallPortCheck, CallPortOptions, DnsCheck, DnsOptions, DownloadCheck, DownloadOptions,
+    HttpCheck, HttpOptions, QuicCheck, QuicOptions, TcpCheck, TcpOptions, TlsCheck, TlsOptions,
+};
+
+/// One check of a service, or of a `/probe` request.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Resolve a name through one resolver.
+    Dns(DnsCheck),
+    /// Connect over TCP.
+    Tcp(TcpCheck),
+    /// Connect over TCP, then a TLS handshake.
+    Tls(TlsCheck),
+    /// Whether a call port answers: STUN over UDP or TCP, or a TCP connect.
+    CallPort(CallPortCheck),
+    /// An HTTP(S) GET.
+    Http(HttpCheck),
+    /// A bounded HTTP(S) download, timed and rated.
+    Download(DownloadCheck),
+    /// A QUIC handshake.
+    Quic(QuicCheck),
+}
+
+impl Check {
+    /// The check's kind (its `.as_str()` is the `check` label).
+    pub fn kind(&self) -> CheckKind {
+        match self {
+            Check::Dns(_) => CheckKind::Dns,
+            Check::Tcp(_) => CheckKind::Tcp,
+            Check::Tls(_) => CheckKind::Tls,
+            Check::CallPort(_) => CheckKind::CallPort,
+            Check::Http(_) => CheckKind::Http,
+            Check::Download(_) => CheckKind::Download,
+            Check::Quic(_) => CheckKind::Quic,
+        }
+    }
+
+    /// Which address family its target is resolved to (DNS checks: their
+    /// record type decides).
+    pub fn family(&self) -> IpFamily {
+        match self {
+            Check::Dns(_) => IpFamily::V4,
+            Check::Tcp(c) => c.family,
+            Check::Tls(c) => c.family,
+            Check::CallPort(c) => c.family,
+            Check::Http(c) => c.family,
+            Check::Download(c) => c.family,
+            Check::Quic(c) => c.family,
+        }
+    }
+
+    /// Its own time limit.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Check::Dns(c) => c.timeout,
+            Check::Tcp(c) => c.timeout,
+            Check::Tls(c) => c.timeout,
+            Check::CallPort(c) => c.timeout,
+            Check::Http(c) => c.timeout,
+            Check::Download(c) => c.timeout,
+            Check::Quic(c) => c.timeout,
+        }
+    }
+}
+
+/// A check kind's options, without a target: what a `/probe` module is.
+#[derive(Debug, Clone)]
+pub enum CheckOptions {
+    /// Resolve the target name.
+    Dns(DnsOptions),
+    /// Connect to `host:port`.
+    Tcp(TcpOptions),
+    /// TLS handshake with `host:port`.
+    Tls(TlsOptions),
+    /// A call port at `host:port`.
+    CallPort(CallPortOptions),
+    /// GET the target URL.
+    Http(HttpOptions),
+    /// A bounded download of the target URL.
+    Download(DownloadOptions),
+    /// A QUIC handshake with `host:port`.
+    Quic(QuicOptions),
+}
+
+impl CheckOptions {
+    /// The kind of check these options make.
+    pub fn kind(&self) -> CheckKind {
+        match self {
+            CheckOptions::Dns(_) => CheckKind::Dns,
+            CheckOptions::Tcp(_) => CheckKind::Tcp,
+            CheckOptions::Tls(_) => CheckKind::Tls,
+            CheckOptions::CallPort(_) => CheckKind::CallPort,
+            CheckOptions::Http(_) => CheckKind::Http,
+            CheckOptions::Download(_) => CheckKind::Download,
+            CheckOptions::Quic(_) => CheckKind::Quic,
+        }
+    }
+
+    /// The check these options make of `target` (a name for dns,
+    /// `host:port` for tcp, tls, call_port and quic, a URL for http and
+    /// download), or why `target` is not one.
+    pub fn check_for(&self, target: &str) -> Result<Check, String> {
+        let host_port = || Target::parse(target, None);
+        Ok(match self.clone() {
+            CheckOptions::Dns(o) => Check::Dns(o.check(DnsName::parse(target)?.0)),
+            CheckOptions::Tcp(o) => Check::Tcp(o.check(host_port()?)),
+            CheckOptions::Tls(o) => Check::Tls(o.check(host_port()?)),
+            CheckOptions::CallPort(o) => Check::CallPort(o.check(host_port()?)),
+            CheckOptions::Http(o) => Check::Http(o.check(HttpUrl::parse(target)?)),
+            CheckOptions::Download(o) => Check::Download(o.check(HttpUrl::parse(target)?)),
+            CheckOptions::Quic(o) => Check::Quic(o.check(host_port()?)),
+        })
+    }
+}
+
+/// A `/probe` module: a check kind's options, applied to the target of a
+/// request.
+#[derive(Debug, Clone)]
+pub struct Module {
+    /// Its name (`module=` in the request, and the `service` label).
+    pub name: String,
+    /// The kind and its options (timeout included).
+    pub options: CheckOptions,
+}
+
+impl Module {
+    /// The check this module makes of `target`; see
+    /// [`CheckOptions::check_for`].
+    pub fn check_for(&self, target: &str) -> Result<Check, String> {
+        self.options.check_for(target)
+    }
+}
+
+/// Which certificates a TLS client trusts.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The Mozilla roots compiled in (webpki-roots).
+    WebPki,
+    /// The certificates of a PEM file.
+    CaFile {
+        /// The file, as resolved against the config's directory.
+        path: PathBuf,
+        /// Its certificates.
+        roots: Arc<RootCertStore>,
+    },
+    /// No verification at all.
+    Insecure,
+}
+
+/// The server name a TLS or QUIC handshake with `target` sends: the one
+/// configured, else the target's host name; none for a bare IP address.
+pub(super) fn sni_for(configured: Option<&str>, target: &Target) -> Option<String> {
+    match (configured, &target.host) {
+        (Some(name), _) => Some(name.to_string()),
+        (None, super::Host::Name(n)) => Some(n.clone()),
+        (None, super::Host::Ip(_)) => None,
+    }
+}
+
+/// A check dereferences to its options, so `check.timeout` reads the
+/// option: the options are the check, less its target.
+macro_rules! deref_to_options {
+    ($($check:ty => $options:ty),* $(,)?) => {$(
+        impl std::ops::Deref for $check {
+            type Target = $options;
+            fn deref(&self) -> &$options {
+                &self.options
+            }
+        }
+    )*};
+}
+
+deref_to_options!(
+    DnsCheck => DnsOptions,
+    TcpCheck => TcpOptions,
+    TlsCheck => TlsOptions,
+    CallPortCheck => CallPortOptions,
+    HttpCheck => HttpOptions,
+    DownloadCheck => DownloadOptions,
+    QuicCheck => QuicOptions,
+);

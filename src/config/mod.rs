@@ -1,0 +1,283 @@
+//! The configuration file: YAML → raw structs → a validated [`Config`].
+//!
+//! This is the only module that reads YAML. Parsing happens in two steps, as
+//! in ripgrep: serde decodes the file into `Raw*` structs whose leaf types
+//! (durations, addresses, CIDRs, names) validate themselves while decoding, so
+//! a bad value is reported with the file, the key path and the line; then
+//! [`Config::load`] checks what spans several keys (resolver references, empty
+//! services, duplicate checks) and builds a `Config` that holds only checked
+//! types. Unknown keys and duplicate keys are errors.
+//!
+//! It does not build network clients: `engine::catalogue::Catalogue` does that from a
+//! `Config`. It does read the files the config names (`ca_file`,
+//! `resolv_conf`), so that `--config.check` catches a missing one.
+//!
+//! # Layout
+//!
+//! - `decode`: YAML text → raw structs; [`ConfigError`].
+//! - `raw`: the serde structs, one per check kind, shared by a service's
+//!   entries and the `/probe` modules.
+//! - `values`: the self-validating leaf values ([`Target`], durations,
+//!   sizes, names, URLs…).
+//! - `validate`: raw → [`Config`]; every rule that spans keys, once.
+//! - one module per check kind (`dns`, `tcp`, `tls`, `call_port`, `http`,
+//!   `download`, `quic`): its options, its check ("options + target") and
+//!   its validation.
+//! - `check`: [`Check`], [`CheckOptions`], [`Module`], [`Trust`];
+//!   `kind`: [`CheckKind`].
+//! - `resolver`: [`Resolver`]s and resolv.conf; `allow`: `probe_allow`;
+//!   `web`: the `--web.config.file` [`WebConfig`].
+
+mod allow;
+mod call_port;
+mod check;
+mod decode;
+mod dns;
+mod download;
+mod http;
+mod kind;
+mod quic;
+mod raw;
+mod resolver;
+mod tcp;
+mod tls;
+mod validate;
+mod values;
+mod web;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use allow::AllowRule;
+pub use call_port::{CallPortCheck, CallPortOptions};
+pub use check::{Check, CheckOptions, Module, Trust};
+pub use decode::ConfigError;
+pub use dns::{DnsCheck, DnsOptions};
+pub use download::{DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DownloadCheck, DownloadOptions};
+pub use http::{DEFAULT_HTTP_STATUS, DEFAULT_MAX_BODY, HttpCheck, HttpOptions};
+pub use kind::CheckKind;
+pub use quic::{QuicCheck, QuicOptions};
+pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
+pub use tcp::{TcpCheck, TcpOptions};
+pub use tls::{TlsCheck, TlsOptions};
+pub use values::{CallMethod, Host, IpFamily, RecordType, Target, Transport, url_target};
+pub use web::{WebConfig, WebTls};
+
+/// Default listen address (the port registered for this exporter's family).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9799";
+/// Default per-check timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The resolver every config has: the host's own.
+pub const SYSTEM_RESOLVER: &str = "system";
+/// Where the system resolver's servers come from unless configured.
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The default `max_concurrent_checks` (raised to the number of configured
+/// checks when there are more).
+pub const DEFAULT_MAX_CONCURRENT_CHECKS: usize = 1024;
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// The default `max_addresses` of an `all_addresses` check.
+pub const DEFAULT_MAX_ADDRESSES: usize = 8;
+
+/// Label names the exporter's own series use, or Prometheus sets: a
+/// vantage label may not take them.
+pub const RESERVED_LABELS: [&str; 17] = [
+    "service",
+    "target",
+    "resolver",
+    "type",
+    "sni",
+    "version",
+    "transport",
+    "method",
+    "check",
+    "stage",
+    "reason",
+    "address",
+    "kind",
+    "instance",
+    "job",
+    "le",
+    "quantile",
+];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Checks in flight at most, across rounds and `/probe` requests.
+    pub max_concurrent_checks: usize,
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Resolvers; index 0 is always `system`.
+    pub resolvers: Vec<Resolver>,
+    /// Services in file order.
+    pub services: Vec<Service>,
+    /// Vantage-point labels added to every probe series, `${VAR}` expanded.
+    pub labels: Vec<(String, String)>,
+    /// A scrape within this time of the last round's start is served from
+    /// that round (zero: every scrape probes).
+    pub min_interval: Duration,
+    /// Top-level ranges exempt from the bogon rule (ad hoc probes use these).
+    pub allowed_ranges: Vec<IpNet>,
+    /// Modules for ad hoc `/probe?target=&module=` requests.
+    pub modules: Vec<Module>,
+    /// Which ad hoc targets may be probed; empty: none.
+    pub probe_allow: Vec<AllowRule>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read = |source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read)?.len();
+        if bytes > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                file: path.display().to_string(),
+                bytes,
+            });
+        }
+        let raw = std::fs::read(path).map_err(read)?;
+        let text = String::from_utf8(raw).map_err(|e| ConfigError::NotText {
+            file: path.display().to_string(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text as if read from `path` (relative paths inside
+    /// it are resolved against `path`'s directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw = decode::decode(text, &file)?;
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        validate::Validator {
+            file: &file,
+            base: &base,
+        }
+        .config(raw)
+    }
+
+    /// Every check with its service, in file order.
+    pub fn checks(&self) -> impl Iterator<Item = (&Service, &Check)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.checks.iter().map(move |c| (s, c)))
+    }
+}
+
+/// A service: a named group of checks.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Its name (the `service` label).
+    pub name: String,
+    /// Index into [`Config::resolvers`] used to resolve TCP/TLS hosts.
+    pub resolve_with: usize,
+    /// Ranges exempt from the bogon rule (top-level plus the service's own).
+    pub allowed_ranges: Vec<IpNet>,
+    /// Its checks in file order.
+    pub checks: Vec<Check>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn default_listen_parses() {
+        assert!(DEFAULT_LISTEN.parse::<SocketAddr>().is_ok());
+    }
+
+    #[test]
+    fn short_and_long_forms_and_defaults() {
+        let c = parse(
+            "resolvers:\n  system: { udp: \"127.0.0.1:5300\" }\n  lab: { tcp: \"127.0.0.1\" }\n\
+             services:\n  a:\n    timeout: 2s\n    dns: { names: [Example.COM.], resolvers: [system, lab], types: [A, AAAA] }\n    tcp: [\"example.com:443\", { target: \"[::1]:80\", timeout: 1s }]\n    tls:\n      - 1.2.3.4:443\n      - { target: \"example.com:443\", sni: other.example, insecure: true }\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9799");
+        assert!(matches!(c.resolvers[0].kind, ResolverKind::Udp(a) if a.port() == 5300));
+        assert!(matches!(c.resolvers[1].kind, ResolverKind::Tcp(a) if a.port() == 53));
+        let s = &c.services[0];
+        assert_eq!(s.checks.len(), 4 + 2 + 2);
+        match &s.checks[0] {
+            Check::Dns(d) => {
+                assert_eq!(d.name, "example.com");
+                assert_eq!(d.timeout, Duration::from_secs(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.checks[5] {
+            Check::Tcp(t) => {
+                assert_eq!(t.target.host, Host::Ip("::1".parse().unwrap()));
+                assert_eq!(t.timeout, Duration::from_secs(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        match (&s.checks[6], &s.checks[7]) {
+            (Check::Tls(a), Check::Tls(b)) => {
+                assert_eq!(a.sni, None);
+                assert_eq!(b.sni.as_deref(), Some("other.example"));
+                assert!(matches!(b.trust, Trust::Insecure));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_module_check_is_its_options_with_the_target() {
+        let c = parse(
+            "timeout: 3s\nmodules:\n  t: { kind: tls, sni: sni.example }\n  q: { kind: quic }\n  u: { kind: call_port, transport: tcp, method: stun }\n  d: { kind: dns, type: AAAA, timeout: 1s }\n\
+             services:\n  a: { tcp: [\"example.com:443\"] }\n",
+        )
+        .unwrap();
+        let check = |m: usize, target: &str| c.modules[m].check_for(target).unwrap();
+        match check(0, "example.com:443") {
+            Check::Tls(t) => {
+                assert_eq!(t.sni.as_deref(), Some("sni.example"));
+                assert_eq!(t.timeout, Duration::from_secs(3));
+                assert_eq!(t.family, IpFamily::V4);
+                assert!(t.all_addresses.is_none() && t.control_sni.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        match check(1, "[::1]:443") {
+            Check::Quic(q) => {
+                assert_eq!(
+                    (q.sni.as_deref(), q.alpn.as_slice()),
+                    (None, &["h3".to_string()][..])
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match check(2, "example.com:3478") {
+            Check::CallPort(p) => {
+                assert_eq!((p.transport, p.method), (Transport::Tcp, CallMethod::Stun))
+            }
+            other => panic!("{other:?}"),
+        }
+        match check(3, "Example.com.") {
+            Check::Dns(d) => {
+                assert_eq!(
+                    (d.name.as_str(), d.record_type),
+                    ("example.com", RecordType::AAAA)
+                );
+                assert_eq!(d.timeout, Duration::from_secs(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.modules[0].check_for("example.com").is_err());
+        assert_eq!(c.modules[3].options.kind(), CheckKind::Dns);
+    }
+}

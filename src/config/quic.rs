@@ -1,0 +1,76 @@
+//! QUIC checks: [`QuicOptions`] (SNI, ALPN, trust, timeout, address
+//! family), the [`QuicCheck`] of one target, and their validation.
+//!
+//! It does not handshake: `probe::quic` does.
+
+use std::time::Duration;
+
+use super::check::{Trust, sni_for};
+use super::raw::RawQuic;
+use super::validate::{At, Checked, Defaults, Validator};
+use super::values::{IpFamily, Target};
+
+/// How to handshake over QUIC: a module's options, or a service entry's.
+#[derive(Debug, Clone)]
+pub struct QuicOptions {
+    /// The server name to send and verify instead of the target's host
+    /// (`sni:`); [`QuicCheck::sni`] is the one sent.
+    pub server_name: Option<String>,
+    /// ALPN protocols offered (default `h3`).
+    pub alpn: Vec<String>,
+    /// Which roots to trust.
+    pub trust: Trust,
+    /// Time limit (resolution and handshake together).
+    pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+}
+
+/// A QUIC handshake with a target (its options are read through it:
+/// `check.alpn`).
+#[derive(Debug, Clone)]
+pub struct QuicCheck {
+    /// Where to (UDP).
+    pub target: Target,
+    /// Server name sent and verified; `None` sends none (bare IP target).
+    pub sni: Option<String>,
+    /// How.
+    pub options: QuicOptions,
+}
+
+impl QuicOptions {
+    /// The check of `target`.
+    pub fn check(self, target: Target) -> QuicCheck {
+        QuicCheck {
+            sni: sni_for(self.server_name.as_deref(), &target),
+            target,
+            options: self,
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// A quic entry or module at `at`, with its target (`()` for a module).
+    pub fn quic<T>(&self, at: &At, d: &Defaults, raw: RawQuic<T>) -> Checked<T, QuicOptions> {
+        let alpn = raw.alpn.unwrap_or_else(|| vec!["h3".into()]);
+        if alpn.is_empty() {
+            return Err(self.err(
+                at,
+                "`alpn` is empty: name at least one protocol, such as h3",
+            ));
+        }
+        if let Some(bad) = alpn.iter().find(|a| a.is_empty() || a.len() > 255) {
+            return Err(self.err(at, format!("invalid ALPN protocol {bad:?}: 1 to 255 bytes")));
+        }
+        let trust = self.trust(at, raw.insecure, raw.ca_file.as_deref())?;
+        let d = d.within(raw.timeout, raw.ip_family);
+        let options = QuicOptions {
+            server_name: raw.sni.map(|n| n.0),
+            alpn,
+            trust,
+            timeout: d.timeout,
+            family: d.family,
+        };
+        Ok((raw.target, options))
+    }
+}

@@ -1,0 +1,77 @@
+//! TLS checks: [`TlsOptions`] (SNI, trust, timeout, address family,
+//! `all_addresses`, control SNI), the [`TlsCheck`] of one target, and their
+//! validation.
+//!
+//! It does not handshake: `probe::tls` does.
+
+use std::time::Duration;
+
+use super::check::{Trust, sni_for};
+use super::raw::RawTls;
+use super::validate::{At, Checked, Defaults, Validator};
+use super::values::{IpFamily, Target};
+
+/// How to handshake: a module's options, or a service entry's.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// The server name to send and verify instead of the target's host
+    /// (`sni:`); [`TlsCheck::sni`] is the one sent.
+    pub server_name: Option<String>,
+    /// Which roots to trust.
+    pub trust: Trust,
+    /// Time limit (resolution, connect and handshake together).
+    pub timeout: Duration,
+    /// Which resolved address to use.
+    pub family: IpFamily,
+    /// `all_addresses: true`: probe every resolved address, at most this
+    /// many (`max_addresses`).
+    pub all_addresses: Option<usize>,
+    /// A neutral server name: a handshake with it to the same address, its
+    /// certificate not validated, is the control of the `sni_filtered`
+    /// verdict. In a check, never its own SNI.
+    pub control_sni: Option<String>,
+}
+
+/// A TLS handshake with a target (its options are read through it:
+/// `check.trust`).
+#[derive(Debug, Clone)]
+pub struct TlsCheck {
+    /// Where to.
+    pub target: Target,
+    /// Server name sent and verified; `None` sends no SNI (bare IP target).
+    pub sni: Option<String>,
+    /// How.
+    pub options: TlsOptions,
+}
+
+impl TlsOptions {
+    /// The check of `target`.
+    pub fn check(mut self, target: Target) -> TlsCheck {
+        let sni = sni_for(self.server_name.as_deref(), &target);
+        // A neutral name equal to the real one would prove nothing.
+        self.control_sni = self.control_sni.filter(|c| sni.as_ref() != Some(c));
+        TlsCheck {
+            target,
+            sni,
+            options: self,
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// A tls entry or module at `at`, with its target (`()` for a module).
+    pub fn tls<T>(&self, at: &At, d: &Defaults, raw: RawTls<T>) -> Checked<T, TlsOptions> {
+        let all_addresses = self.all_addresses(at, raw.all_addresses, raw.max_addresses)?;
+        let trust = self.trust(at, raw.insecure, raw.ca_file.as_deref())?;
+        let d = d.within(raw.timeout, raw.ip_family);
+        let options = TlsOptions {
+            server_name: raw.sni.map(|n| n.0),
+            trust,
+            timeout: d.timeout,
+            family: d.family,
+            all_addresses,
+            control_sni: raw.control_sni.map(|n| n.0).or(d.control_sni),
+        };
+        Ok((raw.target, options))
+    }
+}
