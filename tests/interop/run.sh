@@ -325,17 +325,27 @@ value() {
     ' <<<"$text"
 }
 
+# is_number TEXT: whether TEXT is a finite decimal number (not NaN, not
+# ±Inf, not "ambiguous", not empty).
+is_number() { [[ $1 =~ ^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]]; }
+
 # Assertions append to ERRORS; a scenario passes when it added none.
 ERRORS=()
-expect() { # TEXT WANT NAME [labels...]
+expect() { # TEXT WANT NAME [labels...]: exactly one sample, equal to WANT (or "absent")
     local text=$1 want=$2 name=$3
     shift 3
     local got
     got=$(value "$text" "$name" "$@")
     if [ "$want" = "absent" ]; then
         [ -z "$got" ] || ERRORS+=("$name{$*} = $got, want absent")
-    elif [ -z "$got" ] || ! awk -v a="$got" -v b="$want" 'BEGIN { exit !(a + 0 == b + 0) }'; then
-        ERRORS+=("$name{$*} = ${got:-absent}, want $want")
+    elif [ -z "$got" ]; then
+        ERRORS+=("$name{$*} is absent (no series matches), want $want")
+    elif [ "$got" = ambiguous ]; then
+        ERRORS+=("$name{$*} is ambiguous (several series match), want one equal to $want")
+    elif ! is_number "$got"; then
+        ERRORS+=("$name{$*} = $got, not a finite number, want $want")
+    elif ! awk -v a="$got" -v b="$want" 'BEGIN { exit !(a + 0 == b + 0) }'; then
+        ERRORS+=("$name{$*} = $got, want $want")
     fi
 }
 expect_failure() { # TEXT CHECK-LABELS... STAGE REASON (labels before the last two)
@@ -711,26 +721,42 @@ wire_handshakes() {
         END { for (c in first) if (last[c] > first[c]) printf "%.6f\n", last[c] - first[c] }'
 }
 
+# all_ended PCAP N: the capture holds at least N client connections to
+# port 443, and the end (FIN or RST from the client) of each of them.
+all_ended() {
+    tcpdump -r "$1" -n 2>/dev/null | awk -v dst="$SRV_IP.443:" -v want="$2" '
+        $5 == dst && /Flags \[S\]/ { opened[$3] = 1 }
+        $5 == dst && /Flags \[[^]]*[FR]/ { ended[$3] = 1 }
+        END { n = 0; for (c in opened) { if (!(c in ended)) exit 1; n++ } exit !(n >= want) }'
+}
+
 latency() { # DELAY_MS
     local d=$1 ms
     ms=$(awk -v d="$1" 'BEGIN { print d / 1000 }')
-    # Hold every packet towards the server's TLS port for D ms.
-    in_srv iptables -A INPUT -p tcp --dport 443 -j NFQUEUE --queue-num 7 --queue-bypass
-    ip netns exec "$SRV" "$NFQ_DELAY" 7 "$d" 2>/dev/null &
+    # Hold every packet towards the server's TLS port for D ms: the helper
+    # first, and the rule once it has bound the queue (it says so), since
+    # with --queue-bypass packets would pass undelayed until then.
+    ip netns exec "$SRV" "$NFQ_DELAY" 7 "$d" 2>"$WORK/nfq-delay-$d.log" &
     local helper=$!
     PIDS+=("$helper")
+    wait_for "nfq-delay to bind queue 7" grep -q "^nfq-delay: queue 7," "$WORK/nfq-delay-$d.log" \
+        || { ERRORS+=("nfq-delay never bound its queue: $(cat "$WORK/nfq-delay-$d.log")"); kill "$helper"; return 1; }
+    in_srv iptables -A INPUT -p tcp --dport 443 -j NFQUEUE --queue-num 7 --queue-bypass
     # The exporter's own handshakes, captured on the wire as the reference.
     ip netns exec "$CLI" tcpdump -i "rec$$" --immediate-mode -U -n -w "$WORK/latency-$d.pcap" "tcp port 443" 2>"$WORK/tcpdump-$d.log" &
     local capture=$!
     PIDS+=("$capture")
-    wait_for "tcpdump" grep -q "listening on" "$WORK/tcpdump-$d.log" || return 1
+    wait_for "tcpdump" grep -q "listening on" "$WORK/tcpdump-$d.log" || { kill "$helper" "$capture"; return 1; }
     local e_conn=() e_tls=() c_conn=() c_tls=()
     for _ in 1 2 3 4 5; do
         LAST=$(scrape /probe?service=latency) || { kill "$helper" "$capture"; return 1; }
         e_conn+=("$(value "$LAST" reachability_tcp_connect_duration_seconds target=\"chat.lab:443\")")
         e_tls+=("$(value "$LAST" reachability_tls_handshake_duration_seconds target=\"chat.lab:443\")")
     done
-    sleep 0.2
+    # Stop the capture once it holds the end (FIN or RST) of each of the
+    # 10 connections (5 TCP checks, 5 TLS checks), so no Finished is lost.
+    wait_for "the capture of 10 ended connections" all_ended "$WORK/latency-$d.pcap" 10 \
+        || ERRORS+=("the capture does not hold 10 ended connections to 443")
     kill -INT "$capture"
     wait "$capture" 2>/dev/null || true
     # Other clients on the same path: curl (the connect reference; its
@@ -776,11 +802,16 @@ s_latency_50ms() { latency 50; }
 s_latency_150ms() { latency 150; }
 
 # A third exporter for the load scenarios: 100 TCP checks to ports the
-# server blackholes, room for 150 checks in flight, a tcp module.
+# server blackholes, room for 150 checks in flight, a tcp module; and a
+# service `idle` whose one check (the exporter's own port) passes at once,
+# to read the self-metrics through /probe?service=idle without starting a
+# round of the blackholed checks.
 start_loaded() {
     {
         printf 'listen: 127.0.0.1:9801\nmax_concurrent_checks: 150\nprobe_allow: ["%s"]\n' "$SRV_IP"
-        printf 'modules:\n  tcp_any: { kind: tcp }\nservices:\n  blackholed:\n    tcp:\n'
+        printf 'modules:\n  tcp_any: { kind: tcp }\nservices:\n'
+        printf '  idle:\n    tcp: ["127.0.0.1:9801"]\n'
+        printf '  blackholed:\n    tcp:\n'
         for p in $(seq 20000 20099); do printf '      - "%s:%d"\n' "$SRV_IP" "$p"; done
     } > "$WORK/loaded.yaml"
     ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/loaded.yaml" --log.level warn &
@@ -789,6 +820,20 @@ start_loaded() {
     wait_for "the loaded exporter" in_cli curl -sf http://127.0.0.1:9801/-/ready
 }
 open_fds() { ls "/proc/$1/fd" | wc -l; }
+fds_at_most() { [ "$(open_fds "$1")" -le "$2" ]; } # PID N
+# loaded_stats: "CUT IN_FLIGHT" of the loaded exporter: its
+# checks_cut_total{check="tcp"} and checks_in_flight.
+loaded_stats() {
+    local t
+    t=$(in_cli curl -sf --max-time 5 http://127.0.0.1:9801/probe?service=idle) || return 1
+    echo "$(value "$t" reachability_exporter_checks_cut_total check=\"tcp\") $(value "$t" reachability_exporter_checks_in_flight)"
+}
+settled_at() { # CUT: exactly CUT checks cut, none in flight
+    local cut inflight
+    read -r cut inflight <<<"$(loaded_stats)"
+    is_number "${cut:-}" && is_number "${inflight:-}" \
+        && awk -v c="$cut" -v n="$inflight" -v want="$1" 'BEGIN { exit !(c + 0 == want && n + 0 == 0) }'
+}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 s_blackhole_100() {
@@ -802,30 +847,31 @@ s_blackhole_100() {
             || { ERRORS+=("scrape $round failed"); break; }
         t1=$(date +%s.%N)
         took=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-        # The deadline is 5 s minus the 0.5 s offset: 4.5 s, plus 100 ms.
-        awk -v t="$took" 'BEGIN { exit !(t <= 4.6) }' || ERRORS+=("scrape $round took $took s, want <= 4.6 s")
+        # Answered at the deadline, 5 s minus the 0.5 s offset: no earlier
+        # (every check is blackholed), no more than 100 ms later.
+        awk -v t="$took" 'BEGIN { exit !(t >= 4.5 && t <= 4.6) }' || ERRORS+=("scrape $round took $took s, want 4.5..4.6 s")
         n=$(grep -c '^reachability_failure_info{.*stage="connect",reason="generic_timeout_error"} 1' <<<"$LAST" || true)
         [ "$n" = 100 ] || ERRORS+=("scrape $round: $n of 100 checks at connect/generic_timeout_error")
         log "     scrape $round of 100 blackholed checks: $took s, $n timed out at connect"
+        # The scrape answers at the very deadline its checks are cut at, so
+        # they are counted just after: wait for that (which also makes the
+        # next scrape start a round of its own), then exactly 100 more are
+        # cut and none is left in flight.
+        wait_for "round $round's cut checks to be counted" settled_at $((100 * round)) \
+            || ERRORS+=("after scrape $round: checks_cut_total{check=tcp} and checks_in_flight = $(loaded_stats), want $((100 * round)) 0")
     done
-    sleep 1
+    wait_for "the cut checks' sockets to close" fds_at_most "$LOADED_PID" $((fd0 + 2)) || true
     local fd1
     fd1=$(open_fds "$LOADED_PID")
     log "     open fds: $fd0 before, $fd1 after"
     [ "$fd1" -le $((fd0 + 2)) ] || ERRORS+=("open fds grew from $fd0 to $fd1: sockets leak")
-    # The scrape answers at the deadline its checks are cut at, so its own
-    # round may still be recording them; the first round's 100 are all in.
-    local cut inflight
-    cut=$(value "$LAST" reachability_exporter_checks_cut_total check=\"tcp\")
-    inflight=$(value "$LAST" reachability_exporter_checks_in_flight)
-    awk -v c="${cut:-0}" 'BEGIN { exit !(c >= 100 && c <= 200) }' || ERRORS+=("checks_cut_total{check=tcp} = ${cut:-absent}, want 100..200")
-    awk -v n="${inflight:-999}" 'BEGIN { exit !(n <= 100) }' || ERRORS+=("checks_in_flight = ${inflight:-absent}, want <= 100 (the first round's checks ended)")
     in_srv iptables -F INPUT
 }
 
 s_concurrency_200() {
-    # 100 scrapes (they share one round of 100 checks) and 100 ad hoc
-    # probes of blackholed ports, all at once, against room for 150.
+    # 100 scrapes (they share one round of 101 checks: the blackholed 100
+    # and idle's) and 100 ad hoc probes of blackholed ports, all at once,
+    # against room for 150.
     in_srv iptables -A INPUT -p tcp --dport 20000:20099 -j DROP
     [ -n "${LOADED_PID:-}" ] || start_loaded || return 1
     local fd0 rss0
@@ -846,7 +892,8 @@ s_concurrency_200() {
     [ "$other" = 0 ] || ERRORS+=("$other requests got neither 200 nor 503: $(cat "$WORK/codes.txt")")
     LAST=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 1' http://127.0.0.1:9801/metrics) || { ERRORS+=("the exporter died"); return 0; }
     expect "$LAST" "${busy:-0}" reachability_exporter_requests_refused_total code=\"503\"
-    sleep 4
+    # Every check cut at its deadline closes its socket.
+    wait_for "the cut checks' sockets to close" fds_at_most "$LOADED_PID" $((fd0 + 2)) || true
     local fd1
     fd1=$(open_fds "$LOADED_PID")
     [ "$fd1" -le $((fd0 + 2)) ] || ERRORS+=("open fds grew from $fd0 to $fd1")
@@ -879,18 +926,37 @@ EOF
         ERRORS+=("up{job=\"reachability\"} never became 1")
         return 0
     fi
-    LAST=$(in_cli curl -sf "${q}reachability_service_up")
-    grep -q '"service":"chat"' <<<"$LAST" && grep -q '"1"\]' <<<"$LAST" \
-        || ERRORS+=("reachability_service_up{service=\"chat\"} not 1 in Prometheus: $LAST")
-    # Two vantage points, told apart by their labels, in one Prometheus.
-    wait_for "both vantage points in Prometheus" bash -c \
-        "ip netns exec $CLI curl -sf '${q}count(count%20by%20(site,country)(reachability_service_up%7Bservice%3D%22chat%22%7D))%3D%3D2' | grep -q '\"value\"'" \
-        || ERRORS+=("want reachability_service_up{service=\"chat\"} from sites lab-a (XA) and lab-b (XB): $(in_cli curl -sf "${q}reachability_service_up")")
-    LAST=$(in_cli curl -sf "${q}count(reachability_tls_handshake_success)")
-    grep -q '"5"\]' <<<"$LAST" || ERRORS+=("want 5 TLS series in Prometheus: $LAST")
-    LAST=$(in_cli curl -sf "${q}count(reachability_call_port_reachable)")
-    grep -q '"3"\]' <<<"$LAST" || ERRORS+=("want 3 call-port series in Prometheus: $LAST")
+    # Two vantage points, told apart by their labels, in one Prometheus:
+    # the chat service up at each, lab-a's country expanded from
+    # ${VANTAGE_COUNTRY} (XA). Exactly these two series, with these values.
+    local up='reachability_service_up{service="chat"}' want
+    want=$(printf '%s\n' 'country="XA",instance="127.0.0.1:9799",site="lab-a" 1' 'country="XB",instance="127.0.0.1:9800",site="lab-b" 1')
+    wait_for "both vantage points in Prometheus" prom_is "$up" "$want" site country instance \
+        || ERRORS+=("$up in Prometheus: [$(prom_rows "$up" site country instance | paste -sd';')], want [$(paste -sd';' <<<"$want")]")
+    prom_is 'count(reachability_tls_handshake_success)' ' 5' \
+        || ERRORS+=("count(reachability_tls_handshake_success) = $(prom_rows 'count(reachability_tls_handshake_success)'), want 5")
+    prom_is 'count(reachability_call_port_reachable)' ' 3' \
+        || ERRORS+=("count(reachability_call_port_reachable) = $(prom_rows 'count(reachability_call_port_reachable)'), want 3")
 }
+
+# prom_rows QUERY [LABEL...]: the instant query's result from Prometheus,
+# one line per series, sorted: its LABELs (in name order) as k="v" joined
+# by commas, a space, and its value.
+prom_rows() {
+    local query=$1
+    shift
+    in_cli curl -sfG --data-urlencode "query=$query" http://127.0.0.1:9090/api/v1/query | prom_rows_of "$@"
+}
+prom_rows_of() { # LABEL...: prom_rows from an API answer on stdin
+    python3 -c '
+import json, sys
+keep = sorted(sys.argv[1:])
+for s in json.load(sys.stdin)["data"]["result"]:
+    m = s["metric"]
+    print(",".join(k + "=\"" + m[k] + "\"" for k in keep if k in m), s["value"][1])
+' "$@" | sort
+}
+prom_is() { [ "$(prom_rows "$1" "${@:3}")" = "$2" ]; } # QUERY WANT [LABEL...]
 
 main() {
     [ "$(id -u)" = 0 ] || { log "the interop suite needs root"; exit 1; }
