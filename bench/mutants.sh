@@ -15,14 +15,18 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 out=${MUTANTS_OUT:-target/mutants}
 mkdir -p "$out"
-run() { # NAME FILES... -- TEST ARGS
+run() { # NAME FILES... -- CARGO TEST SELECTION (--lib, --test NAME)
     local name=$1
     shift
     local files=()
     while [ "$1" != -- ]; do files+=(-f "$1"); shift; done
     shift
     echo "== $name"
-    cargo mutants --no-shuffle --timeout 180 "${files[@]}" -o "$out/$name" -- "$@" \
+    # The test selection goes to the build (`cargo test --no-run`) too, so
+    # that a mutant rebuilds only the tests that will run.
+    local sel=()
+    for a in "$@"; do sel+=(--cargo-test-arg="$a"); done
+    cargo mutants --no-shuffle --timeout 180 "${files[@]}" -o "$out/$name" "${sel[@]}" \
         >"$out/$name.log" 2>&1 || true
     local m="$out/$name/mutants.out"
     printf '%s: caught %s, missed %s, timeout %s, unviable %s\n' "$name" \
@@ -34,11 +38,11 @@ want=${*:-verdict plan reason config}
 for w in $want; do
     case $w in
         verdict) run verdict src/verdict/mod.rs -- --lib ;;
-        plan) run plan src/verdict/plan.rs -- --test bundled_config --test golden --test verdicts ;;
-        reason) run reason src/reason.rs -- --lib --test probes --test call_ports --test http --test verdicts ;;
+        plan) run plan src/verdict/plan.rs -- --test=bundled_config --test=golden --test=verdicts ;;
+        reason) run reason src/reason.rs -- --lib --test=probes --test=call_ports --test=http --test=verdicts ;;
         config) run config src/config/validate.rs src/config/values.rs src/config/dns.rs src/config/tcp.rs \
             src/config/tls.rs src/config/call_port.rs src/config/http.rs src/config/download.rs \
-            src/config/quic.rs src/config/allow.rs -- --lib --test config_errors --test bundled_config ;;
+            src/config/quic.rs src/config/allow.rs -- --lib --test=config_errors --test=bundled_config ;;
         *) echo "unknown set $w (verdict, plan, reason, config)" >&2; exit 2 ;;
     esac
 done
