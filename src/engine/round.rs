@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::engine::catalogue::Catalogue;
 use crate::engine::run::{What, run_check};
@@ -118,9 +119,18 @@ impl Round {
                     };
                     let r = driver.clone();
                     tasks.spawn(async move {
-                        let case = &r.catalogue.plan(p).cases[c];
-                        let gather = evidence::gather(&r, case, r.slot(slot), deadline);
-                        let _ = tokio::time::timeout_at(deadline, gather).await;
+                        let plan = r.catalogue.plan(p);
+                        // Its lines name the verdict they are evidence for.
+                        let span = tracing::debug_span!(
+                            "evidence",
+                            service = r.catalogue.service_name(plan.service),
+                            verdict = plan.kind.as_str(),
+                            target = plan.target.as_str(),
+                        );
+                        let gather = evidence::gather(&r, &plan.cases[c], r.slot(slot), deadline);
+                        let _ = tokio::time::timeout_at(deadline, gather)
+                            .instrument(span)
+                            .await;
                     });
                 }
             }

@@ -580,3 +580,49 @@ fn a_plan_is_1_if_any_case_says_1_and_absent_if_none_is_judged() {
     assert_eq!(got(&clean, &clean), NO);
     assert_eq!(got(&unjudged, &unjudged), ABSENT);
 }
+
+#[test]
+fn a_plan_reads_exactly_the_checks_of_its_cases() {
+    let ids = |v: &[usize]| v.iter().map(|&i| id(i)).collect::<Vec<_>>();
+    let rows: Vec<(Case, Vec<EntryId>)> = vec![
+        (removed(), ids(&[0, 1, 2])),
+        (injected(), ids(&[0, 1])),
+        (ip_blocked(true), ids(&[0, 1])),
+        (Case::SniFiltered { check: id(4) }, ids(&[4])),
+        (
+            Case::UdpBlocked {
+                udp: id(5),
+                tcp: ids(&[6, 7]),
+            },
+            ids(&[5, 6, 7]),
+        ),
+        (
+            Case::QuicBlocked {
+                quic: id(8),
+                tls: ids(&[9]),
+            },
+            ids(&[8, 9]),
+        ),
+        (
+            Case::Throttled {
+                download: id(3),
+                min_rate: 1,
+            },
+            ids(&[3]),
+        ),
+        (Case::Stalled { download: id(3) }, ids(&[3])),
+    ];
+    for (case, want) in rows {
+        assert_eq!(case.inputs(), want, "{case:?}");
+        // Only the cases that need network evidence have a slot.
+        let needs = matches!(case, Case::DnsInjected { .. } | Case::IpBlocked { .. });
+        assert_eq!(case.evidence(), needs.then_some(SlotId::new(0)), "{case:?}");
+    }
+    let plan = Plan {
+        service: ServiceId::new(0),
+        target: "t".into(),
+        kind: BlockingKind::SniFiltered,
+        cases: vec![removed(), Case::SniFiltered { check: id(4) }],
+    };
+    assert_eq!(plan.inputs().collect::<Vec<_>>(), ids(&[0, 1, 2, 4]));
+}

@@ -386,9 +386,14 @@ s_baseline() {
     # 1 tls; video: 1 tls, 1 quic (a download has no success gauge)
     [ "$all" = 20 ] || ERRORS+=("$all success series, want 20")
     [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
-    expect "$LAST" 1 reachability_service_up service=\"chat\"
-    expect "$LAST" 1 reachability_service_up service=\"latency\"
-    expect "$LAST" 1 reachability_service_up service=\"calls\"
+    # Every configured service is up, and there is no other.
+    local svc
+    for svc in chat calls latency video; do
+        expect "$LAST" 1 reachability_service_up service=\"$svc\"
+    done
+    local ups
+    ups=$(grep -cE '^reachability_service_up\{' <<<"$LAST" || true)
+    [ "$ups" = 4 ] || ERRORS+=("$ups service_up series, want 4")
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"udp\" method=\"stun\"
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:3478\" transport=\"tcp\" method=\"stun\"
     expect "$LAST" 1 reachability_call_port_reachable target=\"chat.lab:443\" transport=\"tcp\" method=\"connect\"
