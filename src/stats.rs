@@ -59,10 +59,7 @@ impl Stats {
     }
 
     /// `(code, count)` of refused requests.
-    pub fn refusals(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        REFUSED
-            .iter()
-            .zip(&self.refused)
-            .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+    pub fn refusals(&self) -> [(u16, u64); REFUSED.len()] {
+        std::array::from_fn(|i| (REFUSED[i], self.refused[i].load(Ordering::Relaxed)))
     }
 }

@@ -298,7 +298,7 @@ impl Engine {
             reload_success_timestamp: f64::from_bits(self.reload_ts.load(Ordering::Relaxed)),
             process: crate::process::read(),
             checks: self.stats.checks(),
-            refused: array_of(self.stats.refusals()),
+            refused: self.stats.refusals(),
             in_flight: round.catalogue.in_flight(),
         };
         Ok(Scraped {
@@ -343,15 +343,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// The first N items of `it` as an array (the rest default).
-fn array_of<T: Default + Copy, const N: usize>(it: impl Iterator<Item = T>) -> [T; N] {
-    let mut out = [T::default(); N];
-    for (slot, v) in out.iter_mut().zip(it) {
-        *slot = v;
-    }
-    out
 }
 
 #[cfg(test)]
