@@ -83,6 +83,8 @@ impl std::fmt::Debug for Catalogue {
 impl Catalogue {
     /// Builds resolvers and TLS configurations for `config`. Sends nothing.
     pub fn new(config: Config) -> Result<Catalogue, BuildError> {
+        // Before any check: the TLS handshake's end is the kernel's stamp.
+        crate::probe::kernel::keep_stamping();
         // Library timeouts must never fire before ours: give hickory the
         // longest check timeout plus a margin.
         let longest = config

@@ -49,9 +49,8 @@ pub async fn probe(
         (Transport::Udp, _) => udp_stun(addr, progress).await,
         (Transport::Tcp, CallMethod::Connect) => {
             progress.enter(Stage::Connect);
-            let start = Instant::now();
-            match tcp::connect(addr).await {
-                Ok(_) => Outcome::ok(start.elapsed(), Facts::None),
+            match tcp::timed_connect(addr).await {
+                Ok((_, took)) => Outcome::ok(took, Facts::None),
                 Err(e) => Outcome::failed(Stage::Connect, classify(&e)),
             }
         }

@@ -11,6 +11,7 @@ pub mod call_port;
 pub mod dns;
 pub mod download;
 pub mod http;
+pub mod kernel;
 pub mod quic;
 pub mod tcp;
 pub mod tls;

@@ -1,5 +1,7 @@
 //! The TLS prober: resolve, connect, then time the TLS handshake alone (the
-//! connect is not included), and read the negotiated version and the leaf
+//! connect is not included) from the ClientHello handed to the kernel to the
+//! kernel's arrival stamp of the server's last handshake bytes
+//! ([`kernel::Stamped`]), and read the negotiated version and the leaf
 //! certificate's notAfter.
 //!
 //! Client configurations are built once per config load ([`client_config`]):
@@ -19,7 +21,7 @@ use rustls::{
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::{Facts, Outcome, Progress, TargetResolver, tcp};
+use super::{Facts, Outcome, Progress, TargetResolver, kernel, tcp};
 use crate::config::{TlsCheck, Trust};
 use crate::reason::{Stage, classify};
 
@@ -207,12 +209,16 @@ async fn handshake(
     progress.enter(Stage::TlsHandshake);
     let start = Instant::now();
     match TlsConnector::from(config)
-        .connect(server_name, stream)
+        .connect(server_name, kernel::Stamped::new(stream))
         .await
     {
         Ok(tls) => {
-            let took = start.elapsed();
-            let conn = tls.get_ref().1;
+            // ClientHello handed to the kernel -> the kernel's arrival stamp
+            // of the server's last handshake bytes; our own clock (which also
+            // counts building the ClientHello and checking the server's
+            // flight) only if the kernel stamped nothing.
+            let (stamped, conn) = tls.get_ref();
+            let took = stamped.network_time().unwrap_or_else(|| start.elapsed());
             let version = match conn.protocol_version() {
                 Some(ProtocolVersion::TLSv1_3) => "TLS 1.3",
                 Some(ProtocolVersion::TLSv1_2) => "TLS 1.2",

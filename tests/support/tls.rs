@@ -179,9 +179,18 @@ pub async fn bad_tls_server_counted(how: Misbehaviour) -> (SocketAddr, Counter) 
 }
 
 /// A 127.0.0.1 port nothing listens on (a connect to it is refused).
+///
+/// The port stays bound, never listening, for the life of the test
+/// process: a port merely freed again could be taken by another test's
+/// listener, or picked as the source port of a connect to itself (which
+/// then succeeds, a TCP self-connect).
 pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    // Leaked on purpose: see above.
+    std::mem::forget(socket);
+    addr
 }
 
 /// A TCP relay on 127.0.0.1:0 to `to` that closes each connection after

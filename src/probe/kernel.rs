@@ -1,0 +1,301 @@
+//! What Linux measures itself, so that a figure we export is the network's
+//! and not our own scheduling: the TCP handshake's RTT from `TCP_INFO`, and
+//! the arrival time of received data from `SO_TIMESTAMPNS`.
+//!
+//! The only module with `unsafe` code: the system calls the safe crates
+//! we use do not wrap (`getsockopt(TCP_INFO)`, `setsockopt(SO_TIMESTAMPNS)`
+//! and `recvmsg` with its control messages). Each call has its SAFETY note.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{self, MaybeUninit};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+/// The SYN → SYN-ACK time the kernel measured for a connected socket, or
+/// `None` when it cannot stand for the connect: `TCP_INFO` failed, the SYN
+/// was sent again (the kernel's RTT then counts from a retransmission, or
+/// from the timestamp a retransmission echoed, not from the first SYN), or
+/// no sample was taken.
+pub fn handshake_rtt(stream: &TcpStream) -> Option<Duration> {
+    let info = tcp_info(stream.as_raw_fd()).ok()?;
+    (info.tcpi_total_retrans == 0 && info.tcpi_rtt > 0)
+        .then(|| Duration::from_micros(info.tcpi_rtt.into()))
+}
+
+fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
+    // SAFETY: tcp_info is plain integers: all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live, writable tcp_info of `len` bytes; the kernel
+    // writes at most `len` bytes and stores how many in `len`. An older
+    // kernel writing fewer leaves the rest zero.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // tcpi_rtt and tcpi_total_retrans lie in the first 104 bytes, which
+    // every kernel since 2.6 fills.
+    if (len as usize) < mem::offset_of!(libc::tcp_info, tcpi_total_retrans) + 4 {
+        return Err(io::Error::other("short TCP_INFO"));
+    }
+    Ok(info)
+}
+
+/// Keeps the kernel's receive stamping switched on for the life of the
+/// process, so that it is on before a check's first packet arrives.
+///
+/// Linux stamps received packets only while some socket asks for it, and
+/// switches stamping on for the whole system a moment *after* the first
+/// socket asks (deferred work): a lone handshake's packets could arrive
+/// unstamped. One idle UDP socket that asks, opened once, keeps it on.
+/// Without it a handshake is still timed, by our own clock.
+pub fn keep_stamping() {
+    static KEEPER: OnceLock<Option<std::net::UdpSocket>> = OnceLock::new();
+    KEEPER.get_or_init(|| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        enable_stamps(socket.as_raw_fd()).ok()?;
+        Some(socket)
+    });
+}
+
+/// `setsockopt(SO_TIMESTAMPNS, 1)`.
+fn enable_stamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A TCP stream that notes when we first wrote to it and when the kernel
+/// received the data we last read from it (`SO_TIMESTAMPNS`), so that a
+/// handshake over it can be timed from the first byte handed to the kernel
+/// to the arrival of the last byte it needed — without the time our task
+/// took to be woken and to compute.
+#[derive(Debug)]
+pub struct Stamped {
+    inner: TcpStream,
+    first_write: Option<(tokio::time::Instant, SystemTime)>,
+    last_arrival: Option<SystemTime>,
+}
+
+impl Stamped {
+    /// Wraps `inner`, asking the kernel to stamp what it receives. If the
+    /// socket refuses, nothing is stamped and [`Stamped::network_time`] is
+    /// `None`: the caller's own clock stands in.
+    pub fn new(inner: TcpStream) -> Self {
+        keep_stamping();
+        if let Err(error) = enable_stamps(inner.as_raw_fd()) {
+            tracing::debug!(%error, "SO_TIMESTAMPNS refused");
+        }
+        Stamped {
+            inner,
+            first_write: None,
+            last_arrival: None,
+        }
+    }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.inner
+    }
+
+    /// From the first write to the arrival of the last data read, as the
+    /// kernel stamped it. `None` before both happened, or when the two
+    /// clocks disagree (the wall clock stepped: the stamp is wall-clock
+    /// time), in which case the caller falls back to its own clock.
+    pub fn network_time(&self) -> Option<Duration> {
+        let (mono, wall) = self.first_write?;
+        let took = self.last_arrival?.duration_since(wall).ok()?;
+        // Whatever arrived was read by now: a longer span means a clock step.
+        (took <= mono.elapsed()).then_some(took)
+    }
+}
+
+impl AsyncRead for Stamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.inner.poll_read_ready(cx))?;
+            let fd = this.inner.as_raw_fd();
+            let unfilled = buf.initialize_unfilled();
+            match this
+                .inner
+                .try_io(Interest::READABLE, || recv_stamped(fd, unfilled))
+            {
+                Ok((n, arrival)) => {
+                    if n > 0 && arrival.is_some() {
+                        this.last_arrival = arrival;
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale: try_io cleared it; wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.first_write.is_none() && !buf.is_empty() {
+            this.first_write = Some((tokio::time::Instant::now(), SystemTime::now()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// One `recvmsg`: the bytes read and the kernel's receive stamp of the last
+/// segment they came from.
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for the one control message we asked for, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is pointers and integers: all zeroes is a valid value
+    // (no name, no iovecs, no control buffer) before we fill it in.
+    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `iov` (which covers `buf`, writable for its
+    // length) and at `control` (writable for msg_controllen bytes); all
+    // three outlive the call. The socket is non-blocking (tokio's).
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut arrival = None;
+    // SAFETY: `msg` is the header recvmsg filled in; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within its msg_controllen bytes of `control`, and
+    // return null past the last message.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is non-null and points at a header inside `control`.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS message carries one timespec after
+            // its header; it may be unaligned, hence read_unaligned.
+            let ts: libc::timespec =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            arrival = u64::try_from(ts.tv_sec)
+                .ok()
+                .zip(u32::try_from(ts.tv_nsec).ok())
+                .map(|(s, ns)| UNIX_EPOCH + Duration::new(s, ns));
+        }
+        // SAFETY: as for CMSG_FIRSTHDR: `msg` and `cmsg` are valid.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok((n as usize, arrival))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// The kernel's connect RTT does not grow with the time we take to ask
+    /// for it: a task that is late by 60 ms still reports the loopback
+    /// handshake's few microseconds.
+    #[tokio::test]
+    async fn handshake_rtt_excludes_our_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let start = std::time::Instant::now();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let rtt = handshake_rtt(&stream).expect("a first SYN answered: an RTT sample");
+        let wall = start.elapsed();
+        assert!(wall >= Duration::from_millis(60));
+        assert!(rtt < Duration::from_millis(5), "rtt {rtt:?}");
+        assert!(rtt > Duration::ZERO);
+    }
+
+    /// Data that arrived while we were busy is stamped with its arrival:
+    /// the echo of a write comes back in microseconds though we read it
+    /// 60 ms later.
+    #[tokio::test]
+    async fn network_time_is_the_arrival_not_the_read() {
+        // A blocking echo server on its own thread: it answers while the
+        // test's (only) runtime thread sleeps.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+            // Hold the connection until the client has read and closed.
+            let _ = s.read(&mut b);
+        });
+        // As the exporter does when it loads a config: stamping is on before
+        // the connection opens.
+        keep_stamping();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut stream = Stamped::new(TcpStream::connect(addr).await.unwrap());
+        assert_eq!(stream.network_time(), None, "nothing written or read yet");
+        stream.write_all(b"hello").await.unwrap();
+        let written = std::time::Instant::now();
+        // The echo arrives while this thread sleeps.
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(stream.network_time(), None, "nothing read yet");
+        let mut back = [0u8; 5];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+        let took = stream.network_time().expect("a stamped read");
+        assert!(written.elapsed() >= Duration::from_millis(60));
+        assert!(took < Duration::from_millis(30), "took {took:?}");
+        drop(stream);
+        server.join().unwrap();
+    }
+}
