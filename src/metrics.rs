@@ -22,7 +22,7 @@ use crate::engine::catalogue::Catalogue;
 use crate::ids::{EntryId, PlanId};
 use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
-use crate::stats::{CheckCounts, REFUSED};
+use crate::stats::{CheckCounts, REFUSED, TaskDelay};
 use crate::verdict::BlockingKind;
 
 /// A label set: keys are the contract's names (or the config's vantage
@@ -79,6 +79,9 @@ pub struct SelfStats {
     pub reload_success_timestamp: f64,
     /// Resource use, when readable.
     pub process: Option<ProcessStats>,
+    /// How long our own tasks waited to run during the round reported
+    /// (none for an ad hoc `/probe?target=`).
+    pub task_delay: Option<TaskDelay>,
 }
 
 /// A family that is registered only if it got at least one series.
@@ -527,6 +530,19 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
         "Checks running now, across rounds and /probe requests (at most max_concurrent_checks)",
         gauge(own.in_flight as f64),
     );
+    if let Some(d) = own.task_delay {
+        let delay = Family::<Labels, GaugeF>::default();
+        for (q, v) in [("0.5", d.p50), ("0.99", d.p99), ("1", d.max)] {
+            delay
+                .get_or_create(&vec![(key("quantile"), q.to_string())])
+                .set(v.as_secs_f64());
+        }
+        reg.register(
+            "reachability_exporter_task_delay_seconds",
+            "How long the exporter's own woken tasks waited to run during the round reported, by quantile of samples every 5 ms: what its own clock may have added to the timings the kernel does not take (DNS, QUIC, STUN, HTTP, downloads)",
+            delay,
+        );
+    }
     let refused = Family::<Labels, Counter>::default();
     for (code, n) in own.refused {
         if code != 0 {

@@ -63,3 +63,17 @@ impl Stats {
         std::array::from_fn(|i| (REFUSED[i], self.refused[i].load(Ordering::Relaxed)))
     }
 }
+
+/// How long the exporter's own ready tasks waited to run during a round
+/// (sampled by [`crate::engine::lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TaskDelay {
+    /// The median delay.
+    pub p50: std::time::Duration,
+    /// The 99th percentile.
+    pub p99: std::time::Duration,
+    /// The longest.
+    pub max: std::time::Duration,
+    /// How many samples.
+    pub samples: usize,
+}

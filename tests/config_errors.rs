@@ -161,8 +161,20 @@ const CASES: &[(&str, &str)] = &[
         "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni",
     ),
     (
+        "pace-spread",
+        "2:11: pace.spread: invalid share \"150%\": expected a percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)",
+    ),
+    (
+        "pace-unknown",
+        "2:3: pace.rate: unknown field `rate`, expected one of starts_per_second, spread",
+    ),
+    (
+        "pace-zero",
+        "2:22: pace.starts_per_second: must be at least 1",
+    ),
+    (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, labels, probe_allow, modules, allowed_ranges, resolvers, services",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services",
     ),
     (
         "unknown-resolve-with",

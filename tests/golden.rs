@@ -17,7 +17,7 @@ use reachability_exporter::ids::{EntryId, PlanId};
 use reachability_exporter::metrics::{self, Format, SelfStats};
 use reachability_exporter::probe::{Facts, Outcome, Transfer};
 use reachability_exporter::reason::{Reason, Stage};
-use reachability_exporter::stats::CheckCounts;
+use reachability_exporter::stats::{CheckCounts, TaskDelay};
 
 const CONFIG: &str = r#"
 labels: { country: RU, site: lab-1 }
@@ -165,6 +165,12 @@ fn own() -> SelfStats {
         reload_ok: true,
         reload_success_timestamp: 1_764_000_000.5,
         process: None,
+        task_delay: Some(TaskDelay {
+            p50: Duration::from_micros(120),
+            p99: Duration::from_millis(2),
+            max: Duration::from_millis(7),
+            samples: 100,
+        }),
         ..SelfStats::default()
     };
     for kind in CheckKind::ALL {

@@ -36,6 +36,7 @@ mod dns;
 mod download;
 mod http;
 mod kind;
+mod pace;
 mod quic;
 mod raw;
 mod resolver;
@@ -59,6 +60,7 @@ pub use dns::{DnsCheck, DnsOptions};
 pub use download::{DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DownloadCheck, DownloadOptions};
 pub use http::{DEFAULT_HTTP_STATUS, DEFAULT_MAX_BODY, HttpCheck, HttpOptions};
 pub use kind::CheckKind;
+pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
@@ -122,6 +124,8 @@ pub struct Config {
     /// A scrape within this time of the last round's start is served from
     /// that round (zero: every scrape probes).
     pub min_interval: Duration,
+    /// How a round spreads the starts of its checks.
+    pub pace: Pace,
     /// Top-level ranges exempt from the bogon rule (ad hoc probes use these).
     pub allowed_ranges: Vec<IpNet>,
     /// Modules for ad hoc `/probe?target=&module=` requests.

@@ -17,6 +17,7 @@ use serde_saphyr::Spanned;
 use super::allow::AllowRule;
 use super::decode::OrderedMap;
 use super::kind::CheckKind;
+use super::pace::RawPace;
 use super::values::{
     CallMethod, Cidr, DnsName, DohUrl, Dur, HttpUrl, IpFamily, Listen, RecordType, ServerAddr,
     Size, StatusRange, Target, Transport, ZeroOkDur,
@@ -29,6 +30,7 @@ pub(super) struct RawConfig {
     pub timeout: Option<Dur>,
     pub max_concurrent_checks: Option<Spanned<usize>>,
     pub min_interval: Option<ZeroOkDur>,
+    pub pace: Option<RawPace>,
     #[serde(default)]
     pub labels: OrderedMap<Spanned<String>>,
     #[serde(default)]

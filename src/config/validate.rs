@@ -158,6 +158,7 @@ impl Validator<'_> {
             services,
             labels,
             min_interval: raw.min_interval.map_or(Duration::ZERO, |d| d.0),
+            pace: self.pace(raw.pace)?,
             allowed_ranges: top_ranges,
             modules,
             probe_allow: raw.probe_allow,

@@ -9,6 +9,7 @@
 //! - [`run`]: the one way a check runs (permit, span, statistics).
 
 pub mod catalogue;
+pub mod lag;
 pub mod round;
 pub mod run;
 
@@ -300,6 +301,7 @@ impl Engine {
             checks: self.stats.checks(),
             refused: self.stats.refusals(),
             in_flight: round.catalogue.in_flight(),
+            task_delay: round.task_delay(),
         };
         Ok(Scraped {
             round,

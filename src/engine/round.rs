@@ -1,8 +1,11 @@
 //! A round: one run of a set of checks under one deadline, whose results any
 //! number of scrapes can read.
 //!
-//! Each check runs in its own task and records its outcome as soon as it
-//! ends. A scrape waits for the round to finish or for its own deadline,
+//! The round starts its checks one after another, paced by the config's
+//! [`crate::config::Pace`] (so that its own burst does not become part of
+//! what it measures); each check runs in its own task and records its
+//! outcome as soon as it ends. A check whose turn comes after the deadline
+//! never starts and is reported cut off at its first stage. A scrape waits for the round to finish or for its own deadline,
 //! whichever comes first, then takes a [`Round::snapshot`]: checks still
 //! running are reported as `generic_timeout_error` at the stage they are in.
 //! So a scrape never waits past its deadline, even one that joined a round
@@ -22,9 +25,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::engine::catalogue::Catalogue;
+use crate::engine::lag::{LagSamples, TaskDelay};
 use crate::engine::run::{What, run_check};
 use crate::ids::{EntryId, PlanId, SlotId};
-use crate::probe::{Outcome, Progress};
+use crate::probe::{self, Outcome, Progress};
 use crate::stats::Stats;
 use crate::verdict::{self, Evidence};
 
@@ -47,6 +51,7 @@ pub struct Round {
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
     evidence: Vec<Mutex<Evidence>>,
+    lag: LagSamples,
     /// Bumped each time a check ends.
     ended: watch::Sender<usize>,
     done: watch::Sender<bool>,
@@ -74,6 +79,10 @@ impl Round {
             .filter(|(_, p)| p.inputs().all(|i| position[i.index()].is_some()))
             .map(|(id, _)| id)
             .collect();
+        let progress = checks
+            .iter()
+            .map(|&id| Progress::at(probe::first_stage(&catalogue.entry(id).check)))
+            .collect();
         let round = Arc::new(Round {
             evidence: (0..catalogue.evidence_slots)
                 .map(|_| Mutex::new(Evidence::Waiting))
@@ -84,34 +93,19 @@ impl Round {
             started_at: std::time::SystemTime::now(),
             position,
             plans,
-            progress: (0..n).map(|_| Progress::default()).collect(),
+            progress,
             outcomes: (0..n).map(|_| OnceLock::new()).collect(),
+            lag: LagSamples::default(),
             ended: watch::Sender::new(0),
             done: watch::Sender::new(false),
         });
         let driver = round.clone();
         tokio::spawn(async move {
+            let sampler = driver.clone();
+            let done = driver.done.subscribe();
+            tokio::spawn(async move { sampler.lag.sample_until(done).await });
             let mut tasks = JoinSet::new();
-            for k in 0..n {
-                let r = driver.clone();
-                let stats = stats.clone();
-                // `permit` holds n permits: one goes with each check.
-                let mine = permit.split(1);
-                tasks.spawn(async move {
-                    let what = What::Entry(r.checks[k]);
-                    let progress = &r.progress[k];
-                    let outcome = match mine {
-                        Some(p) => {
-                            run_check(&r.catalogue, what, deadline, progress, p, &stats).await
-                        }
-                        // Never: the reservation was made for n checks.
-                        None => progress.cut_off(),
-                    };
-                    // Each slot is written once, by this task only.
-                    let _ = r.outcomes[k].set(outcome);
-                    r.ended.send_modify(|c| *c += 1);
-                });
-            }
+            // Evidence first: each task waits for the checks it reads.
             for &p in &driver.plans {
                 for (c, case) in driver.catalogue.plan(p).cases.iter().enumerate() {
                     let Some(slot) = case.evidence() else {
@@ -134,10 +128,64 @@ impl Round {
                     });
                 }
             }
+            // Then the checks, one every `interval` (paced: README, "Paced rounds").
+            let interval = driver
+                .catalogue
+                .config
+                .pace
+                .interval(n, deadline.saturating_duration_since(driver.started));
+            for k in 0..n {
+                let at = driver.started + interval.mul_f64(k as f64);
+                // A start already due goes now: a timer would wait for its
+                // next tick.
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at).await;
+                }
+                // Finished checks free their task now, not at the round's end.
+                while tasks.try_join_next().is_some() {}
+                let r = driver.clone();
+                let stats = stats.clone();
+                // `permit` holds n permits: one goes with each check.
+                let mine = permit.split(1);
+                if Instant::now() >= deadline {
+                    // Its turn came too late: cut off before it started.
+                    let check = &r.catalogue.entry(r.checks[k]).check;
+                    let outcome = r.progress[k].not_started();
+                    stats.check_ended(check.kind(), false, true);
+                    r.finish(k, outcome);
+                    continue;
+                }
+                tasks.spawn(async move {
+                    let what = What::Entry(r.checks[k]);
+                    let progress = &r.progress[k];
+                    let outcome = match mine {
+                        Some(p) => {
+                            run_check(&r.catalogue, what, deadline, progress, p, &stats).await
+                        }
+                        // Never: the reservation was made for n checks.
+                        None => progress.cut_off(),
+                    };
+                    r.finish(k, outcome);
+                });
+            }
             while tasks.join_next().await.is_some() {}
             driver.done.send_replace(true);
         });
         round
+    }
+
+    /// Records the outcome of the `k`th check.
+    fn finish(&self, k: usize, outcome: Outcome) {
+        // Each slot is written once, by the check's task (or the driver, for
+        // a check that never started).
+        let _ = self.outcomes[k].set(outcome);
+        self.ended.send_modify(|c| *c += 1);
+    }
+
+    /// How long the exporter's own tasks waited to run during this round
+    /// (so far); `None` before the first sample.
+    pub fn task_delay(&self) -> Option<TaskDelay> {
+        self.lag.summary()
     }
 
     fn slot(&self, id: SlotId) -> &Mutex<Evidence> {

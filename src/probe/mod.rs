@@ -246,6 +246,22 @@ impl Progress {
         })
     }
 
+    /// The progress of a check not started yet, which would enter `first`
+    /// first ([`first_stage`]): cut off before it starts, it is reported
+    /// there.
+    pub fn at(first: Stage) -> Progress {
+        let p = Progress::default();
+        p.enter(first);
+        p
+    }
+
+    /// The outcome of a check whose turn in a paced round came after the
+    /// deadline: cut off before it started.
+    pub fn not_started(&self) -> Outcome {
+        self.mark_cut();
+        self.cut_off()
+    }
+
     /// The outcome of a check cut off by its deadline: failed at the stage
     /// it was in, with `generic_timeout_error` — or `unknown_failure` if only
     /// malformed answers came. A download whose response had begun is not
@@ -358,6 +374,29 @@ pub struct Clients<'a> {
     pub quic: Option<&'a quinn::ClientConfig>,
     /// For control handshakes with a neutral name: certificates not judged.
     pub control_tls: &'a Arc<rustls::ClientConfig>,
+}
+
+/// The stage `check` enters first: where a check cut off before it could
+/// start is reported.
+pub fn first_stage(check: &Check) -> Stage {
+    let named = |h: &Host| matches!(h, Host::Name(_));
+    let url_named = |u: &url::Url| matches!(u.host(), Some(url::Host::Domain(_)));
+    match check {
+        Check::Dns(_) => Stage::Resolve,
+        Check::Tcp(c) if named(&c.target.host) => Stage::Resolve,
+        Check::Tls(c) if named(&c.target.host) => Stage::Resolve,
+        Check::CallPort(c) if named(&c.target.host) => Stage::Resolve,
+        Check::Quic(c) if named(&c.target.host) => Stage::Resolve,
+        Check::Http(c) if url_named(&c.url) => Stage::Resolve,
+        Check::Download(c) if url_named(&c.url) => Stage::Resolve,
+        Check::CallPort(c) if c.transport == crate::config::Transport::Udp => Stage::Stun,
+        Check::Quic(_) => Stage::QuicHandshake,
+        Check::Tcp(_)
+        | Check::Tls(_)
+        | Check::CallPort(_)
+        | Check::Http(_)
+        | Check::Download(_) => Stage::Connect,
+    }
 }
 
 /// Runs `check` until it ends or `deadline` (capped by the check's own

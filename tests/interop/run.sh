@@ -609,8 +609,8 @@ EOF
     [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
     # The rules are loaded and evaluate against the same data.
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
-    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 10 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
-        || ERRORS+=("Prometheus did not load 10 healthy rules: ${out:0:300}")
+    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 11 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
+        || ERRORS+=("Prometheus did not load 11 healthy rules: ${out:0:300}")
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/alerts)
     grep -q '"alertname":"ReachabilityServiceUnreachable"' <<<"$out" && grep -q '"service":"broken"' <<<"$out" \
         || ERRORS+=("ReachabilityServiceUnreachable is not pending for the broken service: ${out:0:300}")

@@ -1,0 +1,137 @@
+//! `pace:`: how a round spreads the starts of its checks over its budget,
+//! so that the exporter's own burst does not become part of what it
+//! measures.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::decode::{ConfigError, parse_str};
+use super::validate::{At, Validator};
+
+/// The default `pace.starts_per_second`.
+pub const DEFAULT_STARTS_PER_SECOND: u32 = 200;
+/// The default `pace.spread`, in percent of the scrape's budget.
+pub const DEFAULT_SPREAD_PERCENT: u8 = 50;
+
+/// How a round starts its checks: one every `1 / starts_per_second`, unless
+/// that would take longer than `spread` of the scrape's budget, in which
+/// case as fast as needed to start the last one within it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// At most this many check starts per second (while they fit `spread`).
+    pub starts_per_second: u32,
+    /// The share of the budget (0 < spread ≤ 0.9) the starts may spread over.
+    pub spread: f64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            starts_per_second: DEFAULT_STARTS_PER_SECOND,
+            spread: f64::from(DEFAULT_SPREAD_PERCENT) / 100.0,
+        }
+    }
+}
+
+impl Pace {
+    /// The time between two starts in a round of `checks` with `budget`.
+    pub fn interval(&self, checks: usize, budget: Duration) -> Duration {
+        let at_rate = Duration::from_secs(1) / self.starts_per_second;
+        if checks <= 1 {
+            return at_rate;
+        }
+        // Starts at 0, i, 2i, …, (n - 1)i: the last one within the window.
+        let window = budget.mul_f64(self.spread);
+        let fitting = window.div_f64((checks - 1) as f64);
+        at_rate.min(fitting)
+    }
+}
+
+/// `pace:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPace {
+    pub starts_per_second: Option<Spanned<u32>>,
+    pub spread: Option<Percent>,
+}
+
+/// A share of the budget written as a percentage, from `1%` to `90%` (the
+/// last start must leave its check time to run).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Percent(pub u8);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, |s| {
+            s.trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<u8>().ok())
+                .filter(|n| (1..=90).contains(n))
+                .map(Percent)
+                .ok_or_else(|| {
+                    format!(
+                        "invalid share {s:?}: expected a percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)"
+                    )
+                })
+        })
+    }
+}
+
+impl Validator<'_> {
+    /// `pace:`, defaults filled in.
+    pub(super) fn pace(&self, raw: Option<RawPace>) -> Result<Pace, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Pace::default());
+        };
+        let mut pace = Pace::default();
+        if let Some(s) = raw.starts_per_second {
+            if s.value == 0 {
+                let at = At::new(Some(s.referenced), "pace.starts_per_second".into());
+                return Err(self.err(&at, "must be at least 1"));
+            }
+            pace.starts_per_second = s.value;
+        }
+        if let Some(p) = raw.spread {
+            pace.spread = f64::from(p.0) / 100.0;
+        }
+        Ok(pace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_keeps_the_rate_while_the_starts_fit() {
+        let pace = Pace::default();
+        let budget = Duration::from_millis(9_500);
+        // 150 checks at 200/s take 745 ms: within half of 9.5 s.
+        assert_eq!(pace.interval(150, budget), Duration::from_millis(5));
+        // 1,000 at 200/s would take 5 s: more than 4.75 s, so faster.
+        let i = pace.interval(1_000, budget);
+        assert!(i < Duration::from_millis(5), "{i:?}");
+        assert_eq!(i.mul_f64(999.0).as_millis(), 4_750);
+        // 10,000 in a 29.5 s budget: the last starts at 14.75 s.
+        let i = pace.interval(10_000, Duration::from_millis(29_500));
+        assert_eq!(i.mul_f64(9_999.0).as_millis(), 14_750);
+        // One check, or none: nothing to spread.
+        assert_eq!(pace.interval(1, budget), Duration::from_millis(5));
+        assert_eq!(pace.interval(0, budget), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn spread_bounds_the_window() {
+        let pace = Pace {
+            starts_per_second: 1,
+            spread: 1.0,
+        };
+        // 11 checks at 1/s would take 10 s; a 5 s budget fits them at 0.5 s.
+        assert_eq!(
+            pace.interval(11, Duration::from_secs(5)),
+            Duration::from_millis(500)
+        );
+    }
+}
