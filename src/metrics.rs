@@ -275,6 +275,10 @@ fn render_items<'a>(
         "reachability_service_up",
         "1 when every check of the service passes (DNS checks through control resolvers excluded)",
     );
+    let mut service_info = Metric::new(
+        "reachability_service_info",
+        "1 for a service made from a test list's host, with the category code of the first row naming it",
+    );
 
     // Services in order of appearance, and whether each is up: up unless a
     // check that counts for it failed.
@@ -383,8 +387,18 @@ fn render_items<'a>(
         labels.push((key("kind"), kind.as_str().to_string()));
         blocking.set(&labels, b(v));
     }
+    let categories: std::collections::HashMap<&str, &str> = config
+        .services
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.category.as_deref()?)))
+        .collect();
     for (service, state) in &up {
         service_up.set(&base_labels(service, config), b(*state));
+        if let Some(category) = categories.get(service) {
+            let mut labels = base_labels(service, config);
+            labels.push((key("category"), category.to_string()));
+            service_info.set(&labels, 1.0);
+        }
     }
 
     let mut reg = Registry::default();
@@ -412,6 +426,7 @@ fn render_items<'a>(
         failure,
         blocking,
         service_up,
+        service_info,
     ] {
         m.register(&mut reg);
     }

@@ -1,5 +1,6 @@
 //! Every invalid config under tests/testdata/ fails with exactly the message
-//! paired with it here: file, line, column, key path and the rule broken.
+//! paired with it here: file, line, column, key path and the rule broken (a
+//! test list's row: the list's file and line).
 
 use std::path::Path;
 
@@ -173,8 +174,32 @@ const CASES: &[(&str, &str)] = &[
         "2:22: pace.starts_per_second: must be at least 1",
     ),
     (
+        "test-list-check",
+        "3:19: test_lists[0].checks[1]: unknown variant `ping`, expected one of dns, tls, http",
+    ),
+    (
+        "test-list-fields",
+        "tests/testdata/lists/fields.csv:2:1: test_lists[0]: expected 6 fields (url,category_code,category_description,date_added,source,notes), found 7",
+    ),
+    (
+        "test-list-header",
+        "tests/testdata/lists/bad-header.csv:1:1: test_lists[0]: the first line must be the header url,category_code,category_description,date_added,source,notes",
+    ),
+    (
+        "test-list-missing",
+        "5:11: test_lists[0].file: cannot read test list tests/testdata/lists/missing.csv: No such file or directory (os error 2)",
+    ),
+    (
+        "test-list-row",
+        "tests/testdata/lists/bad-row.csv:3:1: test_lists[0]: invalid URL \"not a url\": relative URL without a base",
+    ),
+    (
+        "test-list-taken",
+        "tests/testdata/lists/taken.csv:3:1: test_lists[0]: host \"a.example\" is also a configured service: remove it from the list or rename the service",
+    ),
+    (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services, test_lists",
     ),
     (
         "unknown-resolve-with",
@@ -210,7 +235,13 @@ fn every_invalid_config_has_its_exact_message() {
     for (name, want) in CASES {
         let file = dir.join(format!("invalid-{name}.yaml"));
         let err = Config::load(&file).expect_err(name).to_string();
-        assert_eq!(err, format!("{}:{want}", file.display()), "{name}");
+        // A test list's row is reported in the list's own file.
+        let want = if want.starts_with("tests/testdata/lists/") {
+            want.to_string()
+        } else {
+            format!("{}:{want}", file.display())
+        };
+        assert_eq!(err, want, "{name}");
     }
 }
 

@@ -41,6 +41,7 @@ mod quic;
 mod raw;
 mod resolver;
 mod tcp;
+mod test_list;
 mod tls;
 mod validate;
 mod values;
@@ -64,6 +65,7 @@ pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
+pub use test_list::LIST_HTTP_STATUS;
 pub use tls::{TlsCheck, TlsOptions};
 pub use values::{CallMethod, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{WebConfig, WebTls};
@@ -86,7 +88,7 @@ pub const DEFAULT_MAX_ADDRESSES: usize = 8;
 
 /// Label names the exporter's own series use, or Prometheus sets: a
 /// vantage label may not take them.
-pub const RESERVED_LABELS: [&str; 17] = [
+pub const RESERVED_LABELS: [&str; 18] = [
     "service",
     "target",
     "resolver",
@@ -104,6 +106,7 @@ pub const RESERVED_LABELS: [&str; 17] = [
     "job",
     "le",
     "quantile",
+    "category",
 ];
 
 /// The validated configuration.
@@ -188,6 +191,8 @@ pub struct Service {
     pub allowed_ranges: Vec<IpNet>,
     /// Its checks in file order.
     pub checks: Vec<Check>,
+    /// The category code of a service made from a test list's host.
+    pub category: Option<String>,
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::allow::AllowRule;
 use super::decode::OrderedMap;
 use super::kind::CheckKind;
 use super::pace::RawPace;
+use super::test_list::RawTestList;
 use super::values::{
     CallMethod, Cidr, DnsName, DohUrl, Dur, HttpUrl, IpFamily, Listen, RecordType, ServerAddr,
     Size, StatusRange, Target, Transport, ZeroOkDur,
@@ -42,6 +43,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub resolvers: OrderedMap<Spanned<RawResolver>>,
     pub services: Option<OrderedMap<Spanned<RawService>>>,
+    #[serde(default)]
+    pub test_lists: Vec<Spanned<RawTestList>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -42,7 +42,8 @@ pub(super) struct Validator<'a> {
 #[derive(Debug, Clone)]
 pub(super) struct At {
     loc: Option<Location>,
-    path: String,
+    /// The key path (`services.a.tls[0]`).
+    pub path: String,
 }
 
 impl At {
@@ -133,12 +134,12 @@ impl Validator<'_> {
                 "no services configured: add at least one",
             )
         };
-        let raw_services = raw.services.ok_or_else(no_services)?;
-        if raw_services.0.is_empty() {
+        // Services, or a test list that makes them.
+        let raw_services = raw.services.map(|s| s.0).unwrap_or_default();
+        if raw_services.is_empty() && raw.test_lists.is_empty() {
             return Err(no_services());
         }
         let services = raw_services
-            .0
             .into_iter()
             .map(|(name, s)| self.service(&name, s, &top, &top_ranges, &resolvers))
             .collect::<Result<Vec<_>, _>>()?;
@@ -149,6 +150,15 @@ impl Validator<'_> {
             .into_iter()
             .map(|(name, m)| self.module(&name, m, &top, &resolvers))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut services = services;
+        let listed = self.test_lists(raw.test_lists, &top, &top_ranges, &resolvers, &services)?;
+        if services.is_empty() && listed.is_empty() {
+            return Err(no_services());
+        }
+        services.extend(listed.into_iter().map(|(mut s, category)| {
+            s.category = Some(category);
+            s
+        }));
         let checks = services.iter().map(|s| s.checks.len()).sum();
         Ok(Config {
             file: PathBuf::from(self.file),
@@ -282,6 +292,7 @@ impl Validator<'_> {
             resolve_with,
             allowed_ranges,
             checks,
+            category: None,
         })
     }
 

@@ -1,0 +1,416 @@
+//! `test_lists:`: services made from lists of URLs in Citizen Lab's
+//! test-lists CSV format (`url,category_code,category_description,
+//! date_added,source,notes`, one header line).
+//!
+//! Each distinct host becomes a service named after it: a DNS check (A)
+//! through each of the list's resolvers, a TLS check per host:port of its
+//! https URLs, an HTTP GET per URL (accepting 200–399). The first list and
+//! row that name a host decide its options and category; later rows of the
+//! same host only add their URLs.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::check::Check;
+use super::decode::ConfigError;
+use super::raw::{RawHttp, RawTls};
+use super::resolver::Resolver;
+use super::validate::{At, Defaults, Validator};
+use super::values::{DnsName, Dur, Host, HttpUrl, IpFamily, RecordType, Target};
+use super::{MAX_CONFIG_BYTES, Service};
+
+/// The status codes a list URL's HTTP check accepts.
+pub const LIST_HTTP_STATUS: (u16, u16) = (200, 399);
+
+/// The header line of a Citizen Lab test list.
+const HEADER: [&str; 6] = [
+    "url",
+    "category_code",
+    "category_description",
+    "date_added",
+    "source",
+    "notes",
+];
+
+/// Which checks each URL of a list gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ListCheck {
+    Dns,
+    Tls,
+    Http,
+}
+
+/// A `test_lists:` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTestList {
+    pub file: Spanned<String>,
+    pub resolvers: Option<Vec<Spanned<String>>>,
+    pub checks: Option<Vec<ListCheck>>,
+    pub resolve_with: Option<Spanned<String>>,
+    pub timeout: Option<Dur>,
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    pub control_sni: Option<DnsName>,
+    pub ip_family: Option<IpFamily>,
+}
+
+/// One host's service being built, and where it was first named.
+struct HostService {
+    service: Service,
+    category: String,
+}
+
+impl Validator<'_> {
+    /// The services of every list, in order of first appearance; `taken`
+    /// are the configured services' names, which a list host may not take.
+    pub(super) fn test_lists(
+        &self,
+        lists: Vec<Spanned<RawTestList>>,
+        top: &Defaults,
+        top_ranges: &[ipnet::IpNet],
+        resolvers: &[Resolver],
+        taken: &[Service],
+    ) -> Result<Vec<(Service, String)>, ConfigError> {
+        let mut hosts: Vec<HostService> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, list) in lists.into_iter().enumerate() {
+            let at = At::new(Some(list.referenced), format!("test_lists[{i}]"));
+            let raw = list.value;
+            let builder = self.list_builder(&at, list.referenced, &raw, top, resolvers)?;
+            let path = self.base.join(&raw.file.value);
+            let shown = path.display().to_string();
+            let text = read_list(&path).map_err(|e| {
+                self.err(
+                    &at.key("file").written_at(raw.file.referenced),
+                    format!("cannot read test list {shown}: {e}"),
+                )
+            })?;
+            let row_err = |line: usize, message: String| ConfigError::Invalid {
+                file: shown.clone(),
+                line,
+                column: 1,
+                path: at.path.clone(),
+                message,
+            };
+            let mut lines = text.lines().enumerate();
+            match lines.next() {
+                Some((_, header))
+                    if split_row(header).ok().as_deref() == Some(&HEADER.map(String::from)[..]) => {
+                }
+                _ => {
+                    return Err(row_err(
+                        1,
+                        format!("the first line must be the header {}", HEADER.join(",")),
+                    ));
+                }
+            }
+            for (n, line) in lines {
+                let line_no = n + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let fields = split_row(line).map_err(|e| row_err(line_no, e))?;
+                if fields.len() != HEADER.len() {
+                    return Err(row_err(
+                        line_no,
+                        format!(
+                            "expected {} fields ({}), found {}",
+                            HEADER.len(),
+                            HEADER.join(","),
+                            fields.len()
+                        ),
+                    ));
+                }
+                let url = HttpUrl::parse(fields[0].trim()).map_err(|e| row_err(line_no, e))?;
+                let category = fields[1].trim();
+                if category.is_empty() {
+                    return Err(row_err(line_no, "empty category_code".into()));
+                }
+                let host = match url.url.host() {
+                    Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+                    Some(url::Host::Ipv4(ip)) => ip.to_string(),
+                    Some(url::Host::Ipv6(_)) | None => {
+                        return Err(row_err(
+                            line_no,
+                            format!(
+                                "{:?}: a list URL's host must be a name or an IPv4 address (it names its service)",
+                                url.written
+                            ),
+                        ));
+                    }
+                };
+                self.label_value("service", &host, &at)
+                    .map_err(|_| row_err(line_no, format!("host {host:?} cannot name a service: use letters, digits, `_`, `-` and `.`")))?;
+                if taken.iter().any(|s| s.name == host) {
+                    return Err(row_err(
+                        line_no,
+                        format!(
+                            "host {host:?} is also a configured service: remove it from the list or rename the service"
+                        ),
+                    ));
+                }
+                let k = match index.get(&host) {
+                    Some(&k) => k,
+                    None => {
+                        hosts.push(HostService {
+                            service: builder.service(&host),
+                            category: category.to_string(),
+                        });
+                        index.insert(host.clone(), hosts.len() - 1);
+                        hosts.len() - 1
+                    }
+                };
+                builder.add_url(&mut hosts[k].service, url);
+            }
+        }
+        let mut out = Vec::with_capacity(hosts.len());
+        for mut h in hosts {
+            h.service.allowed_ranges = top_ranges.to_vec();
+            // A row's URLs can all be http:// on a list without dns: a host
+            // with no check at all is left out.
+            if !h.service.checks.is_empty() {
+                out.push((h.service, h.category));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The options a list gives each of its hosts, validated once.
+    fn list_builder(
+        &self,
+        at: &At,
+        loc: serde_saphyr::Location,
+        raw: &RawTestList,
+        top: &Defaults,
+        resolvers: &[Resolver],
+    ) -> Result<ListBuilder, ConfigError> {
+        let d = Defaults {
+            control_sni: raw.control_sni.as_ref().map(|n| n.0.clone()),
+            ..top.within(raw.timeout, raw.ip_family)
+        };
+        let checks = raw
+            .checks
+            .clone()
+            .unwrap_or_else(|| vec![ListCheck::Dns, ListCheck::Tls, ListCheck::Http]);
+        if checks.is_empty() {
+            return Err(self.err(&at.key("checks"), "empty list: name dns, tls and/or http"));
+        }
+        let resolve_with = match &raw.resolve_with {
+            Some(r) => self.resolver_index(resolvers, r, &at.key("resolve_with"))?,
+            None => 0,
+        };
+        let mut dns = Vec::new();
+        if checks.contains(&ListCheck::Dns) {
+            let listed: Vec<Spanned<String>> = match &raw.resolvers {
+                Some(r) if r.is_empty() => {
+                    return Err(self.err(
+                        &at.key("resolvers"),
+                        "empty list: name at least one resolver, such as system",
+                    ));
+                }
+                Some(r) => r.clone(),
+                None => vec![Spanned::new(super::SYSTEM_RESOLVER.to_string(), loc, loc)],
+            };
+            for r in &listed {
+                dns.push(self.dns_module(
+                    &at.key("resolvers"),
+                    Some(r.clone()),
+                    Some(RecordType::A),
+                    &d,
+                    resolvers,
+                )?);
+            }
+        }
+        let trust_tls = RawTls {
+            target: (),
+            sni: None,
+            ca_file: raw.ca_file.clone(),
+            insecure: raw.insecure,
+            timeout: None,
+            ip_family: None,
+            all_addresses: false,
+            max_addresses: None,
+            control_sni: None,
+        };
+        let tls = checks
+            .contains(&ListCheck::Tls)
+            .then(|| self.tls(at, &d, trust_tls).map(|(_, o)| o))
+            .transpose()?;
+        let raw_http = RawHttp {
+            url: (),
+            status: None,
+            max_redirects: None,
+            max_body: None,
+            ca_file: raw.ca_file.clone(),
+            insecure: raw.insecure,
+            timeout: None,
+            ip_family: None,
+        };
+        let http = checks
+            .contains(&ListCheck::Http)
+            .then(|| {
+                self.http(at, &d, raw_http).map(|(_, mut o)| {
+                    o.status = vec![LIST_HTTP_STATUS];
+                    o
+                })
+            })
+            .transpose()?;
+        Ok(ListBuilder {
+            resolve_with,
+            dns,
+            tls,
+            http,
+        })
+    }
+}
+
+/// A list's options, ready to make each host's checks.
+struct ListBuilder {
+    resolve_with: usize,
+    dns: Vec<super::DnsOptions>,
+    tls: Option<super::TlsOptions>,
+    http: Option<super::HttpOptions>,
+}
+
+impl ListBuilder {
+    /// The service of `host`, with its DNS checks.
+    fn service(&self, host: &str) -> Service {
+        let named = host.parse::<std::net::IpAddr>().is_err();
+        let checks = if named {
+            self.dns
+                .iter()
+                .map(|o| Check::Dns(o.clone().check(host.to_string())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Service {
+            name: host.to_string(),
+            resolve_with: self.resolve_with,
+            allowed_ranges: Vec::new(),
+            checks,
+            category: None,
+        }
+    }
+
+    /// The checks `url` adds to its host's service: a TLS check of its
+    /// host:port (https only, once per port) and an HTTP GET (once per URL).
+    fn add_url(&self, service: &mut Service, url: HttpUrl) {
+        if let Some(tls) = &self.tls
+            && url.url.scheme() == "https"
+        {
+            let port = url.url.port_or_known_default().unwrap_or(443);
+            let host = match url.url.host() {
+                Some(url::Host::Ipv4(ip)) => Host::Ip(ip.into()),
+                _ => Host::Name(service.name.clone()),
+            };
+            let written = format!("{}:{port}", service.name);
+            let seen = service
+                .checks
+                .iter()
+                .any(|c| matches!(c, Check::Tls(t) if t.target.written == written));
+            if !seen {
+                let target = Target {
+                    written,
+                    host,
+                    port,
+                };
+                service.checks.push(Check::Tls(tls.clone().check(target)));
+            }
+        }
+        if let Some(http) = &self.http {
+            let seen = service
+                .checks
+                .iter()
+                .any(|c| matches!(c, Check::Http(h) if h.url == url.url));
+            if !seen {
+                service.checks.push(Check::Http(http.clone().check(url)));
+            }
+        }
+    }
+}
+
+/// The list's text, refusing what no list is (too large, not UTF-8).
+fn read_list(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{} bytes: more than the 16 MiB a list may be",
+            bytes.len()
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The fields of one CSV row (RFC 4180: a field in double quotes may hold
+/// commas and `""` for a quote).
+fn split_row(line: &str) -> Result<Vec<String>, String> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (false, '"') if at_start => quoted = true,
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => {
+                quoted = false;
+                if !matches!(chars.peek(), None | Some(',')) {
+                    return Err("a quoted field must end at a comma".into());
+                }
+            }
+            (false, ',') => {
+                fields.push(std::mem::take(&mut field));
+                at_start = true;
+                continue;
+            }
+            (_, c) => field.push(c),
+        }
+        at_start = false;
+    }
+    if quoted {
+        return Err("a quoted field is not closed (a field cannot span lines)".into());
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_as_rfc_4180_says() {
+        assert_eq!(split_row("a,b,,d").unwrap(), ["a", "b", "", "d"]);
+        assert_eq!(
+            split_row("https://x.org/,NEWS,\"News, media\",2020-01-01,cl,\"say \"\"hi\"\"\"\r")
+                .unwrap(),
+            [
+                "https://x.org/",
+                "NEWS",
+                "News, media",
+                "2020-01-01",
+                "cl",
+                "say \"hi\""
+            ]
+        );
+        assert!(split_row("a,\"open").is_err());
+        assert!(split_row("a,\"b\"c").is_err());
+    }
+}
