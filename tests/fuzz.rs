@@ -218,12 +218,19 @@ fn fuzz_stun_tcp_framing() {
 
 #[test]
 fn fuzz_config_loader() {
+    // The config files (tests/testdata/lists/ holds CSV lists).
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir("tests/testdata")
         .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| std::fs::read(p).unwrap())
         .collect();
     seeds.push(
         b"timeout: 2s\nresolvers:\n  c: { doh: \"https://1.1.1.1/dns-query\", server_name: x.org }\nservices:\n  a:\n    control_sni: example.org\n    dns: { names: [a.org], resolvers: [system, c], types: [A, AAAA] }\n    tcp: [{ target: \"a.org:443\", all_addresses: true }]\n    tls: [\"a.org:443\"]\n    call_ports: [{ udp: \"1.2.3.4:3478\" }, { tcp: \"1.2.3.4:443\" }]\n    http: [{ url: \"https://a.org/\", status: [200, \"300-399\"] }]\n    download: [{ url: \"https://a.org/x\", max_bytes: 1MiB, min_rate: 100KiB }]\n    quic: [{ target: \"a.org:443\", alpn: [h3] }]\nmodules:\n  m: { kind: tls, sni: a.org }\nprobe_allow: [\"*.org:443\", \"10.0.0.0/8\"]\nlabels: { site: x }\n"
+            .to_vec(),
+    );
+    seeds.push(
+        b"pace: { starts_per_second: 5, spread: 30% }\ntest_lists:\n  - { file: lists/taken.csv, checks: [dns, tls], resolvers: [system] }\n"
             .to_vec(),
     );
     let tokens: &[&[u8]] = &[
@@ -270,8 +277,15 @@ fn fuzz_config_loader() {
             text += 1;
             match Config::parse(s, path) {
                 Ok(_) => valid += 1,
-                // Every error names the file.
-                Err(e) => assert!(e.to_string().contains("fuzz.yaml"), "{e}"),
+                // Every error names the file (or the test list whose row
+                // it is about).
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("fuzz.yaml") || e.starts_with("tests/testdata/lists/"),
+                        "{e}"
+                    )
+                }
             }
         }
     }
