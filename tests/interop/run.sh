@@ -101,7 +101,7 @@ make_pki() {
         -keyout ca.key -out ca.pem -days 2 -subj "/CN=interop test CA" 2>/dev/null
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
         -keyout server.key -out server.csr -subj "/CN=chat.lab" 2>/dev/null
-    printf 'subjectAltName=DNS:chat.lab,DNS:blocked.lab,DNS:drop.lab,DNS:dns.lab,IP:%s\n' "$SRV_IP" > san.ext
+    printf 'subjectAltName=DNS:chat.lab,DNS:blocked.lab,DNS:drop.lab,DNS:dns.lab,DNS:*.list.lab,IP:%s\n' "$SRV_IP" > san.ext
     openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
         -out server.pem -days 2 -extfile san.ext 2>/dev/null
     cd - >/dev/null
@@ -146,6 +146,9 @@ server:
     local-data: "chat.lab. A $SRV_IP"
     local-data: "gone.lab. A $SRV_IP"
     local-data: "blocked.lab. A $SRV_IP"
+    # Every name under list.lab (the test lists' hosts) is the server.
+    local-zone: "list.lab." redirect
+    local-data: "list.lab. A $SRV_IP"
 remote-control:
     control-enable: yes
     control-interface: "$WORK/unbound.ctl"
@@ -590,7 +593,18 @@ s_dashboard() {
     http: ["http://chat.lab/missing"]
     quic: [{ target: "$SRV_IP:9", sni: chat.lab, ca_file: ca.pem }]
     download: [{ url: "http://$SRV_IP:9/" }]
+test_lists:
+  - file: list-dash.csv
+    resolvers: [system, unbound_dot]
+    control_sni: neutral.lab
+    ca_file: ca.pem
 EOF
+    # A test list: one host whose SNI the server's side resets (failing, and
+    # sni_filtered), one that passes, for the "Test lists" row.
+    printf 'url,category_code,category_description,date_added,source,notes\n%s\n%s\n' \
+        "https://reset.list.lab/,NEWS,News Media,2026-11-30,interop,\"reset by SNI, as a censor does\"" \
+        "https://ok.list.lab/,HUMR,Human Rights Issues,2026-11-30,interop," > "$WORK/list-dash.csv"
+    in_srv iptables -A INPUT -p tcp --dport 443 -m string --string reset.list.lab --algo bm -j REJECT --reject-with tcp-reset
     kill -HUP "$EXPORTER_PID"
     # Wait until Prometheus has several scrapes of the failing service.
     local have='count_over_time(reachability_service_up{service="broken"}[1m]) >= 4'
@@ -617,6 +631,12 @@ EOF
     LAST=$(scrape)
     expect "$LAST" 1 reachability_exporter_config_last_reload_successful
     expect "$LAST" 0 reachability_service_up service=\"broken\"
+    expect "$LAST" 1 reachability_service_info service=\"reset.list.lab\" category=\"NEWS\"
+    expect "$LAST" 1 reachability_service_info service=\"ok.list.lab\" category=\"HUMR\"
+    expect "$LAST" 0 reachability_service_up service=\"reset.list.lab\"
+    expect "$LAST" 1 reachability_service_up service=\"ok.list.lab\"
+    verdict "$LAST" 1 reset.list.lab reset.list.lab:443 sni_filtered
+    verdict "$LAST" 0 ok.list.lab ok.list.lab:443 sni_filtered
 }
 
 s_systemd_unit() {
@@ -845,6 +865,51 @@ start_loaded() {
     PIDS+=("$LOADED_PID")
     wait_for "the loaded exporter" in_cli curl -sf http://127.0.0.1:9801/-/ready
 }
+# A third exporter on a test list of 500 URLs (h1.list.lab … h500.list.lab,
+# all the server): each host is a service with a DNS, a TLS and an HTTP
+# check, 1,500 checks paced in one round.
+s_test_list_500() {
+    {
+        printf 'url,category_code,category_description,date_added,source,notes\n'
+        for i in $(seq 1 500); do
+            printf 'https://h%d.list.lab/,%s,Category %d,2026-11-30,interop,\n' "$i" "CAT$((i % 5))" $((i % 5))
+        done
+    } > "$WORK/list-500.csv"
+    cat > "$WORK/list-500.yaml" <<EOF
+listen: 127.0.0.1:9802
+allowed_ranges: [$NET.0/24]
+resolvers:
+  system: { udp: "$SRV_IP:53" }
+test_lists:
+  - { file: list-500.csv, ca_file: ca.pem }
+EOF
+    ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/list-500.yaml" --log.level warn &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for "the test-list exporter" in_cli curl -sf http://127.0.0.1:9802/-/ready \
+        || { ERRORS+=("the exporter on a 500-URL list did not start"); kill "$pid"; return 0; }
+    local t0 t1
+    t0=$(date +%s.%N)
+    LAST=$(in_cli curl -sf --max-time 32 -H 'X-Prometheus-Scrape-Timeout-Seconds: 30' http://127.0.0.1:9802/metrics) \
+        || { ERRORS+=("the scrape of 500 hosts failed"); kill "$pid"; return 0; }
+    t1=$(date +%s.%N)
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    local hosts up ok_dns ok_tls ok_http
+    hosts=$(grep -c '^reachability_service_info{' <<<"$LAST" || true)
+    up=$(grep -c '^reachability_service_up{.*} 1' <<<"$LAST" || true)
+    ok_dns=$(grep -c '^reachability_dns_success{.*} 1' <<<"$LAST" || true)
+    ok_tls=$(grep -c '^reachability_tls_handshake_success{.*} 1' <<<"$LAST" || true)
+    ok_http=$(grep -c '^reachability_http_success{.*} 1' <<<"$LAST" || true)
+    log "     500 hosts, 1,500 checks in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s: $up up; dns $ok_dns, tls $ok_tls, http $ok_http passed"
+    [ "$hosts" = 500 ] || ERRORS+=("$hosts reachability_service_info series, want 500")
+    [ "$up" = 500 ] || ERRORS+=("$up hosts up, want 500")
+    [ "$ok_dns" = 500 ] && [ "$ok_tls" = 500 ] && [ "$ok_http" = 500 ] \
+        || ERRORS+=("passed: dns $ok_dns, tls $ok_tls, http $ok_http; want 500 each")
+    expect "$LAST" 1 reachability_service_info service=\"h7.list.lab\" category=\"CAT2\"
+    expect "$LAST" 1 reachability_tls_handshake_success service=\"h500.list.lab\" target=\"h500.list.lab:443\" sni=\"h500.list.lab\"
+}
+
 open_fds() { ls "/proc/$1/fd" | wc -l; }
 fds_at_most() { [ "$(open_fds "$1")" -le "$2" ]; } # PID N
 # loaded_stats: "CUT IN_FLIGHT" of the loaded exporter: its
@@ -1021,6 +1086,7 @@ main() {
     scenario blackhole-100 s_blackhole_100
     scenario concurrency-200 s_concurrency_200
     scenario prometheus s_prometheus
+    scenario test-list-500 s_test_list_500
     scenario alert-rules s_alert_rules
     scenario dashboard s_dashboard
     scenario status-page s_status_page
