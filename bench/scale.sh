@@ -15,11 +15,15 @@
 # Usage: sudo bench/scale.sh   (root: installs nginx, adds and removes one
 #                               iptables rule on lo; ~4 minutes)
 #        SIZES="10 150" ROUNDS=2 sudo -E bench/scale.sh   for a shorter run
+#        BASELINE=/path/to/old/reachability_exporter sudo -E bench/scale.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/reachability-scale.XXXXXX)
 BIN="$ROOT/target/release/reachability_exporter"
+# BASELINE=path/to/another/build runs each size with it too, side by side
+# (an older commit's binary, say: the configs use no key it lacks).
+BASELINE=${BASELINE:-}
 SIZES=${SIZES:-"10 150 1000 10000"}
 ROUNDS=${ROUNDS:-3}
 PIDS=()
@@ -103,13 +107,13 @@ config() {
     done
 }
 
-# run NAME CONFIG HEADER ROUNDS: ROUNDS rounds, each by a fresh exporter
-# (so every round starts cold, as after a restart); prints one row.
+# run NAME CONFIG HEADER ROUNDS [BINARY]: ROUNDS rounds, each by a fresh
+# exporter (so every round starts cold, as after a restart); prints one row.
 run() {
-    local name=$1 cfg=$2 header=$3 rounds=$4 r pid cpu0 cpu1 t0 t1 t2 hwm=0 h
+    local name=$1 cfg=$2 header=$3 rounds=$4 bin=${5:-$BIN} r pid cpu0 cpu1 t0 t1 t2 hwm=0 h
     : > "$WORK/$name.rows"
     for r in $(seq 1 "$rounds"); do
-        "$BIN" --config.file "$cfg" --log.level=warn & pid=$!
+        "$bin" --config.file "$cfg" --log.level=warn & pid=$!
         for _ in $(seq 1 300); do curl -sf http://127.0.0.1:9799/-/ready >/dev/null && break; sleep 0.1; done
         echo 5 > "/proc/$pid/clear_refs"
         cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
@@ -164,6 +168,9 @@ for n in $SIZES; do
     rounds=$ROUNDS
     [ "$n" -gt 1000 ] && rounds=1
     run "tls-$n" "tls-$n.yml" "$header" "$rounds"
+    [ -n "$BASELINE" ] && run "tls-$n (baseline)" "tls-$n.yml" "$header" "$rounds" "$BASELINE"
 done
 config 1000 100 > dark.yml
 run "tls-1000-100-blackholed" dark.yml 10 "$ROUNDS"
+[ -n "$BASELINE" ] && run "tls-1000-100-blackholed (baseline)" dark.yml 10 "$ROUNDS" "$BASELINE"
+exit 0

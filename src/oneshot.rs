@@ -1,6 +1,7 @@
 //! `reachability_exporter check`: every check once, in the terminal.
 //!
-//! Runs a round with each check's own timeout (no scrape deadline) and
+//! Runs a round with each check's own timeout (no scrape deadline; the
+//! starts keep the configured `pace`) and
 //! renders it as an aligned table — coloured only when asked, i.e. on a
 //! TTY — or as JSON. It shares the probers and the round with the server,
 //! and never touches metrics.
@@ -55,7 +56,11 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
         .map(|(_, e)| e.check.timeout())
         .max()
         .unwrap_or_default();
-    let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
+    // With no scrape deadline, the starts keep the configured pace: time
+    // for all of them at that rate within `spread`, then for the last
+    // check's own timeout.
+    let deadline =
+        tokio::time::Instant::now() + oneshot_budget(&cat.config.pace, checks.len(), longest);
     // A fresh catalogue, and max_concurrent_checks covers every configured
     // check (the config loader makes sure): the reservation cannot fail.
     let permit = cat
@@ -84,6 +89,17 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
         })
         .collect();
     Ok(rows)
+}
+
+/// The round's budget for `checks` checks whose longest timeout is
+/// `longest`: long enough that [`crate::config::Pace::interval`] keeps the
+/// configured rate and the last check to start has its whole timeout.
+fn oneshot_budget(pace: &crate::config::Pace, checks: usize, longest: Duration) -> Duration {
+    let starts = Duration::from_secs(1) / pace.starts_per_second;
+    let spread = starts
+        .mul_f64(checks.saturating_sub(1) as f64)
+        .div_f64(pace.spread);
+    spread + longest + Duration::from_secs(1)
 }
 
 fn latency(o: &Outcome) -> String {
@@ -185,4 +201,25 @@ pub fn json(rows: &[Row]) -> String {
         .collect();
     // Serialising plain values cannot fail.
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Pace;
+
+    /// `check` keeps the configured rate, whatever the number of checks,
+    /// and leaves the last one its whole timeout.
+    #[test]
+    fn the_budget_keeps_the_pace_and_the_last_timeout() {
+        let pace = Pace::default();
+        let longest = Duration::from_secs(5);
+        for n in [1usize, 12, 150, 3_001] {
+            let budget = oneshot_budget(&pace, n, longest);
+            let interval = pace.interval(n, budget);
+            assert_eq!(interval, Duration::from_millis(5), "{n} checks");
+            let last_start = interval.mul_f64(n.saturating_sub(1) as f64);
+            assert!(budget - last_start >= longest, "{n} checks: {budget:?}");
+        }
+    }
 }

@@ -263,6 +263,27 @@ async fn auto_reload_and_telemetry_path() {
         .await;
         let (_, body) = get(addr, "/custom", None).await;
         assert!(body.contains("service=\"two\""), "{body}");
+
+        // A test list is watched too: a row added to the list alone is
+        // picked up.
+        let header = "url,category_code,category_description,date_added,source,notes\n";
+        let row = |host: &str| format!("http://{host}:{}/,NEWS,News,2026-01-01,t,\n", second.port());
+        let list = dir.path().join("list.csv");
+        std::fs::write(&list, format!("{header}{}", row("127.0.0.1"))).unwrap();
+        std::fs::write(
+            &config,
+            format!("services:\n  two:\n    tcp: [\"{second}\"]\ntest_lists:\n  - {{ file: list.csv, checks: [http] }}\n"),
+        )
+        .unwrap();
+        eventually(addr, "/custom", "the list was not loaded", |b| {
+            b.contains("reachability_service_info{service=\"127.0.0.1\",category=\"NEWS\"} 1")
+        })
+        .await;
+        std::fs::write(&list, format!("{header}{}{}", row("127.0.0.1"), row("127.0.0.2"))).unwrap();
+        eventually(addr, "/custom", "a change to the list alone was not picked up", |b| {
+            b.contains("reachability_service_info{service=\"127.0.0.2\",category=\"NEWS\"} 1")
+        })
+        .await;
         child.kill().unwrap();
         child.wait().unwrap();
     })

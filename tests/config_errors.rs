@@ -163,19 +163,27 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "pace-spread",
-        "2:11: pace.spread: invalid share \"150%\": expected a percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)",
+        "2:11: pace.spread: invalid share \"150%\": expected a whole percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)",
     ),
     (
         "pace-unknown",
         "2:3: pace.rate: unknown field `rate`, expected one of starts_per_second, spread",
     ),
     (
+        "pace-float",
+        "2:22: pace.starts_per_second: invalid rate 0.5: expected a whole number of starts a second from 1 to 4294967295, such as 200",
+    ),
+    (
         "pace-zero",
-        "2:22: pace.starts_per_second: must be at least 1",
+        "2:22: pace.starts_per_second: invalid rate 0: expected a whole number of starts a second from 1 to 4294967295, such as 200",
     ),
     (
         "test-list-check",
         "3:19: test_lists[0].checks[1]: unknown variant `ping`, expected one of dns, tls, http",
+    ),
+    (
+        "test-list-empty",
+        " test_lists: the test lists give no host to check (only a header, or no check for their URLs) and no service is configured",
     ),
     (
         "test-list-fields",
@@ -187,7 +195,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "test-list-missing",
-        "5:11: test_lists[0].file: cannot read test list tests/testdata/lists/missing.csv: No such file or directory (os error 2)",
+        "5:5: test_lists[0].file: cannot read test list tests/testdata/lists/missing.csv: No such file or directory (os error 2)",
     ),
     (
         "test-list-row",

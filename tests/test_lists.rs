@@ -98,6 +98,62 @@ fn checks_narrow_the_kinds() {
     assert_eq!(kinds(&c, "a.example"), ["tls"]);
 }
 
+/// A host named in two lists: the first row naming it gives its category,
+/// and that row's list the options of all its checks, the second list's
+/// URL included. The short form `- file.csv` is a list with defaults.
+#[test]
+fn the_first_row_of_a_host_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "one.csv",
+        &format!("{HEADER}https://d.example/,NEWS,News,2026-01-01,t,\n"),
+    );
+    write(
+        dir.path(),
+        "two.csv",
+        &format!(
+            "{HEADER}https://d.example/y,POLR,Political,2026-01-01,t,\nhttps://e.example/,POLR,Political,2026-01-01,t,\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "config.yaml",
+        "test_lists:\n  - { file: one.csv, insecure: true, timeout: 2s, checks: [tls, http] }\n  - two.csv\n",
+    );
+    let c = Config::load(&dir.path().join("config.yaml")).unwrap();
+    assert_eq!(kinds(&c, "d.example"), ["tls", "http", "http"]);
+    let d = c.services.iter().find(|s| s.name == "d.example").unwrap();
+    assert_eq!(d.category.as_deref(), Some("NEWS"));
+    for check in &d.checks {
+        assert_eq!(
+            check.timeout(),
+            std::time::Duration::from_secs(2),
+            "{check:?}"
+        );
+        if let Check::Http(h) = check {
+            assert!(
+                matches!(
+                    h.options.trust,
+                    reachability_exporter::config::Trust::Insecure
+                ),
+                "{h:?}"
+            );
+        }
+    }
+    // The second list's own host gets the second list's defaults.
+    assert_eq!(kinds(&c, "e.example"), ["dns", "tls", "http"]);
+    assert_eq!(
+        c.services
+            .iter()
+            .find(|s| s.name == "e.example")
+            .unwrap()
+            .checks[0]
+            .timeout(),
+        std::time::Duration::from_secs(5)
+    );
+}
+
 /// The bundled example list loads, every row a host of its own but one.
 #[test]
 fn the_example_list_loads() {

@@ -121,7 +121,7 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
 
 /// Formats a serde path as `a.b[0].c`, dropping the `value` segment that
 /// [`serde_saphyr::Spanned`] inserts under a service, resolver, module or
-/// label and each list entry.
+/// label, each list entry and a spanned leaf value.
 fn format_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let segs: Vec<&Segment> = path.iter().collect();
@@ -132,6 +132,11 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
             Segment::Map { key } => {
                 let spanned_value = key == "value"
                     && (matches!(segs.get(i.wrapping_sub(1)), Some(Segment::Seq { .. }))
+                        // A Spanned leaf value (no key is named `value`; a
+                        // label may be, directly under `labels`).
+                        || (i + 1 == segs.len()
+                            && i >= 1
+                            && !matches!(segs[i - 1], Segment::Map { key } if key == "labels"))
                         || (i == 2
                             && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels"))));
                 if spanned_value {

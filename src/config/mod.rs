@@ -129,6 +129,8 @@ pub struct Config {
     pub min_interval: Duration,
     /// How a round spreads the starts of its checks.
     pub pace: Pace,
+    /// The test lists read (watched with the config file by auto-reload).
+    pub list_files: Vec<PathBuf>,
     /// Top-level ranges exempt from the bogon rule (ad hoc probes use these).
     pub allowed_ranges: Vec<IpNet>,
     /// Modules for ad hoc `/probe?target=&module=` requests.

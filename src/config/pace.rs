@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::decode::{ConfigError, parse_str};
-use super::validate::{At, Validator};
+use super::validate::Validator;
 
 /// The default `pace.starts_per_second`.
 pub const DEFAULT_STARTS_PER_SECOND: u32 = 200;
@@ -53,8 +53,43 @@ impl Pace {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPace {
-    pub starts_per_second: Option<Spanned<u32>>,
+    pub starts_per_second: Option<Spanned<Rate>>,
     pub spread: Option<Percent>,
+}
+
+/// A whole number of starts a second, at least 1.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rate(pub u32);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const WANT: &str = "a whole number of starts a second from 1 to 4294967295, such as 200";
+        impl serde::de::Visitor<'_> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(WANT)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Rate, E> {
+                match u32::try_from(v) {
+                    Ok(n) if n > 0 => Ok(Rate(n)),
+                    _ => Err(E::custom(format!("invalid rate {v}: expected {WANT}"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Rate, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("invalid rate {v}: expected {WANT}")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Rate, E> {
+                Err(E::custom(format!("invalid rate {v}: expected {WANT}")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Rate, E> {
+                Err(E::custom(format!("invalid rate {v:?}: expected {WANT}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A share of the budget written as a percentage, from `1%` to `90%` (the
@@ -72,7 +107,7 @@ impl<'de> Deserialize<'de> for Percent {
                 .map(Percent)
                 .ok_or_else(|| {
                     format!(
-                        "invalid share {s:?}: expected a percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)"
+                        "invalid share {s:?}: expected a whole percentage from 1% to 90%, such as 50% (the last start must leave its check time to run)"
                     )
                 })
         })
@@ -87,11 +122,7 @@ impl Validator<'_> {
         };
         let mut pace = Pace::default();
         if let Some(s) = raw.starts_per_second {
-            if s.value == 0 {
-                let at = At::new(Some(s.referenced), "pace.starts_per_second".into());
-                return Err(self.err(&at, "must be at least 1"));
-            }
-            pace.starts_per_second = s.value;
+            pace.starts_per_second = s.value.0;
         }
         if let Some(p) = raw.spread {
             pace.spread = f64::from(p.0) / 100.0;

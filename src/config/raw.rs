@@ -44,7 +44,7 @@ pub(super) struct RawConfig {
     pub resolvers: OrderedMap<Spanned<RawResolver>>,
     pub services: Option<OrderedMap<Spanned<RawService>>>,
     #[serde(default)]
-    pub test_lists: Vec<Spanned<RawTestList>>,
+    pub test_lists: Vec<Spanned<Entry<RawTestList>>>,
 }
 
 #[derive(Debug, Deserialize)]

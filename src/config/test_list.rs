@@ -4,9 +4,9 @@
 //!
 //! Each distinct host becomes a service named after it: a DNS check (A)
 //! through each of the list's resolvers, a TLS check per host:port of its
-//! https URLs, an HTTP GET per URL (accepting 200–399). The first list and
-//! row that name a host decide its options and category; later rows of the
-//! same host only add their URLs.
+//! https URLs, an HTTP GET per URL (accepting 200–399). The first row that
+//! names a host gives its category, and that row's list the options of all
+//! the host's checks; later rows (of any list) only add their URLs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +16,7 @@ use serde_saphyr::Spanned;
 
 use super::check::Check;
 use super::decode::ConfigError;
-use super::raw::{RawHttp, RawTls};
+use super::raw::{Entry, RawHttp, RawTls};
 use super::resolver::Resolver;
 use super::validate::{At, Defaults, Validator};
 use super::values::{DnsName, Dur, Host, HttpUrl, IpFamily, RecordType, Target};
@@ -48,7 +48,7 @@ pub(super) enum ListCheck {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTestList {
-    pub file: Spanned<String>,
+    pub file: String,
     pub resolvers: Option<Vec<Spanned<String>>>,
     pub checks: Option<Vec<ListCheck>>,
     pub resolve_with: Option<Spanned<String>>,
@@ -60,10 +60,17 @@ pub(super) struct RawTestList {
     pub ip_family: Option<IpFamily>,
 }
 
-/// One host's service being built, and where it was first named.
+impl super::raw::ShortForm for RawTestList {
+    const KEY: &'static str = "file";
+    const WRITTEN: &'static str = "a file name";
+}
+
+/// One host's service being built: the first row naming it gives its
+/// category, the list of that row (`list`) the options of all its checks.
 struct HostService {
     service: Service,
     category: String,
+    list: usize,
 }
 
 impl Validator<'_> {
@@ -71,7 +78,7 @@ impl Validator<'_> {
     /// are the configured services' names, which a list host may not take.
     pub(super) fn test_lists(
         &self,
-        lists: Vec<Spanned<RawTestList>>,
+        lists: Vec<Spanned<Entry<RawTestList>>>,
         top: &Defaults,
         top_ranges: &[ipnet::IpNet],
         resolvers: &[Resolver],
@@ -79,15 +86,16 @@ impl Validator<'_> {
     ) -> Result<Vec<(Service, String)>, ConfigError> {
         let mut hosts: Vec<HostService> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
+        let mut builders: Vec<ListBuilder> = Vec::new();
         for (i, list) in lists.into_iter().enumerate() {
             let at = At::new(Some(list.referenced), format!("test_lists[{i}]"));
-            let raw = list.value;
-            let builder = self.list_builder(&at, list.referenced, &raw, top, resolvers)?;
-            let path = self.base.join(&raw.file.value);
+            let raw = list.value.0;
+            builders.push(self.list_builder(&at, list.referenced, &raw, top, resolvers)?);
+            let path = self.base.join(&raw.file);
             let shown = path.display().to_string();
             let text = read_list(&path).map_err(|e| {
                 self.err(
-                    &at.key("file").written_at(raw.file.referenced),
+                    &at.key("file"),
                     format!("cannot read test list {shown}: {e}"),
                 )
             })?;
@@ -98,6 +106,8 @@ impl Validator<'_> {
                 path: at.path.clone(),
                 message,
             };
+            // A spreadsheet's UTF-8 byte order mark is not part of the header.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             let mut lines = text.lines().enumerate();
             match lines.next() {
                 Some((_, header))
@@ -159,14 +169,16 @@ impl Validator<'_> {
                     Some(&k) => k,
                     None => {
                         hosts.push(HostService {
-                            service: builder.service(&host),
+                            service: builders[i].service(&host),
                             category: category.to_string(),
+                            list: i,
                         });
                         index.insert(host.clone(), hosts.len() - 1);
                         hosts.len() - 1
                     }
                 };
-                builder.add_url(&mut hosts[k].service, url);
+                let h = &mut hosts[k];
+                builders[h.list].add_url(&mut h.service, url);
             }
         }
         let mut out = Vec::with_capacity(hosts.len());
@@ -217,14 +229,13 @@ impl Validator<'_> {
                 Some(r) => r.clone(),
                 None => vec![Spanned::new(super::SYSTEM_RESOLVER.to_string(), loc, loc)],
             };
-            for r in &listed {
-                dns.push(self.dns_module(
-                    &at.key("resolvers"),
-                    Some(r.clone()),
-                    Some(RecordType::A),
-                    &d,
-                    resolvers,
-                )?);
+            for (k, r) in listed.iter().enumerate() {
+                let at = at.key("resolvers").item(k, r.referenced);
+                dns.push(super::DnsOptions {
+                    resolver: self.resolver_index(resolvers, r, &at)?,
+                    record_type: RecordType::A,
+                    timeout: d.timeout,
+                });
             }
         }
         let trust_tls = RawTls {

@@ -151,9 +151,17 @@ impl Validator<'_> {
             .map(|(name, m)| self.module(&name, m, &top, &resolvers))
             .collect::<Result<Vec<_>, _>>()?;
         let mut services = services;
+        let list_files = raw
+            .test_lists
+            .iter()
+            .map(|l| self.base.join(&l.value.0.file))
+            .collect();
         let listed = self.test_lists(raw.test_lists, &top, &top_ranges, &resolvers, &services)?;
         if services.is_empty() && listed.is_empty() {
-            return Err(no_services());
+            return Err(self.err(
+                &At::new(None, "test_lists".into()),
+                "the test lists give no host to check (only a header, or no check for their URLs) and no service is configured",
+            ));
         }
         services.extend(listed.into_iter().map(|(mut s, category)| {
             s.category = Some(category);
@@ -169,6 +177,7 @@ impl Validator<'_> {
             labels,
             min_interval: raw.min_interval.map_or(Duration::ZERO, |d| d.0),
             pace: self.pace(raw.pace)?,
+            list_files,
             allowed_ranges: top_ranges,
             modules,
             probe_allow: raw.probe_allow,

@@ -326,22 +326,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Reloads the config whenever the file's content changes, checking
-    /// every `every`. Polling the content (not inotify) also sees a
-    /// Kubernetes ConfigMap update, which swaps a symlink rather than
-    /// writing the file. A change that fails to load is not retried until
-    /// the file changes again.
+    /// Reloads the config whenever the content of its file or of one of the
+    /// test lists it reads changes, checking every `every`. Polling the
+    /// content (not inotify) also sees a Kubernetes ConfigMap update, which
+    /// swaps a symlink rather than writing the file. A change that fails to
+    /// load is not retried until a file changes again.
     pub async fn watch_config(self: Arc<Engine>, every: Duration) {
-        let read = |e: &Engine| std::fs::read(&e.config_file).ok();
+        let read = |e: &Engine| {
+            let mut all = vec![std::fs::read(&e.config_file).ok()];
+            let lists = &e.catalogue.load().config.list_files;
+            all.extend(lists.iter().map(|f| std::fs::read(f).ok()));
+            all
+        };
         let mut seen = read(&self);
         loop {
             tokio::time::sleep(every).await;
             let now = read(&self);
-            if now.is_some() && now != seen {
-                seen = now;
+            if now[0].is_some() && now != seen {
                 let e = self.clone();
                 // The outcome is logged and exported by reload itself.
                 let _ = tokio::task::spawn_blocking(move || e.reload()).await;
+                // What the config now in use reads: its lists may differ
+                // (after a failed reload, the old config's lists).
+                seen = read(&self);
             }
         }
     }
