@@ -106,28 +106,7 @@ impl Round {
             tokio::spawn(async move { sampler.lag.sample_until(done).await });
             let mut tasks = JoinSet::new();
             // Evidence first: each task waits for the checks it reads.
-            for &p in &driver.plans {
-                for (c, case) in driver.catalogue.plan(p).cases.iter().enumerate() {
-                    let Some(slot) = case.evidence() else {
-                        continue;
-                    };
-                    let r = driver.clone();
-                    tasks.spawn(async move {
-                        let plan = r.catalogue.plan(p);
-                        // Its lines name the verdict they are evidence for.
-                        let span = tracing::debug_span!(
-                            "evidence",
-                            service = r.catalogue.service_name(plan.service),
-                            verdict = plan.kind.as_str(),
-                            target = plan.target.as_str(),
-                        );
-                        let gather = evidence::gather(&r, &plan.cases[c], r.slot(slot), deadline);
-                        let _ = tokio::time::timeout_at(deadline, gather)
-                            .instrument(span)
-                            .await;
-                    });
-                }
-            }
+            driver.spawn_evidence(&mut tasks, deadline);
             // Then the checks, one every `interval` (paced: README, "Paced rounds").
             let interval = driver
                 .catalogue
@@ -172,6 +151,33 @@ impl Round {
             driver.done.send_replace(true);
         });
         round
+    }
+
+    /// Spawns into `tasks` the gathering of every piece of evidence the
+    /// round's verdicts need, each until `deadline`, in its own span.
+    fn spawn_evidence(self: &Arc<Self>, tasks: &mut JoinSet<()>, deadline: Instant) {
+        for &p in &self.plans {
+            for (c, case) in self.catalogue.plan(p).cases.iter().enumerate() {
+                let Some(slot) = case.evidence() else {
+                    continue;
+                };
+                let r = self.clone();
+                tasks.spawn(async move {
+                    let plan = r.catalogue.plan(p);
+                    // Its lines name the verdict they are evidence for.
+                    let span = tracing::debug_span!(
+                        "evidence",
+                        service = r.catalogue.service_name(plan.service),
+                        verdict = plan.kind.as_str(),
+                        target = plan.target.as_str(),
+                    );
+                    let gather = evidence::gather(&r, &plan.cases[c], r.slot(slot), deadline);
+                    let _ = tokio::time::timeout_at(deadline, gather)
+                        .instrument(span)
+                        .await;
+                });
+            }
+        }
     }
 
     /// Records the outcome of the `k`th check.
