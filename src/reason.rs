@@ -215,7 +215,9 @@ fn classify_one(e: &(dyn StdError + 'static)) -> Option<Reason> {
 
 fn classify_net(e: &NetError) -> Option<Reason> {
     match e {
-        NetError::Dns(dns) => Some(classify_dns(dns)),
+        // `NetError::Dns` is not matched here: its source is the DnsError,
+        // which the walk down the chain classifies next (cargo-mutants found
+        // an arm for it redundant; `dns_errors_map` covers the path).
         NetError::Timeout => Some(Reason::GenericTimeout),
         NetError::Io(io) => {
             classify_one(io.as_ref() as &(dyn StdError + 'static)).or(Some(Reason::UnknownFailure))
@@ -374,6 +376,77 @@ mod tests {
         assert_eq!(classify(&refused), Reason::DnsRefused);
         assert_eq!(classify(&NetError::Timeout), Reason::GenericTimeout);
         assert_eq!(classify(&io), Reason::ConnectionRefused);
+        // A bare response code, as a TCP/DoT/DoH resolver reports it.
+        for (code, want) in [
+            (ResponseCode::NXDomain, Reason::DnsNxdomain),
+            (ResponseCode::ServFail, Reason::DnsServfail),
+            (ResponseCode::Refused, Reason::DnsRefused),
+            (ResponseCode::FormErr, Reason::DnsServerMisbehaving),
+        ] {
+            assert_eq!(classify_rcode(code), want, "{code:?}");
+            let e = NetError::Dns(DnsError::ResponseCode(code));
+            assert_eq!(classify(&e), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn quic_ends_map() {
+        use quinn::{
+            ApplicationClose, ConnectionClose, ConnectionError as C, TransportErrorCode as Code,
+            VarInt,
+        };
+        let closed = |error_code| {
+            C::ConnectionClosed(ConnectionClose {
+                error_code,
+                frame_type: None,
+                reason: Default::default(),
+            })
+        };
+        // quinn does not re-export quinn-proto's TransportError: built
+        // from its code.
+        let transport = |code: Code| C::TransportError(code.into());
+        let cases = [
+            (C::VersionMismatch, Reason::QuicIncompatibleVersion),
+            (C::TimedOut, Reason::GenericTimeout),
+            (C::Reset, Reason::ConnectionReset),
+            // The alerts rustls sends for what our verifier refused.
+            (transport(Code::crypto(48)), Reason::SslUnknownAuthority),
+            (transport(Code::crypto(42)), Reason::SslInvalidHostname),
+            (transport(Code::crypto(45)), Reason::SslInvalidCertificate),
+            (transport(Code::crypto(40)), Reason::SslFailedHandshake),
+            (transport(Code::PROTOCOL_VIOLATION), Reason::UnknownFailure),
+            // The peer closed: with a TLS alert, or refusing us.
+            (closed(Code::crypto(40)), Reason::SslFailedHandshake),
+            (closed(Code::NO_ERROR), Reason::ConnectionRefused),
+            (
+                C::ApplicationClosed(ApplicationClose {
+                    error_code: VarInt::from_u32(0),
+                    reason: Default::default(),
+                }),
+                Reason::ConnectionRefused,
+            ),
+            (C::LocallyClosed, Reason::UnknownFailure),
+        ];
+        for (e, want) in cases {
+            assert_eq!(classify(&e), want, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn tls_handshake_refusals_are_failed_handshakes() {
+        use rustls::PeerIncompatible;
+        let cases = [
+            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion),
+            rustls::Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon),
+            rustls::Error::NoApplicationProtocol,
+        ];
+        for e in cases {
+            assert_eq!(classify(&e), Reason::SslFailedHandshake, "{e:?}");
+        }
+        assert_eq!(
+            classify(&rustls::Error::DecryptError),
+            Reason::UnknownFailure
+        );
     }
 
     #[test]

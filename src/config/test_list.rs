@@ -74,16 +74,18 @@ struct HostService {
 }
 
 impl Validator<'_> {
-    /// The services of every list, in order of first appearance; `taken`
-    /// are the configured services' names, which a list host may not take.
+    /// The services of every list, in order of first appearance; a host may
+    /// not take the name of one of the `configured` services.
     pub(super) fn test_lists(
         &self,
         lists: Vec<Spanned<Entry<RawTestList>>>,
         top: &Defaults,
         top_ranges: &[ipnet::IpNet],
         resolvers: &[Resolver],
-        taken: &[Service],
+        configured: &[Service],
     ) -> Result<Vec<(Service, String)>, ConfigError> {
+        let taken: std::collections::HashSet<&str> =
+            configured.iter().map(|s| s.name.as_str()).collect();
         let mut hosts: Vec<HostService> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut builders: Vec<ListBuilder> = Vec::new();
@@ -125,39 +127,18 @@ impl Validator<'_> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let fields = split_row(line).map_err(|e| row_err(line_no, e))?;
-                if fields.len() != HEADER.len() {
-                    return Err(row_err(
+                let Row {
+                    url,
+                    category,
+                    host,
+                } = parse_row(line).map_err(|e| row_err(line_no, e))?;
+                self.label_value("service", &host, &at).map_err(|_| {
+                    row_err(
                         line_no,
-                        format!(
-                            "expected {} fields ({}), found {}",
-                            HEADER.len(),
-                            HEADER.join(","),
-                            fields.len()
-                        ),
-                    ));
-                }
-                let url = HttpUrl::parse(fields[0].trim()).map_err(|e| row_err(line_no, e))?;
-                let category = fields[1].trim();
-                if category.is_empty() {
-                    return Err(row_err(line_no, "empty category_code".into()));
-                }
-                let host = match url.url.host() {
-                    Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
-                    Some(url::Host::Ipv4(ip)) => ip.to_string(),
-                    Some(url::Host::Ipv6(_)) | None => {
-                        return Err(row_err(
-                            line_no,
-                            format!(
-                                "{:?}: a list URL's host must be a name or an IPv4 address (it names its service)",
-                                url.written
-                            ),
-                        ));
-                    }
-                };
-                self.label_value("service", &host, &at)
-                    .map_err(|_| row_err(line_no, format!("host {host:?} cannot name a service: use letters, digits, `_`, `-` and `.`")))?;
-                if taken.iter().any(|s| s.name == host) {
+                        format!("host {host:?} cannot name a service: use letters, digits, `_`, `-` and `.`"),
+                    )
+                })?;
+                if taken.contains(host.as_str()) {
                     return Err(row_err(
                         line_no,
                         format!(
@@ -170,7 +151,7 @@ impl Validator<'_> {
                     None => {
                         hosts.push(HostService {
                             service: builders[i].service(&host),
-                            category: category.to_string(),
+                            category,
                             list: i,
                         });
                         index.insert(host.clone(), hosts.len() - 1);
@@ -347,6 +328,46 @@ impl ListBuilder {
     }
 }
 
+/// One row of a list: its URL, category code and host (the service name).
+struct Row {
+    url: HttpUrl,
+    category: String,
+    host: String,
+}
+
+/// Parses one row (not the header), or says what is wrong with it.
+fn parse_row(line: &str) -> Result<Row, String> {
+    let fields = split_row(line)?;
+    if fields.len() != HEADER.len() {
+        return Err(format!(
+            "expected {} fields ({}), found {}",
+            HEADER.len(),
+            HEADER.join(","),
+            fields.len()
+        ));
+    }
+    let url = HttpUrl::parse(fields[0].trim())?;
+    let category = fields[1].trim().to_string();
+    if category.is_empty() {
+        return Err("empty category_code".into());
+    }
+    let host = match url.url.host() {
+        Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(_)) | None => {
+            return Err(format!(
+                "{:?}: a list URL's host must be a name or an IPv4 address (it names its service)",
+                url.written
+            ));
+        }
+    };
+    Ok(Row {
+        url,
+        category,
+        host,
+    })
+}
+
 /// The list's text, refusing what no list is (too large, not UTF-8).
 fn read_list(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
@@ -422,6 +443,37 @@ mod tests {
             ]
         );
         assert!(split_row("a,\"open").is_err());
+        assert!(split_row("a,\"b\"c").is_err());
+    }
+
+    #[test]
+    fn rows_name_their_host() {
+        let row = parse_row("https://News.Example./a,NEWS,News,2026-01-01,t,").unwrap();
+        assert_eq!(
+            (row.host.as_str(), row.category.as_str()),
+            ("news.example", "NEWS")
+        );
+        assert_eq!(
+            parse_row("http://192.0.2.1:8080/,X,x,,,").unwrap().host,
+            "192.0.2.1"
+        );
+        for (bad, why) in [
+            ("https://a.example/,NEWS", "expected 6 fields"),
+            ("https://a.example/, ,News,,,", "empty category_code"),
+            (
+                "ftp://a.example/,NEWS,News,,,",
+                "the scheme must be http or https",
+            ),
+            (
+                "https://[2001:db8::1]/,NEWS,News,,,",
+                "must be a name or an IPv4 address",
+            ),
+        ] {
+            let e = parse_row(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         assert!(split_row("a,\"b\"c").is_err());
     }
 }
