@@ -95,8 +95,8 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
 /// `longest`: long enough that [`crate::config::Pace::interval`] keeps the
 /// configured rate and the last check to start has its whole timeout.
 fn oneshot_budget(pace: &crate::config::Pace, checks: usize, longest: Duration) -> Duration {
-    let starts = Duration::from_secs(1) / pace.starts_per_second;
-    let spread = starts
+    let spread = pace
+        .period()
         .mul_f64(checks.saturating_sub(1) as f64)
         .div_f64(pace.spread);
     spread + longest + Duration::from_secs(1)

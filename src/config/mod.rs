@@ -65,7 +65,6 @@ pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
-pub use test_list::LIST_HTTP_STATUS;
 pub use tls::{TlsCheck, TlsOptions};
 pub use values::{CallMethod, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{WebConfig, WebTls};

@@ -36,9 +36,14 @@ impl Default for Pace {
 }
 
 impl Pace {
+    /// The time between two starts at `starts_per_second`.
+    pub fn period(&self) -> Duration {
+        Duration::from_secs(1) / self.starts_per_second
+    }
+
     /// The time between two starts in a round of `checks` with `budget`.
     pub fn interval(&self, checks: usize, budget: Duration) -> Duration {
-        let at_rate = Duration::from_secs(1) / self.starts_per_second;
+        let at_rate = self.period();
         if checks <= 1 {
             return at_rate;
         }

@@ -22,9 +22,6 @@ use super::validate::{At, Defaults, Validator};
 use super::values::{DnsName, Dur, Host, HttpUrl, IpFamily, RecordType, Target};
 use super::{MAX_CONFIG_BYTES, Service};
 
-/// The status codes a list URL's HTTP check accepts.
-pub const LIST_HTTP_STATUS: (u16, u16) = (200, 399);
-
 /// The header line of a Citizen Lab test list.
 const HEADER: [&str; 6] = [
     "url",
@@ -247,10 +244,8 @@ impl Validator<'_> {
         let http = checks
             .contains(&ListCheck::Http)
             .then(|| {
-                self.http(at, &d, raw_http).map(|(_, mut o)| {
-                    o.status = vec![LIST_HTTP_STATUS];
-                    o
-                })
+                // No `status`: the default, 200-399.
+                self.http(at, &d, raw_http).map(|(_, o)| o)
             })
             .transpose()?;
         Ok(ListBuilder {

@@ -121,11 +121,6 @@ impl Stamped {
         }
     }
 
-    /// The stream inside.
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.inner
-    }
-
     /// From the first write to the arrival of the last data read, as the
     /// kernel stamped it. `None` before both happened, or when the two
     /// clocks disagree (the wall clock stepped: the stamp is wall-clock
