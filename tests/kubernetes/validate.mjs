@@ -7,13 +7,16 @@
 // capabilities dropped, no privilege escalation, probes on /-/healthy and
 // /-/ready, requests and limits, the node name from the downward API, and
 // a ConfigMap that exists. Writes the ConfigMap's config.yaml to CONFIG_OUT
-// for `--config.check`. Prints one line per object; exits 1 on a problem.
+// for `--config.check`. The PrometheusRule must hold exactly the groups of
+// alerts/reachability.rules.yml (prometheusrule.sh writes it from them).
+// Prints one line per object; exits 1 on a problem.
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ConfigMap, Service } from "kubernetes-models/v1";
 import { DaemonSet, Deployment } from "kubernetes-models/apps/v1";
-import { PodMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import { PodMonitor, PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 
 const MODELS = {
   "v1/ConfigMap": ConfigMap,
@@ -21,6 +24,7 @@ const MODELS = {
   "apps/v1/Deployment": Deployment,
   "apps/v1/DaemonSet": DaemonSet,
   "monitoring.coreos.com/v1/PodMonitor": PodMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
 };
 const [dir, configOut] = process.argv.slice(2);
 const problems = [];
@@ -85,7 +89,7 @@ for (const { file, obj } of objects.filter((o) => ["Deployment", "DaemonSet"].in
   const cfg = parseAllDocuments(text)[0].toJS();
   const job = cfg?.scrape_configs?.find((j) => j.job_name === "reachability");
   const need = (ok, what) => ok || problems.push(`prometheus-scrape-config.yaml: ${what}`);
-  need(job, "no scrape config with job_name reachability (the alert rules expect it)");
+  need(job, "no scrape config with job_name reachability (ReachabilityExporterDown expects it)");
   if (job) {
     need(job.kubernetes_sd_configs?.[0]?.role === "pod", "not discovering pods");
     need(/^\d+s$/.test(job.scrape_timeout ?? ""), "no scrape_timeout");
@@ -99,6 +103,26 @@ for (const { file, obj } of objects.filter((o) => ["Deployment", "DaemonSet"].in
       "does not keep only pods labelled reachability-exporter/scrape",
     );
     console.log("ok prometheus-scrape-config.yaml: job reachability");
+  }
+}
+// The PrometheusRule and the plain rules file must not drift apart; and
+// ReachabilityExporterDown matches the job prometheus-operator derives from
+// the PodMonitor's name (<namespace>/<name>).
+{
+  for (const { file, obj } of objects.filter((o) => o.obj.kind === "PodMonitor")) {
+    if (obj.metadata.name !== "reachability-exporter") {
+      problems.push(`${file}: PodMonitor ${obj.metadata.name}: the job <namespace>/${obj.metadata.name} escapes ReachabilityExporterDown`);
+    }
+  }
+  const rules = parseAllDocuments(readFileSync(join(dir, "../../alerts/reachability.rules.yml"), "utf8"))[0].toJS();
+  const pr = objects.filter((o) => o.obj.kind === "PrometheusRule");
+  if (pr.length !== 1) problems.push(`${pr.length} PrometheusRule objects, expected 1`);
+  for (const { file, obj } of pr) {
+    if (isDeepStrictEqual(obj.spec.groups, rules.groups)) {
+      console.log(`ok ${file}: the groups of alerts/reachability.rules.yml`);
+    } else {
+      problems.push(`${file}: its groups differ from alerts/reachability.rules.yml (run deploy/kubernetes/prometheusrule.sh)`);
+    }
   }
 }
 for (const cm of configMaps.values()) {
