@@ -28,7 +28,7 @@
 //! - [`server`]: the HTTP routes; [`web`]: TLS and basic auth for them.
 //! - [`status`]: the status page at `/`.
 //! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
-//! - [`logfmt`]: the log line format.
+//! - [`logs`]: the log line formats (logfmt, JSON).
 //!
 //! The binary (`src/main.rs`) only parses flags, sets up logging and calls
 //! [`serve`] (or [`oneshot`] for `check`, [`load`] for `--config.check`).
@@ -40,7 +40,7 @@
 pub mod config;
 pub mod engine;
 pub mod ids;
-pub mod logfmt;
+pub mod logs;
 pub mod metrics;
 pub mod oneshot;
 pub mod probe;
@@ -54,7 +54,6 @@ pub mod verdict;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,8 +65,9 @@ use crate::engine::catalogue::{BuildError, Catalogue};
 pub struct Settings {
     /// The config file.
     pub config_file: PathBuf,
-    /// Overrides the config's `listen`.
-    pub listen: Option<SocketAddr>,
+    /// Overrides the config's `listen` when not empty (one server per
+    /// address, as repeated `--web.listen-address` flags ask).
+    pub listen: Vec<config::ListenAddress>,
     /// Subtracted from the scrape timeout Prometheus announces.
     pub timeout_offset: Duration,
     /// Where the metrics are served.
@@ -99,8 +99,8 @@ pub enum StartError {
     /// The listen address cannot be bound.
     #[error("cannot listen on {address}")]
     Listen {
-        /// The address.
-        address: SocketAddr,
+        /// The address, as written.
+        address: String,
         /// The OS error.
         #[source]
         source: std::io::Error,
@@ -119,14 +119,21 @@ pub struct Loaded {
     /// How our own endpoints are served.
     pub web: server::Web,
     /// Where to listen.
-    pub listen: SocketAddr,
+    pub listen: Vec<config::ListenAddress>,
+    /// Whether that is the config's `listen` (no flag overrides it).
+    pub listen_from_config: bool,
 }
 
 /// Loads and checks the config and the web config of `settings`. Sends
 /// nothing.
 pub fn load(settings: &Settings) -> Result<Loaded, StartError> {
     let config = config::Config::load(&settings.config_file)?;
-    let listen = settings.listen.unwrap_or(config.listen);
+    let listen_from_config = settings.listen.is_empty();
+    let listen = if listen_from_config {
+        vec![config.listen.clone()]
+    } else {
+        settings.listen.clone()
+    };
     let mut web = server::Web {
         telemetry_path: settings.telemetry_path.clone(),
         ..Default::default()
@@ -134,6 +141,13 @@ pub fn load(settings: &Settings) -> Result<Loaded, StartError> {
     if let Some(file) = &settings.web_config_file {
         let wc = config::WebConfig::load(file)?;
         web.auth = web::Auth::new(&wc);
+        // Names from exporter-toolkit's list and printable values: the
+        // loader checked both, so none is dropped here.
+        web.headers = wc
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
+            .collect();
         if let Some(tls) = &wc.tls {
             let tls = web::server_config(tls).map_err(|source| StartError::WebTls {
                 file: file.clone(),
@@ -147,6 +161,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, StartError> {
         catalogue,
         web,
         listen,
+        listen_from_config,
     })
 }
 
@@ -161,23 +176,47 @@ pub async fn serve(
         catalogue,
         web,
         listen,
+        listen_from_config,
     } = load(settings)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            address: listen,
-            source,
-        })?;
-    tracing::info!(address = %listener.local_addr()?, checks = catalogue.len(), "listening");
+    let mut listeners = Vec::new();
+    for address in &listen {
+        let listener = bind(address).await?;
+        let at = listener.local_addr()?;
+        tracing::info!(address = %at, checks = catalogue.len(), tls = web.tls.is_some(), auth = web.auth.is_some(), "listening");
+        listeners.push(listener);
+    }
     let engine = Engine::new(
         catalogue,
         settings.config_file.clone(),
         settings.timeout_offset,
     );
+    if listen_from_config {
+        engine.warn_on_listen_change();
+    }
     engine.reload_on_sighup()?;
     if settings.auto_reload {
         tokio::spawn(engine.clone().watch_config(Duration::from_secs(2)));
     }
-    server::run(listener, engine, &web, shutdown).await?;
+    server::run(listeners, engine, &web, shutdown).await?;
     Ok(())
+}
+
+/// Binds the first of `address`'s candidates that binds.
+async fn bind(address: &config::ListenAddress) -> Result<tokio::net::TcpListener, StartError> {
+    let failed = |source| StartError::Listen {
+        address: address.to_string(),
+        source,
+    };
+    let candidates = address.candidates().map_err(failed)?;
+    let mut last = None;
+    for at in candidates {
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    // candidates() returns at least one address or an error.
+    Err(failed(
+        last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+    ))
 }

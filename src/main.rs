@@ -1,6 +1,5 @@
 //! The `reachability_exporter` binary: flags, logging, config, run.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use reachability_exporter::Settings;
-use reachability_exporter::config::Config;
+use reachability_exporter::config::{Config, ListenAddress};
 use reachability_exporter::engine::catalogue::Catalogue;
+use reachability_exporter::logs;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Probes whether configured services are reachable (DNS, TCP, TLS, QUIC,
@@ -27,9 +27,10 @@ struct Cli {
     /// Validate the configuration file and exit (0 if valid, 1 if not).
     #[arg(long = "config.check")]
     config_check: bool,
-    /// Address to listen on; overrides the config's `listen`.
-    #[arg(long = "web.listen-address")]
-    listen_address: Option<SocketAddr>,
+    /// Address to listen on (HOST:PORT, or :PORT for every address);
+    /// overrides the config's `listen`. Repeat it to serve on several.
+    #[arg(long = "web.listen-address", value_parser = listen_address)]
+    listen_address: Vec<ListenAddress>,
     /// Subtracted from the scrape timeout Prometheus announces, to leave
     /// time for the response (e.g. 500ms).
     #[arg(long = "web.timeout-offset", default_value = "500ms", value_parser = humantime::parse_duration)]
@@ -46,11 +47,15 @@ struct Cli {
     #[arg(long = "config.auto-reload")]
     auto_reload: bool,
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "log.level", default_value = "info")]
+    #[arg(long = "log.level", default_value = "info", global = true)]
     log_level: tracing::Level,
     /// Log format.
-    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
     log_format: LogFormat,
+}
+
+fn listen_address(s: &str) -> Result<ListenAddress, String> {
+    s.parse()
 }
 
 /// A telemetry path must be an absolute path that is not one of ours.
@@ -110,10 +115,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Logfmt => builder
-            .event_format(reachability_exporter::logfmt::Logfmt)
-            .fmt_fields(reachability_exporter::logfmt::Logfmt)
+            .event_format(logs::Logfmt)
+            .fmt_fields(logs::Logfmt)
             .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .event_format(logs::Json)
+            .fmt_fields(logs::Json)
+            .init(),
     }
     if let Some(Command::Check { service, output }) = &cli.command {
         return check(&cli.config_file, service.as_deref(), *output);
@@ -154,7 +162,11 @@ fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -
     };
     let text = match output {
         Output::Table => {
-            reachability_exporter::oneshot::table(&rows, std::io::stdout().is_terminal())
+            let colour = reachability_exporter::oneshot::colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            reachability_exporter::oneshot::table(&rows, colour)
         }
         Output::Json => reachability_exporter::oneshot::json(&rows),
     };
@@ -164,6 +176,11 @@ fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `1 service`, `2 services`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -190,10 +207,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if cli.config_check {
             let loaded = reachability_exporter::load(&settings)?;
             println!(
-                "{}: valid: {} services, {} checks",
+                "{}: valid: {}, {}",
                 settings.config_file.display(),
-                loaded.catalogue.config.services.len(),
-                loaded.catalogue.len()
+                count(
+                    loaded.catalogue.config.services.len(),
+                    "service",
+                    "services"
+                ),
+                count(loaded.catalogue.len(), "check", "checks")
             );
             return Ok(());
         }

@@ -289,30 +289,12 @@ fn render_items<'a>(
             Check::Dns(c) => !config.resolvers[c.resolver].is_control(),
             _ => true,
         };
-        match check {
-            Check::Dns(c) => {
-                let resolver = &config.resolvers[c.resolver];
-                labels.push((key("target"), c.name.clone()));
-                labels.push((key("resolver"), resolver.name.clone()));
-                labels.push((key("type"), c.record_type.as_str().to_string()));
-            }
-            Check::Tcp(c) => labels.push((key("target"), c.target.written.clone())),
-            Check::Tls(c) => {
-                labels.push((key("target"), c.target.written.clone()));
-                labels.push((key("sni"), c.sni.clone().unwrap_or_default()));
-            }
-            Check::Http(c) => labels.push((key("target"), c.written.clone())),
-            Check::Download(c) => labels.push((key("target"), c.written.clone())),
-            Check::Quic(c) => {
-                labels.push((key("target"), c.target.written.clone()));
-                labels.push((key("sni"), c.sni.clone().unwrap_or_default()));
-            }
-            Check::CallPort(c) => {
-                labels.push((key("target"), c.target.written.clone()));
-                labels.push((key("transport"), c.transport.as_str().to_string()));
-                labels.push((key("method"), c.method.as_str().to_string()));
-            }
-        }
+        labels.extend(
+            check
+                .labels(&config.resolvers)
+                .into_iter()
+                .map(|(k, v)| (key(k), v)),
+        );
         // An `all_addresses` check: one set of series per address.
         let per: Vec<(Option<std::net::IpAddr>, &Outcome)> = match &outcome.facts {
             Facts::Addresses(v) => v.iter().map(|(ip, o)| (Some(*ip), o)).collect(),

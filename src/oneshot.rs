@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::engine::catalogue::Catalogue;
 use crate::engine::round::Round;
 use crate::ids::EntryId;
-use crate::probe::Outcome;
+use crate::probe::{Facts, Outcome};
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct Row {
     pub check: &'static str,
     /// What was checked, in words (`web.whatsapp.com via cloudflare (A)`).
     pub target: String,
+    /// The labels of its series beside `service` (`target`, and by kind
+    /// `resolver`, `type`, `sni`, `transport`, `method`).
+    pub labels: Vec<(&'static str, String)>,
     /// The outcome.
     pub outcome: Outcome,
 }
@@ -84,6 +87,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
                 service: cat.service_name(entry.service).to_string(),
                 check: entry.check.kind().as_str(),
                 target: crate::status::describe(entry, &cat.config),
+                labels: entry.check.labels(&cat.config.resolvers),
                 outcome,
             }
         })
@@ -110,10 +114,13 @@ fn latency(o: &Outcome) -> String {
 }
 
 fn result(o: &Outcome) -> (&'static str, String) {
-    match o.failure {
-        None => ("ok", String::new()),
-        Some((stage, reason)) => ("FAIL", format!("{}/{}", stage.as_str(), reason.as_str())),
-    }
+    (if o.is_ok() { "ok" } else { "FAIL" }, o.failure_text())
+}
+
+/// Whether `check`'s table is coloured: on a terminal, unless `NO_COLOR`
+/// is set to anything but the empty string (<https://no-color.org>).
+pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// An aligned table; `color` marks results green and red (for a TTY).
@@ -176,37 +183,83 @@ pub fn table(rows: &[Row], color: bool) -> String {
     let failed = rows.iter().filter(|r| !r.outcome.is_ok()).count();
     let _ = writeln!(
         out,
-        "{} checks, {} passed, {failed} failed",
+        "{} {}, {} passed, {failed} failed",
         rows.len(),
+        if rows.len() == 1 { "check" } else { "checks" },
         rows.len() - failed
     );
     out
 }
 
-/// The report as a JSON array.
+/// The report as a JSON array: per check its series' labels as fields
+/// (`service`, `check`, `target`, and `resolver`, `type`, `sni`,
+/// `transport`, `method` where the kind has them), `description` (the
+/// table's TARGET), the result, the HTTP `status` received, and for an
+/// `all_addresses` check the same per address under `addresses`.
 pub fn json(rows: &[Row]) -> String {
     let v: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            serde_json::json!({
-                "service": r.service,
-                "check": r.check,
-                "target": r.target,
-                "ok": r.outcome.is_ok(),
-                "stage": r.outcome.failure.map(|(s, _)| s.as_str()),
-                "reason": r.outcome.failure.map(|(_, x)| x.as_str()),
-                "duration_seconds": r.outcome.duration.map(|d| d.as_secs_f64()),
-            })
+            let mut o = serde_json::Map::new();
+            o.insert("service".into(), r.service.clone().into());
+            o.insert("check".into(), r.check.into());
+            for (k, v) in &r.labels {
+                o.insert((*k).into(), v.clone().into());
+            }
+            o.insert("description".into(), r.target.clone().into());
+            result_fields(&mut o, &r.outcome);
+            if let Facts::Addresses(per) = &r.outcome.facts {
+                let per = per
+                    .iter()
+                    .map(|(ip, outcome)| {
+                        let mut a = serde_json::Map::new();
+                        a.insert("address".into(), ip.to_string().into());
+                        result_fields(&mut a, outcome);
+                        serde_json::Value::Object(a)
+                    })
+                    .collect();
+                o.insert("addresses".into(), serde_json::Value::Array(per));
+            }
+            serde_json::Value::Object(o)
         })
         .collect();
     // Serialising plain values cannot fail.
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
 
+/// `ok`, `stage`, `reason`, `duration_seconds` and `status` (null when
+/// not known).
+fn result_fields(o: &mut serde_json::Map<String, serde_json::Value>, outcome: &Outcome) {
+    o.insert("ok".into(), outcome.is_ok().into());
+    o.insert(
+        "stage".into(),
+        outcome.failure.map(|(s, _)| s.as_str()).into(),
+    );
+    o.insert(
+        "reason".into(),
+        outcome.failure.map(|(_, x)| x.as_str()).into(),
+    );
+    let secs = outcome.duration.map(|d| d.as_secs_f64());
+    o.insert("duration_seconds".into(), secs.into());
+    o.insert("status".into(), outcome.http_status().into());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Pace;
+
+    /// <https://no-color.org>: set and not empty means no colour.
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(colour(true, None));
+        assert!(colour(true, empty));
+        assert!(!colour(true, set));
+        assert!(!colour(false, None));
+        assert!(!colour(false, set));
+    }
 
     /// `check` keeps the configured rate, whatever the number of checks,
     /// and leaves the last one its whole timeout.

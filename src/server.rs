@@ -3,7 +3,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | the status page: the latest round of every check |
+//! | `GET /` | the status page: a summary, then the latest round of every check |
 //! | `GET /status.css` | its stylesheet |
 //! | `GET /metrics` (`--web.telemetry-path`) | every check |
 //! | `GET /probe?service=NAME` | one service's checks |
@@ -41,6 +41,11 @@ pub struct Web {
     pub auth: Option<Arc<crate::web::Auth>>,
     /// TLS for the server.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Headers added to every response (the web config's).
+    pub headers: Vec<(header::HeaderName, header::HeaderValue)>,
+    /// Seconds between the status page's reloads; it shows no round older
+    /// (unless `min_interval` is longer). [`crate::status::REFRESH_SECONDS`].
+    pub status_refresh: u32,
 }
 
 impl Default for Web {
@@ -49,6 +54,8 @@ impl Default for Web {
             telemetry_path: "/metrics".into(),
             auth: None,
             tls: None,
+            headers: Vec::new(),
+            status_refresh: crate::status::REFRESH_SECONDS,
         }
     }
 }
@@ -57,8 +64,14 @@ impl Default for Web {
 /// open when basic auth guards the rest (Kubernetes probes carry no
 /// credentials).
 pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
+    let metrics_path: Arc<str> = web.telemetry_path.as_str().into();
+    let refresh = web.status_refresh;
+    let status_page = move |State(engine): State<Arc<Engine>>| {
+        let metrics_path = metrics_path.clone();
+        async move { index(engine, &metrics_path, refresh).await }
+    };
     let mut guarded = Router::new()
-        .route("/", get(index))
+        .route("/", get(status_page))
         .route("/status.css", get(stylesheet))
         .route(&web.telemetry_path, get(metrics_handler))
         .route("/probe", get(probe_handler))
@@ -69,15 +82,21 @@ pub fn router(engine: Arc<Engine>, web: &Web) -> Router {
             crate::web::basic_auth,
         ));
     }
-    Router::new()
+    let mut app = Router::new()
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
         .merge(guarded)
         .layer(axum::middleware::from_fn_with_state(
             engine.clone(),
             count_refused,
-        ))
-        .with_state(engine)
+        ));
+    if !web.headers.is_empty() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(web.headers.clone()),
+            crate::web::add_headers,
+        ));
+    }
+    app.with_state(engine)
 }
 
 /// Counts the requests answered with a refusal (`reachability_exporter_requests_refused_total`).
@@ -91,26 +110,53 @@ async fn count_refused(
     res
 }
 
-/// Serves `engine` on `listener` (over TLS when `web` says so) until
-/// `shutdown` completes; in-flight requests are finished first.
+/// Serves `engine` on every one of `listeners` (over TLS when `web` says
+/// so) until `shutdown` completes; in-flight requests are finished first.
+/// Returns the first error of any of them.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     engine: Arc<Engine>,
     web: &Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(engine, web);
-    match &web.tls {
-        Some(cfg) => {
-            let tls = crate::web::TlsListener::new(listener, cfg.clone())?;
-            axum::serve(tls, app).with_graceful_shutdown(shutdown).await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            // Ends on `true`, or when the sender is gone.
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        match &web.tls {
+            Some(cfg) => {
+                let tls = crate::web::TlsListener::new(listener, cfg.clone())?;
+                servers.spawn(async move {
+                    axum::serve(tls, app).with_graceful_shutdown(shutdown).await
+                });
+            }
+            None => {
+                servers.spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                });
+            }
         }
     }
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        let done = done.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if result.is_ok() {
+            result = done;
+        }
+    }
+    result
 }
 
 /// A request error: status and a one-line message.
@@ -140,7 +186,8 @@ fn announced_timeout(headers: &HeaderMap) -> Option<Duration> {
             s.min(MAX_SCRAPE_TIMEOUT.as_secs_f64()),
         )),
         None => {
-            tracing::debug!(value = ?v, "ignoring a malformed scrape timeout header");
+            let value = String::from_utf8_lossy(v.as_bytes());
+            tracing::debug!(%value, "ignoring a malformed scrape timeout header");
             None
         }
     }
@@ -280,15 +327,24 @@ async fn reload_handler(State(engine): State<Arc<Engine>>) -> Response {
     }
 }
 
-/// The status page: the latest round of every check (starting one when there
-/// is none yet). Viewing it never starts more probing than that.
-async fn index(State(engine): State<Arc<Engine>>) -> Response {
+/// The status page: the latest round of every check, started anew when it
+/// is older than the page's refresh interval (or `min_interval`, if
+/// longer) or ran under a config since reloaded; the page waits for it as
+/// a scrape without a timeout header would.
+async fn index(engine: Arc<Engine>, metrics_path: &str, refresh_seconds: u32) -> Response {
     let deadline = Instant::now() + engine.budget(None);
-    let round = match engine.round_for(Scope::All, deadline, |_, _| true) {
+    let fresh = Duration::from_secs(refresh_seconds.into());
+    let (round, newer) = match engine.status_rounds(fresh, deadline) {
         Ok(r) => r,
         Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
     };
-    let html = crate::status::page(&round, crate::status::REFRESH_SECONDS);
+    round.wait(deadline).await;
+    let html = crate::status::page(&crate::status::View {
+        round: &round,
+        newer,
+        metrics_path,
+        refresh_seconds,
+    });
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

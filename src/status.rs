@@ -1,15 +1,17 @@
-//! The status page at `/`: the latest round as a table per service, for a
-//! person without Prometheus at hand.
+//! The status page at `/`: a summary of every service (up or down, failing
+//! checks, the blocking suspected), then the latest round as a table per
+//! service, for a person without Prometheus at hand.
 //!
 //! Server-rendered HTML with no script and no external asset: the only other
 //! resource is the stylesheet at `/status.css` on the same origin, so the
 //! page works offline under a strict Content-Security-Policy ([`CSP`]). It
 //! refreshes itself. A check still running shows as "running", not as a
 //! failure; verdicts are listed under their service once the round has
-//! ended. Every string from the config is HTML-escaped. This module only
+//! ended, the suspected ones first and in red. Every string from the config is HTML-escaped. This module only
 //! renders; the server decides which round to show.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Check, Config};
@@ -18,7 +20,8 @@ use crate::engine::round::Round;
 use crate::ids::ServiceId;
 use crate::probe::{Facts, Outcome};
 
-/// Seconds between automatic reloads of the page.
+/// Seconds between automatic reloads of the page: the page also shows no
+/// result older than this (or `min_interval`, when longer).
 pub const REFRESH_SECONDS: u32 = 30;
 
 /// The page's Content-Security-Policy: nothing but our own stylesheet.
@@ -34,16 +37,110 @@ th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #e3e3e3;vertica
 th{font-weight:600;color:#444}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 td.ok{color:#0a7d28;font-weight:600}td.fail{color:#c8102e;font-weight:600}td.running{color:#8a6d00}\
 tr.fail td{background:#fff3f4}span.up{color:#0a7d28}span.down{color:#c8102e}span.running{color:#8a6d00}\
-code{font-family:ui-monospace,monospace;font-size:.95em}";
+code{font-family:ui-monospace,monospace;font-size:.95em}\
+table.summary{max-width:800px;margin-bottom:1em}table.summary a{color:inherit}\
+p.suspected{color:#c8102e;background:#fff3f4;border-left:4px solid #c8102e;padding:.4em .7em;margin:.3em 0 .6em;max-width:1100px}\
+h2 small{font-weight:400;color:#555}";
 
-/// Renders `round` as the status page.
-pub fn page(round: &Round, refresh_seconds: u32) -> String {
-    let cat = &round.catalogue;
-    let outcomes = round.partial();
+/// What the status page shows.
+#[derive(Debug)]
+pub struct View<'a> {
+    /// The latest round of every check.
+    pub round: &'a Round,
+    /// Rounds of a single service (`/probe?service=`) that ended after
+    /// `round` started, under the same config: a service shows the newest.
+    pub newer: Vec<Arc<Round>>,
+    /// Where the metrics are served (`--web.telemetry-path`).
+    pub metrics_path: &'a str,
+    /// Seconds between automatic reloads of the page.
+    pub refresh_seconds: u32,
+}
+
+/// One service as the page shows it.
+struct ServiceView<'a> {
+    name: &'a str,
+    /// Its rows: the check and its outcome (`None` while running).
+    rows: Vec<(&'a Entry, Option<Outcome>)>,
+    /// `Some(up)` once every check that counts has ended.
+    up: Option<bool>,
+    /// Its verdicts (once its round has ended): kind, target, suspected.
+    verdicts: Vec<(&'static str, &'a str, bool)>,
+    /// When its round started, if not the page's round.
+    own_round: Option<SystemTime>,
+}
+
+impl ServiceView<'_> {
+    fn failing(&self) -> usize {
+        let failed = |(_, o): &&(&Entry, Option<Outcome>)| o.as_ref().is_some_and(|o| !o.is_ok());
+        self.rows.iter().filter(failed).count()
+    }
+}
+
+/// The services of `view`, in config order, each from the newest round
+/// that checked it.
+fn services<'a>(view: &'a View<'a>) -> Vec<ServiceView<'a>> {
+    let cat = &view.round.catalogue;
+    let page_round = (view.round, view.round.partial());
+    let newer: Vec<_> = view.newer.iter().map(|r| (&**r, r.partial())).collect();
+    let mut out = Vec::new();
+    for (si, service) in cat.config.services.iter().enumerate() {
+        let si = ServiceId::new(si);
+        let of_service = |(r, _): &&(&Round, Vec<Option<Outcome>>)| {
+            r.checks
+                .first()
+                .is_some_and(|id| cat.entry(*id).service == si)
+        };
+        let (round, outcomes) = newer.iter().find(of_service).unwrap_or(&page_round);
+        let rows: Vec<(&Entry, Option<Outcome>)> = round
+            .checks
+            .iter()
+            .zip(outcomes)
+            .map(|(id, o)| (cat.entry(*id), o.clone()))
+            .filter(|(e, _)| e.service == si)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        // Verdicts once every check has ended (a running one would read
+        // as a timeout).
+        let verdicts = if round.is_done() {
+            round
+                .verdicts(&round.snapshot())
+                .into_iter()
+                .filter(|(p, _)| cat.plan(*p).service == si)
+                .map(|(p, v)| {
+                    let plan = cat.plan(p);
+                    (plan.kind.as_str(), plan.target.as_str(), v)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let up = service_up(cat, &rows);
+        out.push(ServiceView {
+            name: &service.name,
+            rows,
+            up,
+            verdicts,
+            own_round: (!std::ptr::eq(*round, view.round)).then_some(round.started_at),
+        });
+    }
+    out
+}
+
+fn badge(up: Option<bool>) -> &'static str {
+    match up {
+        Some(true) => "<span class=\"up\">up</span>",
+        Some(false) => "<span class=\"down\">down</span>",
+        None => "<span class=\"running\">running</span>",
+    }
+}
+
+/// Renders the status page: a summary of every service (up or down, how
+/// many checks fail, the blocking suspected), then a table per service.
+pub fn page(view: &View<'_>) -> String {
+    let round = view.round;
     let mut out = String::with_capacity(8192);
-    let age = SystemTime::now()
-        .duration_since(round.started_at)
-        .unwrap_or_default();
     let started = humantime::format_rfc3339_seconds(round.started_at);
     let state = if round.is_done() {
         ""
@@ -53,97 +150,51 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"{refresh_seconds}\">\
+         <meta http-equiv=\"refresh\" content=\"{refresh}\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>reachability_exporter</title><link rel=\"stylesheet\" href=\"/status.css\"></head><body>\
          <h1>reachability_exporter</h1>\
          <p class=\"meta\">Round started {started} ({} ago){state}. \
-         <a href=\"/metrics\">Metrics</a> · refreshes every {refresh_seconds} s.</p>",
-        ago(age)
+         <a href=\"{metrics}\">Metrics</a> · refreshes every {refresh} s.</p>",
+        ago(since(round.started_at)),
+        refresh = view.refresh_seconds,
+        metrics = escape(view.metrics_path),
     );
-    let verdicts = if round.is_done() {
-        round.verdicts(&round.snapshot())
-    } else {
-        Vec::new()
-    };
-    for (si, service) in cat.config.services.iter().enumerate() {
-        let si = ServiceId::new(si);
-        let rows: Vec<(&Entry, Option<&Outcome>)> = round
-            .checks
-            .iter()
-            .zip(&outcomes)
-            .map(|(id, o)| (cat.entry(*id), o.as_ref()))
-            .filter(|(e, _)| e.service == si)
-            .collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let up = service_up(cat, &rows);
-        let badge = match up {
-            Some(true) => "<span class=\"up\">up</span>",
-            Some(false) => "<span class=\"down\">down</span>",
-            None => "<span class=\"running\">running</span>",
-        };
+    let services = services(view);
+    summary(&mut out, &services);
+    for s in &services {
+        let name = escape(s.name);
+        let when = s.own_round.map_or(String::new(), |t| {
+            format!(" <small>checked {} ago</small>", ago(since(t)))
+        });
         let _ = write!(
             out,
-            "<h2 id=\"service-{name}\">{name} · {badge}</h2><table><thead><tr><th>Check</th><th>Target</th>\
-             <th>Result</th><th>Stage / reason</th><th class=\"num\">Latency</th></tr></thead><tbody>",
-            name = escape(&service.name)
+            "<h2 id=\"service-{name}\">{name} · {}{when}</h2>",
+            badge(s.up)
         );
-        for (entry, outcome) in rows {
-            let (class, result, why) = match outcome {
-                None => ("running", "running".to_string(), String::new()),
-                Some(o) => match o.failure {
-                    None => ("ok", ok_text(o), String::new()),
-                    Some((stage, reason)) => (
-                        "fail",
-                        "FAIL".to_string(),
-                        format!(
-                            "<code>{}</code> / <code>{}</code>",
-                            stage.as_str(),
-                            reason.as_str()
-                        ),
-                    ),
-                },
-            };
-            let latency = outcome.and_then(|o| o.duration).map_or_else(
-                || "–".to_string(),
-                |d| match d.as_secs_f64() * 1000.0 {
-                    ms if ms < 10.0 => format!("{ms:.2} ms"),
-                    ms => format!("{ms:.1} ms"),
-                },
-            );
-            let _ = write!(
-                out,
-                "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td>{why}</td>\
-                 <td class=\"num\">{latency}</td></tr>",
-                entry.check.kind().as_str(),
-                escape(&describe(entry, &cat.config)),
-            );
+        let suspected: Vec<_> = s.verdicts.iter().filter(|v| v.2).collect();
+        if !suspected.is_empty() {
+            out.push_str("<p class=\"suspected\">Blocking suspected: ");
+            for (k, (kind, target, _)) in suspected.iter().enumerate() {
+                let sep = if k == 0 { "" } else { " · " };
+                let _ = write!(out, "{sep}<strong>{kind}</strong> {}", escape(target));
+            }
+            out.push_str("</p>");
+        }
+        out.push_str(
+            "<table><thead><tr><th>Check</th><th>Target</th>\
+             <th>Result</th><th>Stage / reason</th><th class=\"num\">Latency</th></tr></thead><tbody>",
+        );
+        for (entry, outcome) in &s.rows {
+            row(&mut out, entry, outcome.as_ref(), &round.catalogue.config);
         }
         out.push_str("</tbody></table>");
-        // Verdicts once every check has ended (a running one would read as
-        // a timeout).
-        let judged: Vec<_> = verdicts
-            .iter()
-            .filter(|(p, _)| cat.plan(*p).service == si)
-            .collect();
-        if !judged.is_empty() {
-            out.push_str("<p class=\"meta\">Verdicts: ");
-            for (k, (p, v)) in judged.iter().enumerate() {
-                let plan = cat.plan(*p);
-                let (class, word) = if *v {
-                    ("down", "suspected")
-                } else {
-                    ("up", "not suspected")
-                };
-                let _ = write!(
-                    out,
-                    "{}<code>{}</code> {} <span class=\"{class}\">{word}</span>",
-                    if k == 0 { "" } else { " · " },
-                    plan.kind.as_str(),
-                    escape(&plan.target)
-                );
+        let cleared: Vec<_> = s.verdicts.iter().filter(|v| !v.2).collect();
+        if !cleared.is_empty() {
+            out.push_str("<p class=\"meta\">Not suspected: ");
+            for (k, (kind, target, _)) in cleared.iter().enumerate() {
+                let sep = if k == 0 { "" } else { " · " };
+                let _ = write!(out, "{sep}<code>{kind}</code> {}", escape(target));
             }
             out.push_str("</p>");
         }
@@ -152,9 +203,81 @@ pub fn page(round: &Round, refresh_seconds: u32) -> String {
     out
 }
 
+/// The table at the top: one row per service, linking to its section.
+fn summary(out: &mut String, services: &[ServiceView<'_>]) {
+    out.push_str(
+        "<table class=\"summary\"><thead><tr><th>Service</th><th>State</th>\
+         <th>Failing checks</th><th>Blocking suspected</th></tr></thead><tbody>",
+    );
+    for s in services {
+        let name = escape(s.name);
+        let failing = s.failing();
+        let class = if failing > 0 { " class=\"fail\"" } else { "" };
+        let suspected: Vec<String> = s
+            .verdicts
+            .iter()
+            .filter(|v| v.2)
+            .map(|(kind, target, _)| {
+                format!("<strong class=\"down\">{kind}</strong> {}", escape(target))
+            })
+            .collect();
+        let suspected = if suspected.is_empty() {
+            "–".to_string()
+        } else {
+            suspected.join("<br>")
+        };
+        let _ = write!(
+            out,
+            "<tr{class}><td><a href=\"#service-{name}\">{name}</a></td><td>{}</td>\
+             <td class=\"num\">{failing} of {}</td><td>{suspected}</td></tr>",
+            badge(s.up),
+            s.rows.len(),
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
+/// One check's row.
+fn row(out: &mut String, entry: &Entry, outcome: Option<&Outcome>, config: &Config) {
+    let (class, result, why) = match outcome {
+        None => ("running", "running".to_string(), String::new()),
+        Some(o) => match o.failure {
+            None => ("ok", ok_text(o), String::new()),
+            Some((stage, reason)) => (
+                "fail",
+                "FAIL".to_string(),
+                format!(
+                    "<code>{}</code> / <code>{}</code>{}",
+                    stage.as_str(),
+                    reason.as_str(),
+                    o.http_status().map_or(String::new(), |s| format!(" ({s})")),
+                ),
+            ),
+        },
+    };
+    let latency = outcome.and_then(|o| o.duration).map_or_else(
+        || "–".to_string(),
+        |d| match d.as_secs_f64() * 1000.0 {
+            ms if ms < 10.0 => format!("{ms:.2} ms"),
+            ms => format!("{ms:.1} ms"),
+        },
+    );
+    let _ = write!(
+        out,
+        "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td>{why}</td>\
+         <td class=\"num\">{latency}</td></tr>",
+        entry.check.kind().as_str(),
+        escape(&describe(entry, config)),
+    );
+}
+
+fn since(t: SystemTime) -> Duration {
+    SystemTime::now().duration_since(t).unwrap_or_default()
+}
+
 /// `Some(up)` once every check that counts has ended, as
 /// `reachability_service_up` would say; `None` while one is running.
-fn service_up(cat: &Catalogue, rows: &[(&Entry, Option<&Outcome>)]) -> Option<bool> {
+fn service_up(cat: &Catalogue, rows: &[(&Entry, Option<Outcome>)]) -> Option<bool> {
     let mut up = true;
     for (entry, outcome) in rows {
         let counts = match &entry.check {
@@ -162,7 +285,7 @@ fn service_up(cat: &Catalogue, rows: &[(&Entry, Option<&Outcome>)]) -> Option<bo
             _ => true,
         };
         if counts {
-            up &= (*outcome)?.is_ok();
+            up &= outcome.as_ref()?.is_ok();
         }
     }
     Some(up)

@@ -1,5 +1,6 @@
 //! Securing the exporter's own endpoints (`--web.config.file`): TLS and
-//! HTTP basic auth with bcrypt hashes, as Prometheus' exporter-toolkit does.
+//! HTTP basic auth with bcrypt hashes, mutual TLS and response headers, as
+//! Prometheus' exporter-toolkit does.
 //!
 //! [`basic_auth`] guards every route but `/-/healthy` and `/-/ready` (left
 //! open for Kubernetes probes). bcrypt is slow on purpose, so a verification
@@ -22,7 +23,13 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::{WebConfig, WebTls};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+
+use crate::config::{ClientAuth, WebConfig, WebTls};
 
 /// Remembered successful logins at most (then the memory starts afresh).
 const CACHE_LIMIT: usize = 256;
@@ -150,16 +157,147 @@ pub async fn basic_auth(State(auth): State<Arc<Auth>>, req: Request, next: Next)
         .into_response()
 }
 
-/// The rustls server configuration for `tls`.
+/// The rustls server configuration for `tls`: its versions, TLS 1.2
+/// cipher suites and key exchange groups, and client certificates
+/// verified against its client CA (and their names against
+/// `client_allowed_sans`) when it asks for them.
 pub fn server_config(tls: &WebTls) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-    .with_no_client_auth()
-    .with_single_cert(tls.certs.clone(), tls.key.clone_key())?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suites) = &tls.cipher_suites {
+        provider
+            .cipher_suites
+            .retain(|s| s.version() == &rustls::version::TLS13 || suites.contains(&s.suite()));
+    }
+    if let Some(groups) = &tls.kx_groups {
+        provider.kx_groups = groups.clone();
+    }
+    let provider = Arc::new(provider);
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&tls.versions)?;
+    let builder = match &tls.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::IfGiven(roots) | ClientAuth::Required(roots) => {
+            let mut v = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider);
+            if matches!(tls.client_auth, ClientAuth::IfGiven(_)) {
+                v = v.allow_unauthenticated();
+            }
+            let inner = v
+                .build()
+                .map_err(|e| rustls::Error::General(format!("client_ca_file: {e}")))?;
+            builder.with_client_cert_verifier(Arc::new(AllowedSans {
+                inner,
+                allowed: tls.client_allowed_sans.clone(),
+            }))
+        }
+    };
+    let mut cfg = builder.with_single_cert(tls.certs.clone(), tls.key.clone_key())?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// Verifies a client certificate as `inner` does, then (when `allowed` is
+/// not empty) that it names one of `allowed` among its subject alternative
+/// names, as exporter-toolkit's `client_allowed_sans`.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl AllowedSans {
+    fn admits(&self, der: &CertificateDer<'_>) -> bool {
+        use x509_parser::extensions::GeneralName;
+        if self.allowed.is_empty() {
+            return true;
+        }
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
+            return false;
+        };
+        let Ok(Some(san)) = cert.subject_alternative_name() else {
+            return false;
+        };
+        san.value.general_names.iter().any(|name| {
+            self.allowed.iter().any(|a| match name {
+                GeneralName::DNSName(d) => d.eq_ignore_ascii_case(a),
+                GeneralName::RFC822Name(e) | GeneralName::URI(e) => e == a,
+                GeneralName::IPAddress(bytes) => {
+                    a.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+                        std::net::IpAddr::V4(v4) => v4.octets().as_slice() == *bytes,
+                        std::net::IpAddr::V6(v6) => v6.octets().as_slice() == *bytes,
+                    })
+                }
+                _ => false,
+            })
+        })
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.admits(end_entity) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Adds the web config's `http_server_config.headers` to every response,
+/// replacing ours of the same name.
+pub async fn add_headers(
+    State(headers): State<Arc<Vec<(header::HeaderName, HeaderValue)>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    for (name, value) in headers.iter() {
+        res.headers_mut().insert(name.clone(), value.clone());
+    }
+    res
 }
 
 /// A listener that yields TLS connections whose handshake completed.

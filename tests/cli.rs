@@ -168,7 +168,24 @@ fn check_command_exit_codes_table_and_json() {
         !table.contains('\x1b'),
         "no colour when stdout is not a terminal"
     );
-    assert_eq!(lines.last(), Some(&"1 checks, 1 passed, 0 failed"));
+    assert_eq!(lines.last(), Some(&"1 check, 1 passed, 0 failed"));
+    // Log flags after the subcommand too.
+    let out = run(&[
+        "check",
+        "--config.file",
+        good.to_str().unwrap(),
+        "--log.level",
+        "debug",
+        "--log.format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The summary counts in the singular when it is one.
+    let out = run(&["--config.check", "--config.file", good.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{}: valid: 1 service, 1 check", good.display())
+    );
 
     let out = run(&["check", "--config.file", mixed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -191,6 +208,10 @@ fn check_command_exit_codes_table_and_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["service"], "up");
+    assert_eq!(v[0]["check"], "tcp");
+    assert_eq!(v[0]["target"], open_addr.to_string());
+    assert_eq!(v[0]["description"], open_addr.to_string());
+    assert!(v[0]["status"].is_null(), "{v}");
     assert_eq!(v[0]["ok"], true);
     assert!(v[0]["duration_seconds"].as_f64().unwrap() > 0.0);
 
@@ -284,6 +305,167 @@ async fn auto_reload_and_telemetry_path() {
             b.contains("reachability_service_info{service=\"127.0.0.2\",category=\"NEWS\"} 1")
         })
         .await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    })
+    .await;
+}
+
+/// What a person needs to act: the HTTP status received in the table and
+/// the JSON, and the series' labels as JSON fields.
+#[tokio::test]
+async fn check_shows_what_it_received() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let http = http_server(None).await;
+        let dns = DnsServer::serve(&Pki::new(), &[("a.test.", "127.0.0.1")]).await;
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  web:\n    http: [\"http://{http}/unavailable\"]\n    dns: {{ names: [a.test] }}\n",
+                dns.udp
+            ),
+        )
+        .unwrap();
+        let run = |output: &'static str| {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || {
+                Command::new(BIN)
+                    .args(["check", "--config.file", config.to_str().unwrap(), "--output", output])
+                    .output()
+                    .unwrap()
+            })
+        };
+        let out = run("table").await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains("FAIL    http/http_unexpected_status (503)"), "{table}");
+        let out = run("json").await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let http_row = v.as_array().unwrap().iter().find(|r| r["check"] == "http").unwrap();
+        assert_eq!(http_row["status"], 503, "{v}");
+        assert_eq!(http_row["reason"], "http_unexpected_status");
+        let dns_row = v.as_array().unwrap().iter().find(|r| r["check"] == "dns").unwrap();
+        assert_eq!(dns_row["target"], "a.test", "{v}");
+        assert_eq!(dns_row["resolver"], "system");
+        assert_eq!(dns_row["type"], "A");
+        assert_eq!(dns_row["description"], "a.test via system (A)");
+        assert_eq!(dns_row["ok"], true);
+    })
+    .await;
+}
+
+/// `--web.listen-address` as Prometheus users write it: `:PORT` (every
+/// address), a host name, and repeated to serve on several.
+#[tokio::test]
+async fn listen_addresses_as_exporters_take_them() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yaml");
+        std::fs::write(&config, "services:\n  s:\n    tcp: [\"127.0.0.1:1\"]\n").unwrap();
+        let mut child = Command::new(BIN)
+            .args(["--config.file", config.to_str().unwrap()])
+            .args([
+                "--web.listen-address",
+                ":0",
+                "--web.listen-address",
+                "localhost:0",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut ports = Vec::new();
+        for _ in 0..2 {
+            let line = lines.next().unwrap().unwrap();
+            assert!(line.contains("msg=listening"), "{line}");
+            assert!(line.contains(" tls=false auth=false"), "{line}");
+            let at: SocketAddr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            ports.push(at);
+        }
+        // `:0` binds every address (IPv6 and, through it, IPv4); the name
+        // resolves to 127.0.0.1.
+        assert!(ports[0].ip().is_unspecified(), "{ports:?}");
+        assert_eq!(ports[1].ip().to_string(), "127.0.0.1");
+        for at in &ports {
+            let loopback = SocketAddr::new([127, 0, 0, 1].into(), at.port());
+            assert_eq!(get(loopback, "/-/healthy", None).await.0, 200, "{at}");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Anything else is refused as a usage error, naming the flag.
+        let out = Command::new(BIN)
+            .args(["--web.listen-address", "9799", "--config.check"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--web.listen-address") && err.contains("expected HOST:PORT or :PORT"),
+            "{err}"
+        );
+    })
+    .await;
+}
+
+/// A reload that changes `listen` says that it needs a restart, and the
+/// exporter keeps serving where it was.
+#[tokio::test]
+async fn a_listen_change_on_reload_is_logged() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let free = |_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (first, second) = (free(0), free(1));
+        let config = dir.path().join("config.yaml");
+        let write = |at: SocketAddr| {
+            std::fs::write(
+                &config,
+                format!("listen: \"{at}\"\nservices:\n  s:\n    tcp: [\"127.0.0.1:1\"]\n"),
+            )
+            .unwrap()
+        };
+        write(first);
+        let mut child = Command::new(BIN)
+            .args(["--config.file", config.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(line.contains(&format!("address={first}")), "{line}");
+        write(second);
+        signal(child.id(), "-HUP");
+        let warned = loop {
+            let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            if line.contains("listen changed") {
+                break line;
+            }
+        };
+        assert!(warned.contains("level=warn"), "{warned}");
+        assert!(
+            warned.contains(&format!("serving={first} configured={second}")),
+            "{warned}"
+        );
+        assert_eq!(get(first, "/-/healthy", None).await.0, 200);
         child.kill().unwrap();
         child.wait().unwrap();
     })

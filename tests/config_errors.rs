@@ -119,7 +119,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "listen",
-        "1:9: listen: invalid listen address \"localhost:9799\": expected ip:port, such as 0.0.0.0:9799",
+        "1:9: listen: invalid listen address \"localhost\": expected HOST:PORT or :PORT, such as 0.0.0.0:9799, localhost:9799 or :9799",
     ),
     (
         "module-kind",

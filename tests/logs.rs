@@ -114,24 +114,73 @@ async fn logfmt_failure_lines_name_the_check() {
     .await;
 }
 
+/// The keys of one JSON object, in order, repeats included (serde_json's
+/// `Value` would keep only the last of a repeated key).
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 #[tokio::test]
-async fn json_failure_lines_carry_the_span() {
+async fn json_lines_are_flat_objects_with_unique_keys_and_plain_values() {
     within(20, async {
         let dir = tempfile::tempdir().unwrap();
         let (config, _silent) = config(dir.path());
         let lines = logs_of_one_scrape(&config, "json", 2).await;
+        // Every line is one JSON object, each key once, none a Rust debug
+        // rendering.
+        for line in &lines {
+            let Keys(keys) = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let mut unique = keys.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), keys.len(), "a repeated key: {line}");
+            assert!(!line.contains("Some(") && !line.contains("None"), "{line}");
+        }
         let failures: Vec<serde_json::Value> = lines
             .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == "check failed")
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["msg"] == "check failed")
             .collect();
         let tcp = failures
             .iter()
-            .find(|v| v["span"]["check"] == "tcp")
+            .find(|v| v["check"] == "tcp")
             .unwrap_or_else(|| panic!("no tcp failure in {lines:#?}"));
-        assert_eq!(tcp["span"]["service"], "lab");
-        assert_eq!(tcp["span"]["target"], "127.0.0.1:1");
+        // The probe's target, not the Rust module the event came from.
+        assert_eq!(tcp["target"], "127.0.0.1:1", "{tcp}");
+        assert_eq!(tcp["service"], "lab");
+        assert_eq!(tcp["span"], "check");
+        assert_eq!(tcp["level"], "debug");
+        assert_eq!(tcp["stage"], "connect");
         assert_eq!(tcp["reason"], "connection_refused");
+        assert_eq!(tcp["cut"], false, "a boolean, not text: {tcp}");
+        // A DNS failure names its resolver and record type.
+        let dns = failures
+            .iter()
+            .find(|v| v["check"] == "dns")
+            .unwrap_or_else(|| panic!("no dns failure in {lines:#?}"));
+        assert_eq!(dns["target"], "a.test", "{dns}");
+        assert_eq!(dns["resolver"], "system");
+        assert_eq!(dns["type"], "A");
+        assert_eq!(dns["reason"], "generic_timeout_error");
+        assert_eq!(dns["cut"], true);
     })
     .await;
 }

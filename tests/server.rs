@@ -592,46 +592,108 @@ async fn status_page_shows_the_latest_round() {
         let dir = tempfile::tempdir().unwrap();
         let closed = closed_port().await;
         let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let http = http_server(None).await;
         let yaml = format!(
-            "services:\n  web:\n    tcp: [\"{closed}\"]\n    http: [\"http://{closed}/?a=<b>&c\"]\n  slow:\n    timeout: 1500ms\n    tls: [{{ target: \"{stall}\", sni: stall.test }}]\n"
+            "services:\n  web:\n    tcp: [\"{closed}\"]\n    http: [\"http://{closed}/?a=<b>&c\"]\n  slow:\n    timeout: 1500ms\n    tls: [{{ target: \"{stall}\", sni: stall.test }}]\n  shop:\n    http: [\"http://{http}/unavailable\", \"http://{http}/ok\"]\n"
         );
-        let exp = Exporter::start(dir.path(), &yaml).await;
-        // No round yet: the page starts one and shows it while it runs.
+        let web = reachability_exporter::server::Web {
+            telemetry_path: "/m".into(),
+            ..Default::default()
+        };
+        let exp = Exporter::start_with(dir.path(), &yaml, web).await;
+        // No round yet: the page starts one and waits for it, as a scrape
+        // would (the stalled TLS check is cut at 1.5 s).
         let (status, head, page) = request_full(exp.addr, "GET", "/", &[]).await;
         assert_eq!(status, 200);
         let head = head.to_ascii_lowercase();
         assert!(head.contains("content-security-policy: default-src 'none'; style-src 'self'"), "{head}");
         assert!(page.contains("<link rel=\"stylesheet\" href=\"/status.css\">"), "{page}");
+        assert!(page.contains("<meta http-equiv=\"refresh\" content=\"30\">"), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("running"), "{page}");
+        // The Metrics link follows --web.telemetry-path.
+        assert!(page.contains("<a href=\"/m\">Metrics</a>"), "{page}");
         assert!(
             page.contains(&format!("<td>http://{closed}/?a=&lt;b&gt;&amp;c</td>")),
             "config text is escaped: {page}"
         );
-        assert!(page.contains("still running"), "{page}");
-        assert!(page.contains("<td class=\"running\">running</td>"), "{page}");
-        assert!(page.contains("<meta http-equiv=\"refresh\""), "{page}");
-        assert!(!page.contains("<script"), "{page}");
-
-        // Once the round is over (the stalled TLS check cut at 1.5 s): red
-        // rows with stage and reason.
-        eventually(exp.addr, "/", "the round never ended", |p| !p.contains("running")).await;
-        let (status, page) = get(exp.addr, "/", None).await;
-        assert_eq!(status, 200);
+        // The summary opens the page: one row per service, linking to it.
+        let summary = &page[page.find("<table class=\"summary\">").expect("a summary")..];
+        let summary = &summary[..summary.find("</table>").unwrap()];
+        assert!(summary.contains("<tr class=\"fail\"><td><a href=\"#service-web\">web</a></td><td><span class=\"down\">down</span></td><td class=\"num\">2 of 2</td>"), "{summary}");
+        assert!(summary.contains("<a href=\"#service-slow\">slow</a></td><td><span class=\"down\">down</span></td><td class=\"num\">1 of 1</td>"), "{summary}");
+        assert!(summary.contains("<a href=\"#service-shop\">shop</a></td><td><span class=\"down\">down</span></td><td class=\"num\">1 of 2</td>"), "{summary}");
+        assert!(page.find("<table class=\"summary\">") < page.find("<h2 id=\"service-web\">"), "{page}");
+        // Red rows with stage and reason, and the status an HTTP check got.
         assert!(
-            page.contains(
-                "<tr class=\"fail\"><td>tcp</td><td>"
-            ) && page.contains("<code>connect</code> / <code>connection_refused</code>"),
+            page.contains("<tr class=\"fail\"><td>tcp</td><td>")
+                && page.contains("<code>connect</code> / <code>connection_refused</code>"),
             "{page}"
         );
         assert!(page.contains("<code>tls_handshake</code> / <code>generic_timeout_error</code>"), "{page}");
-        assert!(page.contains("<span class=\"down\">down</span>"), "{page}");
-        // Viewing the page started one round, not one per view.
-        let (_, m) = get(exp.addr, "/metrics", None).await;
-        assert_eq!(sample(&m, "reachability_exporter_rounds_total", &[]), Some(2.0), "{m}");
+        assert!(page.contains("<code>http</code> / <code>http_unexpected_status</code> (503)"), "{page}");
+        assert!(page.contains("<td class=\"ok\">ok (200)</td>"), "{page}");
+        // Within the refresh interval, a second view shows the same round.
+        let (_, page2) = get(exp.addr, "/", None).await;
+        assert!(page2.contains("<h2 id=\"service-shop\">"), "{page2}");
+        let (_, m) = get(exp.addr, "/m", None).await;
+        assert_eq!(sample(&m, "reachability_exporter_rounds_total", &[]), Some(2.0), "two views and a scrape: two rounds. {m}");
+
+        // A round of one service (/probe?service=) newer than the page's
+        // shows for that service, saying when it ran.
+        let (status, _) = get(exp.addr, "/probe?service=shop", None).await;
+        assert_eq!(status, 200);
+        let (_, page) = get(exp.addr, "/", None).await;
+        assert!(page.contains("<h2 id=\"service-shop\">shop · <span class=\"down\">down</span> <small>checked 0 s ago</small></h2>"), "{page}");
+        assert!(!page.contains("<h2 id=\"service-web\">web · <span class=\"down\">down</span> <small>"), "{page}");
+
+        // After a reload the page follows at once: the removed services
+        // go, the new one shows.
+        std::fs::write(&exp.config_file, format!("services:\n  shop:\n    http: [\"http://{http}/ok\"]\n")).unwrap();
+        exp.engine.reload().unwrap();
+        let (_, page) = get(exp.addr, "/", None).await;
+        assert!(page.contains("<a href=\"#service-shop\">shop</a></td><td><span class=\"up\">up</span></td><td class=\"num\">0 of 1</td>"), "{page}");
+        assert!(!page.contains("service-web") && !page.contains("service-slow"), "{page}");
 
         let (status, head, css) = request_full(exp.addr, "GET", "/status.css", &[]).await;
         assert_eq!(status, 200);
         assert!(head.to_ascii_lowercase().contains("content-type: text/css"), "{head}");
         assert!(css.contains(".fail{"), "{css}");
+        exp.stop().await;
+    })
+    .await;
+}
+
+/// The page shows nothing older than its refresh interval: a view after it
+/// starts a round (nothing else scrapes here).
+#[tokio::test]
+async fn status_page_stays_fresh_without_scrapes() {
+    within(30, async {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = closed_port().await;
+        let web = reachability_exporter::server::Web {
+            status_refresh: 1,
+            ..Default::default()
+        };
+        let yaml = format!("min_interval: 0s\nservices:\n  web:\n    tcp: [\"{closed}\"]\n");
+        let exp = Exporter::start_with(dir.path(), &yaml, web).await;
+        let rounds = || async {
+            let (_, m) = get(exp.addr, "/metrics", None).await;
+            sample(&m, "reachability_exporter_rounds_total", &[]).unwrap()
+        };
+        get(exp.addr, "/", None).await;
+        get(exp.addr, "/", None).await;
+        // The two views shared one round; this scrape (min_interval 0s)
+        // starts its own.
+        assert_eq!(rounds().await, 2.0);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (_, page) = get(exp.addr, "/", None).await;
+        assert!(page.contains("(0 s ago)"), "{page}");
+        assert_eq!(
+            rounds().await,
+            4.0,
+            "the view after 1 s started a round, then the scrape"
+        );
         exp.stop().await;
     })
     .await;

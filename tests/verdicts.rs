@@ -152,8 +152,18 @@ async fn sni_filtering_against_a_neutral_sni() {
         let (_, page) = get(exporter.addr, "/", None).await;
         exporter.stop().await;
         let t = filtered.to_string();
+        // In the summary, in red beside its service; in the service's
+        // section above its table; a clean one listed as not suspected.
         assert!(
-            page.contains(&format!("<code>sni_filtered</code> {t} <span class=\"down\">suspected</span>")),
+            page.contains(&format!("<a href=\"#service-filtered\">filtered</a></td><td><span class=\"down\">down</span></td><td class=\"num\">1 of 1</td><td><strong class=\"down\">sni_filtered</strong> {t}</td>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("<h2 id=\"service-filtered\">filtered · <span class=\"down\">down</span></h2><p class=\"suspected\">Blocking suspected: <strong>sni_filtered</strong> {t}</p>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("<p class=\"meta\">Not suspected: <code>sni_filtered</code> {t}</p>")),
             "{page}"
         );
         assert_eq!(verdict(&body, "filtered", &t, "sni_filtered"), Some(1.0), "{body}");
@@ -267,7 +277,7 @@ async fn downloads_throttled_and_stalled() {
         let http = http_server(None).await;
         let closed = closed_port().await;
         let config = format!(
-            "timeout: 3s\nservices:\n  s:\n    download:\n      - {{ url: \"http://{http}/trickle\", min_rate: 200000, stall_after: 1s }}\n      - {{ url: \"http://{http}/fast\", min_rate: 100KiB, max_bytes: 128KiB }}\n      - {{ url: \"http://{http}/freeze\", min_rate: 1000, stall_after: 300ms }}\n      - {{ url: \"http://{closed}/fast\", min_rate: 1000 }}\n"
+            "timeout: 3s\nservices:\n  s:\n    download:\n      - {{ url: \"http://{http}/trickle\", min_rate: 200000, stall_after: 1s }}\n      - {{ url: \"http://{http}/fast\", min_rate: 100KiB, max_bytes: 128KiB }}\n      - {{ url: \"http://{http}/freeze\", min_rate: 1000, stall_after: 300ms }}\n      - {{ url: \"http://{closed}/fast\", min_rate: 1000 }}\n      - {{ url: \"http://{http}/ok\", min_rate: 100KiB }}\n"
         );
         let body = scrape(&config, dir.path()).await;
         let trickle = format!("http://{http}/trickle");
@@ -294,6 +304,12 @@ async fn downloads_throttled_and_stalled() {
             sample(&body, "reachability_failure_info", &[("target", freeze.as_str()), ("check", "download"), ("stage", "read"), ("reason", "generic_timeout_error")]),
             Some(1.0)
         );
+        // A 5-byte page is far under 100 KiB/s, but too short to be a rate:
+        // not judged (it was 1 before the floor).
+        let small = format!("http://{http}/ok");
+        assert_eq!(m("reachability_download_bytes", &small), Some(5.0), "{body}");
+        assert_eq!(verdict(&body, "s", &small, "throttled"), None, "{body}");
+        assert_eq!(verdict(&body, "s", &small, "stalled"), Some(0.0));
         // Never connected: nothing to judge.
         assert_eq!(verdict(&body, "s", &down, "stalled"), None);
         assert_eq!(verdict(&body, "s", &down, "throttled"), None);

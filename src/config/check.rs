@@ -18,7 +18,8 @@ use super::kind::CheckKind;
 use super::values::{DnsName, HttpUrl, IpFamily, Target};
 use super::{
     CallPortCheck, CallPortOptions, DnsCheck, DnsOptions, DownloadCheck, DownloadOptions,
-    HttpCheck, HttpOptions, QuicCheck, QuicOptions, TcpCheck, TcpOptions, TlsCheck, TlsOptions,
+    HttpCheck, HttpOptions, QuicCheck, QuicOptions, Resolver, TcpCheck, TcpOptions, TlsCheck,
+    TlsOptions,
 };
 
 /// One check of a service, or of a `/probe` request.
@@ -65,6 +66,36 @@ impl Check {
             Check::Http(c) => c.family,
             Check::Download(c) => c.family,
             Check::Quic(c) => c.family,
+        }
+    }
+
+    /// What tells its series apart beside the service, as label pairs:
+    /// `target` and, by kind, `resolver` and `type` (DNS), `sni` (TLS,
+    /// QUIC), `transport` and `method` (call ports). `resolvers` are the
+    /// config's.
+    pub fn labels(&self, resolvers: &[Resolver]) -> Vec<(&'static str, String)> {
+        match self {
+            Check::Dns(c) => vec![
+                ("target", c.name.to_string()),
+                ("resolver", resolvers[c.resolver].name.clone()),
+                ("type", c.record_type.as_str().to_string()),
+            ],
+            Check::Tcp(c) => vec![("target", c.target.written.clone())],
+            Check::Tls(c) => vec![
+                ("target", c.target.written.clone()),
+                ("sni", c.sni.clone().unwrap_or_default()),
+            ],
+            Check::Quic(c) => vec![
+                ("target", c.target.written.clone()),
+                ("sni", c.sni.clone().unwrap_or_default()),
+            ],
+            Check::CallPort(c) => vec![
+                ("target", c.target.written.clone()),
+                ("transport", c.transport.as_str().to_string()),
+                ("method", c.method.as_str().to_string()),
+            ],
+            Check::Http(c) => vec![("target", c.written.clone())],
+            Check::Download(c) => vec![("target", c.written.clone())],
         }
     }
 

@@ -36,6 +36,7 @@ mod dns;
 mod download;
 mod http;
 mod kind;
+mod listen;
 mod pace;
 mod quic;
 mod raw;
@@ -47,7 +48,6 @@ mod validate;
 mod values;
 mod web;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,13 +61,14 @@ pub use dns::{DnsCheck, DnsOptions};
 pub use download::{DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DownloadCheck, DownloadOptions};
 pub use http::{DEFAULT_HTTP_STATUS, DEFAULT_MAX_BODY, HttpCheck, HttpOptions};
 pub use kind::CheckKind;
+pub use listen::ListenAddress;
 pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
 pub use values::{CallMethod, Host, IpFamily, RecordType, Target, Transport, url_target};
-pub use web::{WebConfig, WebTls};
+pub use web::{ClientAuth, WebConfig, WebTls};
 
 /// Default listen address (the port registered for this exporter's family).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9799";
@@ -116,7 +117,7 @@ pub struct Config {
     /// Checks in flight at most, across rounds and `/probe` requests.
     pub max_concurrent_checks: usize,
     /// Address to serve HTTP on.
-    pub listen: SocketAddr,
+    pub listen: ListenAddress,
     /// Resolvers; index 0 is always `system`.
     pub resolvers: Vec<Resolver>,
     /// Services in file order.
@@ -206,7 +207,7 @@ mod tests {
 
     #[test]
     fn default_listen_parses() {
-        assert!(DEFAULT_LISTEN.parse::<SocketAddr>().is_ok());
+        assert!(DEFAULT_LISTEN.parse::<ListenAddress>().is_ok());
     }
 
     #[test]

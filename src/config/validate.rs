@@ -119,7 +119,7 @@ impl Validator<'_> {
             // The constant parses: checked by a unit test.
             None => DEFAULT_LISTEN
                 .parse()
-                .expect("DEFAULT_LISTEN is a socket address"),
+                .expect("DEFAULT_LISTEN is a listen address"),
         };
         let top = Defaults {
             timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),

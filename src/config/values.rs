@@ -261,17 +261,13 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-/// A listen address `ip:port`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Listen(pub SocketAddr);
+/// A listen address (see [`super::ListenAddress`]).
+#[derive(Debug, Clone)]
+pub(super) struct Listen(pub super::ListenAddress);
 
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, |s| {
-            s.parse().map(Listen).map_err(|_| {
-                format!("invalid listen address {s:?}: expected ip:port, such as 0.0.0.0:9799")
-            })
-        })
+        parse_str(d, |s| s.parse().map(Listen))
     }
 }
 

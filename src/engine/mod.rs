@@ -59,6 +59,9 @@ pub struct Engine {
     reload_ok: AtomicBool,
     reload_ts: AtomicU64,
     stats: Arc<Stats>,
+    /// Whether the config's `listen` is where we serve (no flag overrode
+    /// it): a reload that changes it is then worth a warning.
+    listen_from_config: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -162,7 +165,14 @@ impl Engine {
             reload_ok: AtomicBool::new(true),
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
             stats: Arc::new(Stats::default()),
+            listen_from_config: AtomicBool::new(false),
         })
+    }
+
+    /// Warn on a reload that changes `listen`: we serve where the config
+    /// said at start, and moving needs a restart.
+    pub fn warn_on_listen_change(&self) {
+        self.listen_from_config.store(true, Ordering::Relaxed);
     }
 
     /// The catalogue serving now.
@@ -183,6 +193,14 @@ impl Engine {
             .and_then(|c| Catalogue::new(c).map_err(ReloadError::from));
         match result {
             Ok(cat) => {
+                let was = &self.catalogue.load().config.listen;
+                if self.listen_from_config.load(Ordering::Relaxed) && *was != cat.config.listen {
+                    tracing::warn!(
+                        serving = %was,
+                        configured = %cat.config.listen,
+                        "listen changed: the new address needs a restart; still serving on the old one"
+                    );
+                }
                 self.catalogue.store(Arc::new(cat));
                 self.reload_ok.store(true, Ordering::Relaxed);
                 self.reload_ts
@@ -228,6 +246,42 @@ impl Engine {
                 Ok(r)
             }
         }
+    }
+
+    /// What the status page shows: the latest round of every check if it
+    /// runs or ran under the current config and started within `fresh`
+    /// (`min_interval`, if longer), else a new one running until
+    /// `deadline`; when `max_concurrent_checks` leaves no room for a new
+    /// one, the latest there is. With it, the ended rounds of single
+    /// services (`/probe?service=`) that started after it, under the same
+    /// config.
+    pub fn status_rounds(
+        &self,
+        fresh: Duration,
+        deadline: Instant,
+    ) -> Result<(Arc<Round>, Vec<Arc<Round>>), Busy> {
+        let same = |r: &Round, cat: &Catalogue| std::ptr::eq(Arc::as_ptr(&r.catalogue), cat);
+        let main = self.round_for(Scope::All, deadline, |r, cat| {
+            same(r, cat)
+                && (!r.is_done() || r.started.elapsed() < fresh.max(cat.config.min_interval))
+        });
+        // Poisoning needs a panic while holding this lock; none can occur.
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let main = match main {
+            Ok(r) => r,
+            Err(busy) => inflight.get(&Scope::All).cloned().ok_or(busy)?,
+        };
+        let newer = inflight
+            .iter()
+            .filter(|(scope, r)| {
+                matches!(scope, Scope::Service(_))
+                    && r.is_done()
+                    && r.started > main.started
+                    && same(r, &main.catalogue)
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        Ok((main, newer))
     }
 
     /// An ad hoc probe of `target` with module `module`: refused for an

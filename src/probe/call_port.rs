@@ -65,7 +65,11 @@ pub async fn probe(
             );
         }
         (None, Facts::Stun { mapped }) => {
-            tracing::debug!(rtt = ?outcome.duration, ?mapped, "call port answered");
+            tracing::debug!(
+                rtt_seconds = outcome.duration.map(|d| d.as_secs_f64()),
+                mapped = mapped.as_ref().map(tracing::field::display),
+                "call port answered"
+            );
         }
         (None, _) => {}
     }

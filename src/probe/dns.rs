@@ -245,7 +245,12 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
             };
             let failure = judged.err().map(|r| (Stage::Resolve, r));
             if let Some((_, reason)) = failure {
-                tracing::debug!(reason = reason.as_str(), ?ips, "dns answer refused");
+                let answers = ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>();
+                tracing::debug!(
+                    reason = reason.as_str(),
+                    answers = answers.join(" "),
+                    "dns answer refused"
+                );
             }
             Outcome {
                 failure,

@@ -48,7 +48,8 @@ pub async fn probe(
             tracing::debug!(
                 stage = stage.as_str(),
                 reason = reason.as_str(),
-                ?transfer,
+                bytes = transfer.map(|t| t.bytes),
+                seconds = transfer.map(|t| t.duration.as_secs_f64()),
                 "download failed"
             );
         }

@@ -142,6 +142,27 @@ impl Outcome {
     pub fn is_ok(&self) -> bool {
         self.failure.is_none()
     }
+
+    /// The HTTP status received, passed or failed.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.facts {
+            Facts::Http { status } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Its stage and reason as `stage/reason`, with what was received when
+    /// the reason alone does not say (`http/http_unexpected_status (451)`);
+    /// empty when it passed.
+    pub fn failure_text(&self) -> String {
+        match (self.failure, self.http_status()) {
+            (None, _) => String::new(),
+            (Some((stage, reason)), None) => format!("{}/{}", stage.as_str(), reason.as_str()),
+            (Some((stage, reason)), Some(status)) => {
+                format!("{}/{} ({status})", stage.as_str(), reason.as_str())
+            }
+        }
+    }
 }
 
 /// What a running check has got to, readable while it runs: the stage it

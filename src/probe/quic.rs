@@ -82,7 +82,7 @@ pub async fn probe(
         }
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(sni = ?check.sni, reason = reason.as_str(), error = %e, "quic handshake failed");
+            tracing::debug!(sni = check.sni.as_deref(), reason = reason.as_str(), error = %e, "quic handshake failed");
             Outcome::failed(Stage::QuicHandshake, reason)
         }
     }

@@ -232,7 +232,7 @@ async fn handshake(
         }
         Err(e) => {
             let reason = classify(&e);
-            tracing::debug!(%ip, sni = ?check.sni, reason = reason.as_str(), error = %e, "tls handshake failed");
+            tracing::debug!(%ip, sni = check.sni.as_deref(), reason = reason.as_str(), error = %e, "tls handshake failed");
             Outcome::failed(Stage::TlsHandshake, reason)
         }
     }

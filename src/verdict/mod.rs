@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::config::IpFamily;
 use crate::ids::{EntryId, ServiceId, SlotId};
-use crate::probe::{Facts, Outcome};
+use crate::probe::{Facts, Outcome, Transfer};
 use crate::reason::{Reason, Stage};
 
 /// The kind of blocking a verdict is about (the `kind` label).
@@ -377,7 +377,7 @@ fn judge_case<'a>(
             let o = outcome(*download)?;
             match (&o.failure, &o.facts) {
                 (None, Facts::Download(t)) if !t.stalled && t.first_byte.is_some() => {
-                    Some(t.rate() < *min_rate as f64)
+                    rate_below(t, *min_rate)
                 }
                 _ => None,
             }
@@ -389,6 +389,29 @@ fn judge_case<'a>(
                 _ => None,
             }
         }
+    }
+}
+
+/// The least body a rate under `min_rate` is judged from: a short
+/// transfer is all round trips and slow start, not rate.
+const RATE_FLOOR_BYTES: u64 = 64 * 1024;
+
+/// The least time (request sent to last byte) a rate under `min_rate` is
+/// judged from, for the same reason.
+const RATE_FLOOR_TIME: Duration = Duration::from_secs(1);
+
+/// Whether a completed transfer ran under `min_rate`: `false` when it ran
+/// at `min_rate` or faster (round trips and slow start only ever lower a
+/// measured rate, so a fast one is fast whatever its length), `true` when
+/// it ran slower over at least [`RATE_FLOOR_BYTES`] and
+/// [`RATE_FLOOR_TIME`], unjudged when it was slower but too short to say.
+fn rate_below(t: &Transfer, min_rate: u64) -> Option<bool> {
+    if t.rate() >= min_rate as f64 {
+        Some(false)
+    } else if t.bytes >= RATE_FLOOR_BYTES && t.duration >= RATE_FLOOR_TIME {
+        Some(true)
+    } else {
+        None
     }
 }
 

@@ -60,13 +60,13 @@ fn tls(failure: Option<Reason>, control: Option<bool>) -> Outcome {
     o
 }
 
-fn download(bytes: u64, secs: u64, first_byte: bool, stalled: bool) -> Outcome {
+fn download(bytes: u64, millis: u64, first_byte: bool, stalled: bool) -> Outcome {
     Outcome {
         failure: stalled.then_some((Stage::Read, GenericTimeout)),
         duration: None,
         facts: Facts::Download(Transfer {
             bytes,
-            duration: Duration::from_secs(secs),
+            duration: Duration::from_millis(millis),
             first_byte: first_byte.then_some(Duration::from_millis(50)),
             stalled,
         }),
@@ -535,16 +535,50 @@ fn throttled_and_stalled() {
     let stalled = || Case::Stalled { download: id(0) };
     let rows: Vec<(&str, Outcome, Option<bool>, Option<bool>)> = vec![
         // (what, outcome, throttled, stalled)
-        ("slow", download(200_000, 4, true, false), YES, NO),
-        ("fast enough", download(800_000, 4, true, false), NO, NO),
+        ("slow", download(200_000, 4000, true, false), YES, NO),
+        ("fast enough", download(800_000, 4000, true, false), NO, NO),
         (
             "exactly min_rate",
-            download(400_000, 4, true, false),
+            download(400_000, 4000, true, false),
             NO,
             NO,
         ),
-        ("stalled", download(16_384, 3, true, true), ABSENT, YES),
-        ("no response head", download(0, 3, false, false), ABSENT, NO),
+        // A 3-byte page: 100 bytes/s, but nothing to judge a rate by.
+        ("a tiny body", download(3, 30, true, false), ABSENT, NO),
+        // The floors: 64 KiB of body and 1 s, both needed to say slow.
+        (
+            "just under 64 KiB",
+            download(65_535, 2000, true, false),
+            ABSENT,
+            NO,
+        ),
+        (
+            "64 KiB over 2 s",
+            download(65_536, 2000, true, false),
+            YES,
+            NO,
+        ),
+        (
+            "just under 1 s",
+            download(90_000, 999, true, false),
+            ABSENT,
+            NO,
+        ),
+        ("1 s", download(90_000, 1000, true, false), YES, NO),
+        // Fast is fast, however short.
+        (
+            "a small fast body",
+            download(2_000, 10, true, false),
+            NO,
+            NO,
+        ),
+        ("stalled", download(16_384, 3000, true, true), ABSENT, YES),
+        (
+            "no response head",
+            download(0, 3000, false, false),
+            ABSENT,
+            NO,
+        ),
         (
             "failed before the request",
             fail(Stage::Connect, ConnectionReset),

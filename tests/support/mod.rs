@@ -104,6 +104,16 @@ impl Exporter {
     /// Writes `config` to `dir/config.yaml` and starts serving it; returns
     /// once it listens. Panics if the config does not load.
     pub async fn start(dir: &Path, config: &str) -> Exporter {
+        Exporter::start_with(dir, config, Default::default()).await
+    }
+
+    /// [`Exporter::start`] with `web` settings (telemetry path, status
+    /// page refresh, headers).
+    pub async fn start_with(
+        dir: &Path,
+        config: &str,
+        web: reachability_exporter::server::Web,
+    ) -> Exporter {
         let config_file = dir.join("config.yaml");
         std::fs::write(&config_file, config).unwrap();
         let cfg = reachability_exporter::config::Config::load(&config_file).unwrap();
@@ -118,7 +128,7 @@ impl Exporter {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let e = engine.clone();
         let task = tokio::spawn(async move {
-            reachability_exporter::server::run(listener, e, &Default::default(), async {
+            reachability_exporter::server::run(vec![listener], e, &web, async {
                 let _ = rx.await;
             })
             .await

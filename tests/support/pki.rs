@@ -104,6 +104,39 @@ impl Pki {
         tokio_rustls::TlsConnector::from(Arc::new(cfg))
     }
 
+    /// A TLS client of the exporter's own listener: trusting the test CA,
+    /// speaking `versions`, and presenting a client certificate for `name`
+    /// (from the test CA, or from the untrusted one when `trusted` is
+    /// false) when `name` is given.
+    pub fn client_with(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        name: Option<&str>,
+        trusted: bool,
+    ) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+        let cfg = match name {
+            None => builder.with_no_client_auth(),
+            Some(n) => {
+                let key = KeyPair::generate().unwrap();
+                let issuer = if trusted { &self.ca } else { &self.other };
+                let cert = params_for(&[n]).signed_by(&key, issuer).unwrap();
+                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+                builder
+                    .with_client_auth_cert(vec![cert.der().clone()], key)
+                    .unwrap()
+            }
+        };
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    }
+
     /// A server config for `names` that speaks TLS 1.2 only, with rustls'
     /// session cache: a client that kept the session ID would resume.
     pub fn tls12_only(&self, names: &[&str]) -> Arc<ServerConfig> {

@@ -91,7 +91,14 @@ pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline
                 }
             };
             let (rs, rc) = tokio::join!(one(s, true), one(c, false));
-            tracing::debug!(%name, system = %s, control = %c, ?rs, ?rc, "dns_injected evidence: handshakes with the name's SNI");
+            tracing::debug!(
+                %name,
+                system = %s,
+                control = %c,
+                at_system = result_name(rs),
+                at_control = result_name(rc),
+                "dns_injected evidence: handshakes with the name's SNI"
+            );
         }
         Case::IpBlocked {
             controls,
@@ -153,11 +160,21 @@ pub async fn gather(round: &Round, case: &Case, slot: &Mutex<Evidence>, deadline
                     }
                 }))
                 .await;
+            let results = results
+                .iter()
+                .map(|(addr, r)| format!("{addr}={}", result_name(Some(*r)).unwrap_or_default()))
+                .collect::<Vec<_>>();
             tracing::debug!(
-                ?results,
+                results = results.join(" "),
                 "ip_blocked evidence: connects to the controls' addresses"
             );
         }
         _ => set(Evidence::NotNeeded),
     }
+}
+
+/// A handshake's or connect's result as a log value: `ok` or the failure's
+/// reason; absent when it did not end.
+fn result_name(r: Option<Result<(), Reason>>) -> Option<&'static str> {
+    r.map(|r| r.err().map_or("ok", Reason::as_str))
 }
