@@ -29,7 +29,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "call-port-method",
-        "4:44: services.a.call_ports[0].method: unknown variant `ping`, expected one of stun, connect",
+        "4:44: services.a.call_ports[0].method: unknown value `ping`, expected one of stun, connect",
     ),
     (
         "call-port-two-transports",
@@ -75,7 +75,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "ip-family",
-        "3:16: services.a.ip_family: unknown variant `ipv5`, expected one of ipv4, ipv6, any",
+        "3:16: services.a.ip_family: unknown value `ipv5`, expected one of ipv4, ipv6, any",
     ),
     (
         "quic-alpn",
@@ -123,7 +123,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "module-kind",
-        "3:11: modules.q.kind: unknown variant `smtp`, expected one of dns, tcp, tls, call_port, http, download, quic",
+        "3:11: modules.q.kind: unknown value `smtp`, expected one of dns, tcp, tls, call_port, http, download, quic",
     ),
     (
         "module-option",
@@ -139,7 +139,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "record-type",
-        "3:42: services.a.dns.types[0]: unknown variant `MX`, expected one of A, AAAA",
+        "3:42: services.a.dns.types[0]: unknown value `MX`, expected one of A, AAAA",
     ),
     (
         "resolver-hostname",
@@ -179,7 +179,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "test-list-check",
-        "3:19: test_lists[0].checks[1]: unknown variant `ping`, expected one of dns, tls, http",
+        "3:19: test_lists[0].checks[1]: unknown value `ping`, expected one of dns, tls, http",
     ),
     (
         "test-list-empty",
@@ -199,7 +199,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "test-list-row",
-        "tests/testdata/lists/bad-row.csv:3:1: test_lists[0]: invalid URL \"not a url\": relative URL without a base",
+        "tests/testdata/lists/bad-row.csv:3:1: test_lists[0]: invalid URL \"not a url\": a URL starts with http:// or https://",
     ),
     (
         "test-list-taken",
@@ -218,6 +218,127 @@ const CASES: &[(&str, &str)] = &[
         "5:27: services.a.dns.resolvers[1]: unknown resolver \"cloudflare\": known resolvers are system",
     ),
     ("yaml-syntax", "3:10: services.a.tcp: unclosed bracket '['"),
+    // Values of the wrong shape, in the config's words (#17).
+    (
+        "download-url-number",
+        "3:23: services.a.download[0].url: invalid URL \"5\": a URL starts with http:// or https://",
+    ),
+    (
+        "http-url-no-scheme",
+        "3:12: services.a.http[0]: invalid URL \"127.0.0.1:8080/\": a URL starts with http:// or https://, such as http://127.0.0.1:8080/",
+    ),
+    (
+        "max-concurrent-word",
+        "1:24: max_concurrent_checks: expected a number of checks, such as 1024",
+    ),
+    (
+        "misindented-key",
+        "5:6: services.lab: this key is indented differently from the keys before it: indent every key of a mapping by the same number of spaces",
+    ),
+    (
+        "no-space-nested",
+        "3:5: services.lab: `timeout:5s` needs a space after the colon: `timeout: 5s`",
+    ),
+    (
+        "no-space-top",
+        "1:1: `timeout:5s` needs a space after the colon: `timeout: 5s`",
+    ),
+    (
+        "record-type-mx",
+        "3:37: services.a.dns.types[0]: unknown value `MX`, expected one of A, AAAA",
+    ),
+    (
+        "shape-call-port-string",
+        "3:18: services.a.call_ports[0]: a call port is a mapping such as { udp: \"HOST:PORT\" } or { tcp: \"HOST:PORT\" }",
+    ),
+    (
+        "shape-control-sni-list",
+        "3:18: services.a.control_sni: expected a single value, not a list or a mapping",
+    ),
+    (
+        "shape-dns-list",
+        "3:10: services.a.dns: expected a mapping such as { names: [web.whatsapp.com], types: [A, AAAA] }",
+    ),
+    (
+        "shape-dns-names-string",
+        "3:19: services.a.dns.names: expected a list of DNS names, such as [web.whatsapp.com]",
+    ),
+    (
+        "shape-insecure-string",
+        "3:45: services.a.tls[0].insecure: expected true or false",
+    ),
+    (
+        "shape-labels-list",
+        "1:9: labels: expected a mapping of label names to values, such as { country: RU, site: msk-1 }",
+    ),
+    (
+        "shape-min-interval-list",
+        "1:15: min_interval: expected a single value, not a list or a mapping",
+    ),
+    (
+        "shape-module-string",
+        "2:6: modules.m: a module is a mapping such as { kind: tls, timeout: 5s }",
+    ),
+    (
+        "shape-pace-number",
+        "1:7: pace: expected a mapping such as { starts_per_second: 200, spread: 50% }",
+    ),
+    (
+        "shape-ranges-string",
+        "1:17: allowed_ranges: expected a list of address ranges, such as [10.0.0.0/8]",
+    ),
+    (
+        "shape-resolver-string",
+        "2:6: resolvers.c: a resolver is a mapping such as { doh: \"https://1.1.1.1/dns-query\" } or { udp: \"1.1.1.1:53\" }",
+    ),
+    (
+        "shape-service-list",
+        "2:6: services.a: a service is a mapping of its checks, such as { tls: [\"web.whatsapp.com:443\"], dns: { names: [web.whatsapp.com] } }",
+    ),
+    (
+        "shape-services-list",
+        "1:11: services: expected a mapping of service names to their checks, such as `whatsapp: { tls: [\"web.whatsapp.com:443\"] }`",
+    ),
+    (
+        "shape-services-string",
+        "1:11: services: expected a mapping of service names to their checks, such as `whatsapp: { tls: [\"web.whatsapp.com:443\"] }`",
+    ),
+    (
+        "shape-status-number",
+        "3:48: services.a.http[0].status: expected a list of codes or ranges, such as [200, \"300-399\"]",
+    ),
+    (
+        "shape-target-list",
+        "3:21: services.a.tls[0].target: expected a single value, not a list or a mapping",
+    ),
+    (
+        "shape-tcp-mapping",
+        "3:10: services.a.tcp: expected a list of targets, such as [\"web.whatsapp.com:443\"]",
+    ),
+    (
+        "shape-tcp-string",
+        "3:10: services.a.tcp: expected a list of targets, such as [\"web.whatsapp.com:443\"]",
+    ),
+    (
+        "shape-test-lists-string",
+        "1:13: test_lists: expected a list of files, such as [lists/ru.csv] or [{ file: lists/ru.csv, checks: [tls] }]",
+    ),
+    (
+        "tab-indented",
+        "2:2: YAML is indented with spaces, not tabs",
+    ),
+    (
+        "tls-target-url",
+        "3:11: services.a.tls[0]: invalid address \"https://whatsapp.test/\": a target is HOST:PORT, not a URL: write whatsapp.test:443",
+    ),
+    (
+        "top-level-list",
+        "1:1: a config file is a mapping of keys, such as `services:`, `resolvers:` and `timeout:`, not a list",
+    ),
+    (
+        "two-documents",
+        "5:1: one YAML document per file: this `---` starts a second one; remove it and merge the documents",
+    ),
 ];
 
 #[test]
@@ -289,4 +410,29 @@ fn config_check_flag_exits_0_or_1() {
         String::from_utf8_lossy(&good.stderr)
     );
     assert!(String::from_utf8_lossy(&good.stdout).starts_with("config.yaml: valid: "));
+    // A missing file: named once, with the OS's reason once; a missing web
+    // config is called that.
+    let run = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let out = run(&[
+        "--config.check",
+        "--config.file",
+        "tests/testdata/does-not-exist.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "cannot read config file tests/testdata/does-not-exist.yaml: No such file or directory (os error 2)"
+    );
+    let out = run(&[
+        "--config.check",
+        "--config.file",
+        "config.yaml",
+        "--web.config.file",
+        "tests/testdata/no-web.yml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "cannot read web config file tests/testdata/no-web.yml: No such file or directory (os error 2)"
+    );
 }

@@ -17,14 +17,16 @@ use serde_saphyr::MessageFormatter;
 /// for content errors, the line, column and key path.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {file}: {source}")]
+    /// The file could not be read. (The OS error is in the message, not a
+    /// `source`: printing the chain would say it twice.)
+    #[error("cannot read {what} {file}: {error}")]
     Read {
-        /// The config file.
+        /// Which file: `config file`, `web config file`.
+        what: &'static str,
+        /// The file.
         file: String,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is larger than [`super::MAX_CONFIG_BYTES`].
     #[error("config file {file} is {bytes} bytes: more than the 16 MiB a config may be")]
@@ -62,10 +64,15 @@ pub enum ConfigError {
 }
 
 fn invalid_message(file: &str, line: usize, column: usize, path: &str, message: &str) -> String {
-    if line == 0 {
-        format!("{file}: {path}: {message}")
+    let at = if line == 0 {
+        file.to_string()
     } else {
-        format!("{file}:{line}:{column}: {path}: {message}")
+        format!("{file}:{line}:{column}")
+    };
+    if path.is_empty() {
+        format!("{at}: {message}")
+    } else {
+        format!("{at}: {path}: {message}")
     }
 }
 
@@ -87,7 +94,7 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
             .map(|l| (l.line() as usize, l.column() as usize))
             .unwrap_or((0, 0));
         let mut path = path.into_inner();
-        let text = match e.without_snippet() {
+        let said = match e.without_snippet() {
             serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => {
                 // serde_path_to_error ends the path with `?` here: name the key.
                 path = match path.strip_suffix('?') {
@@ -100,9 +107,17 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
                 .format_message(other)
                 .into_owned(),
         };
+        // A key the parser could not name (`?`) is left out of the path.
+        let path = path
+            .split('.')
+            .filter(|s| *s != "?")
+            .collect::<Vec<_>>()
+            .join(".");
+        let source_line = line.checked_sub(1).and_then(|l| text.lines().nth(l));
+        let said = super::words::explain(&path, &said, source_line);
         // The message may quote the file's text: keep it on one line.
         let mut message = String::new();
-        for c in text.chars() {
+        for c in said.chars() {
             if c.is_control() {
                 message.extend(c.escape_default());
             } else {
@@ -113,7 +128,7 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
             file: file.to_string(),
             line,
             column,
-            path: if path.is_empty() { ".".into() } else { path },
+            path,
             message,
         }
     })

@@ -47,6 +47,7 @@ mod tls;
 mod validate;
 mod values;
 mod web;
+mod words;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,9 +143,10 @@ pub struct Config {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let read = |source| ConfigError::Read {
+        let read = |error| ConfigError::Read {
+            what: "config file",
             file: path.display().to_string(),
-            source,
+            error,
         };
         let bytes = std::fs::metadata(path).map_err(read)?.len();
         if bytes > MAX_CONFIG_BYTES {
@@ -165,6 +167,25 @@ impl Config {
     /// it are resolved against `path`'s directory).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
+        // serde would take a list as a struct's fields in order, and the
+        // complaint would be about a missing service.
+        let first = text.lines().enumerate().find(|(_, l)| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#') && t != "---"
+        });
+        if let Some((n, l)) = first
+            && (l.trim() == "-"
+                || l.trim_start().starts_with('[')
+                || l.trim_start().starts_with("- "))
+        {
+            return Err(ConfigError::Invalid {
+                file,
+                line: n + 1,
+                column: l.len() - l.trim_start().len() + 1,
+                path: String::new(),
+                message: "a config file is a mapping of keys, such as `services:`, `resolvers:` and `timeout:`, not a list".into(),
+            });
+        }
         let raw = decode::decode(text, &file)?;
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         validate::Validator {

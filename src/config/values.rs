@@ -53,6 +53,18 @@ impl Target {
     /// bracketed IPv6 address; with `default_port`, `:port` may be left out.
     pub(super) fn parse(s: &str, default_port: Option<u16>) -> Result<Target, String> {
         let bad = |why: &str| format!("invalid address {s:?}: {why}");
+        // A URL where HOST:PORT belongs: say so, and what to write.
+        if let Ok(url) = url::Url::parse(s)
+            && s.contains("://")
+        {
+            let host = url.host_str().unwrap_or("HOST");
+            let port = url
+                .port_or_known_default()
+                .map_or("PORT".to_string(), |p| p.to_string());
+            return Err(bad(&format!(
+                "a target is HOST:PORT, not a URL: write {host}:{port}"
+            )));
+        }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (h, after) = rest
                 .split_once(']')
@@ -387,7 +399,15 @@ impl HttpUrl {
     pub(super) const WRITTEN: &'static str = "a URL string";
 
     pub(super) fn parse(s: &str) -> Result<HttpUrl, String> {
-        let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        let url = url::Url::parse(s).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase if s.contains(['.', ':']) => format!(
+                "invalid URL {s:?}: a URL starts with http:// or https://, such as http://{s}"
+            ),
+            url::ParseError::RelativeUrlWithoutBase => {
+                format!("invalid URL {s:?}: a URL starts with http:// or https://")
+            }
+            e => format!("invalid URL {s:?}: {e}"),
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
                 "invalid URL {s:?}: the scheme must be http or https"

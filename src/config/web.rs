@@ -148,9 +148,10 @@ impl WebConfig {
     /// Reads and validates a web configuration file.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            what: "web config file",
             file: file.clone(),
-            source,
+            error,
         })?;
         let raw: RawWebConfig = decode(&text, &file)?;
         let base = path.parent().unwrap_or(Path::new(""));

@@ -1,0 +1,164 @@
+//! What each key of a config holds, in the config's own words: turns the
+//! YAML parser's and serde's messages about a value of the wrong shape
+//! (`expected mapping start`, `invalid u64`, `unknown variant`) into one
+//! that says what belongs there, with an example. [`super::decode`] calls
+//! [`explain`] on every message it reports.
+
+/// The message for a problem at key `path` (`services.a.http[0].status`),
+/// given the parser's `message` and the source `line` it points at.
+pub(super) fn explain(path: &str, message: &str, line: Option<&str>) -> String {
+    // A shape the parser did not expect, on a line that reads `key:value`:
+    // the missing space made the line one string.
+    let shape_error = matches!(
+        message,
+        "expected mapping start" | "expected sequence start" | "expected string scalar"
+    );
+    if let Some(fix) = line.filter(|_| shape_error).and_then(missing_space) {
+        return fix;
+    }
+    let shape = shape_of(&normalise(path));
+    let say = |generic: &str| shape.clone().unwrap_or_else(|| generic.to_string());
+    match message {
+        "expected mapping start" => say("expected a mapping of `key: value` pairs"),
+        "expected sequence start" => say("expected a list, such as `[a, b]`"),
+        "expected string scalar" => say("expected a single value, not a list or a mapping"),
+        "invalid boolean" => "expected true or false".to_string(),
+        "invalid f64" | "invalid f32" => "expected a number".to_string(),
+        m if m.starts_with("invalid u") || m.starts_with("invalid i") => {
+            say("expected a whole number")
+        }
+        "tabs disallowed within this context (block indentation)" => {
+            "YAML is indented with spaces, not tabs".to_string()
+        }
+        "while parsing a block mapping, did not find expected key" => {
+            "this key is indented differently from the keys before it: indent every key of a mapping by the same number of spaces".to_string()
+        }
+        m if m.starts_with("multiple YAML documents detected") => {
+            "one YAML document per file: this `---` starts a second one; remove it and merge the documents".to_string()
+        }
+        m => match m.strip_prefix("unknown variant ") {
+            Some(rest) => format!("unknown value {rest}"),
+            None => m.to_string(),
+        },
+    }
+}
+
+/// `key:value` without the space YAML needs after the colon: the line is
+/// then one string, and the parser's complaint is about something else.
+fn missing_space(line: &str) -> Option<String> {
+    let t = line.trim_start().trim_start_matches("- ");
+    let (key, value) = t.split_once(':')?;
+    let keyish = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let value = value.trim_end();
+    if !keyish || value.is_empty() || value.starts_with([' ', '/']) {
+        return None;
+    }
+    Some(format!(
+        "`{key}:{value}` needs a space after the colon: `{key}: {value}`"
+    ))
+}
+
+/// `path` with list indices as `[]` and the names a user chooses (of a
+/// service, resolver, module or label) as `*`.
+fn normalise(path: &str) -> String {
+    let mut segs: Vec<String> = path
+        .split('.')
+        .map(|s| match s.find('[') {
+            Some(i) => format!("{}[]", &s[..i]),
+            None => s.to_string(),
+        })
+        .collect();
+    if segs.len() >= 2
+        && matches!(
+            segs[0].as_str(),
+            "services" | "resolvers" | "modules" | "labels"
+        )
+    {
+        segs[1] = "*".into();
+    }
+    segs.join(".")
+}
+
+/// What belongs at a normalised path, when a wrong shape was found there.
+fn shape_of(path: &str) -> Option<String> {
+    let target_entry = |k: &str| {
+        format!(
+            "a {k} entry is \"HOST:PORT\" or a mapping such as {{ target: \"HOST:PORT\", timeout: 2s }}"
+        )
+    };
+    let s = match path {
+        "" | "." => "a config file is a mapping of keys, such as `services:`, `resolvers:` and `timeout:`".into(),
+        "services" => "expected a mapping of service names to their checks, such as `whatsapp: { tls: [\"web.whatsapp.com:443\"] }`".into(),
+        "services.*" => "a service is a mapping of its checks, such as { tls: [\"web.whatsapp.com:443\"], dns: { names: [web.whatsapp.com] } }".into(),
+        "services.*.dns" => "expected a mapping such as { names: [web.whatsapp.com], types: [A, AAAA] }".into(),
+        "services.*.dns.names" => "expected a list of DNS names, such as [web.whatsapp.com]".into(),
+        "services.*.dns.types" => "expected a list of record types, such as [A, AAAA]".into(),
+        "services.*.dns.resolvers" => "expected a list of resolver names, such as [system, cloudflare]".into(),
+        "services.*.tcp" | "services.*.tls" | "services.*.quic" => {
+            "expected a list of targets, such as [\"web.whatsapp.com:443\"]".into()
+        }
+        "services.*.tcp[]" => target_entry("tcp"),
+        "services.*.tls[]" => target_entry("tls"),
+        "services.*.quic[]" => target_entry("quic"),
+        "services.*.call_ports" => "expected a list of call ports, such as [{ udp: \"HOST:PORT\" }]".into(),
+        "services.*.call_ports[]" => "a call port is a mapping such as { udp: \"HOST:PORT\" } or { tcp: \"HOST:PORT\" }".into(),
+        "services.*.http" => "expected a list of URLs, such as [\"https://example.org/\"]".into(),
+        "services.*.download" => "expected a list of URLs, such as [\"https://example.org/file\"]".into(),
+        "services.*.http[]" => "an http entry is a URL or a mapping such as { url: \"https://example.org/\", status: [200] }".into(),
+        "services.*.download[]" => "a download entry is a URL or a mapping such as { url: \"https://example.org/file\", min_rate: 100KiB }".into(),
+        p if p.ends_with(".status") => "expected a list of codes or ranges, such as [200, \"300-399\"]".into(),
+        p if p.ends_with(".alpn") => "expected a list of protocol names, such as [h3]".into(),
+        "max_concurrent_checks" => "expected a number of checks, such as 1024".into(),
+        "labels" => "expected a mapping of label names to values, such as { country: RU, site: msk-1 }".into(),
+        "labels.*" => "a label's value is a single string, such as RU".into(),
+        "resolvers" => "expected a mapping of names to resolvers, such as `cloudflare: { doh: \"https://1.1.1.1/dns-query\" }`".into(),
+        "resolvers.*" => "a resolver is a mapping such as { doh: \"https://1.1.1.1/dns-query\" } or { udp: \"1.1.1.1:53\" }".into(),
+        "modules" => "expected a mapping of names to modules, such as `tls_443: { kind: tls }`".into(),
+        "modules.*" => "a module is a mapping such as { kind: tls, timeout: 5s }".into(),
+        "pace" => "expected a mapping such as { starts_per_second: 200, spread: 50% }".into(),
+        "allowed_ranges" => "expected a list of address ranges, such as [10.0.0.0/8]".into(),
+        "probe_allow" => "expected a list of host globs and address ranges, such as [\"*.example.org:443\", 10.0.0.0/8]".into(),
+        "test_lists" => "expected a list of files, such as [lists/ru.csv] or [{ file: lists/ru.csv, checks: [tls] }]".into(),
+        _ => return None,
+    };
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalise_to_the_table() {
+        assert_eq!(
+            normalise("services.whatsapp.call_ports[3]"),
+            "services.*.call_ports[]"
+        );
+        assert_eq!(
+            normalise("services.a.http[0].status"),
+            "services.*.http[].status"
+        );
+        assert_eq!(normalise("labels.site"), "labels.*");
+        assert_eq!(normalise("timeout"), "timeout");
+    }
+
+    #[test]
+    fn a_missing_space_after_a_colon_is_named() {
+        assert_eq!(
+            missing_space("    timeout:5s").as_deref(),
+            Some("`timeout:5s` needs a space after the colon: `timeout: 5s`")
+        );
+        assert_eq!(
+            missing_space("  - udp:1.2.3.4:3478").as_deref(),
+            Some("`udp:1.2.3.4:3478` needs a space after the colon: `udp: 1.2.3.4:3478`")
+        );
+        // A key with its value after a space, a URL, a key alone: fine.
+        assert_eq!(missing_space("timeout: 5s"), None);
+        assert_eq!(missing_space("  - https://a.org/"), None);
+        assert_eq!(missing_space("services:"), None);
+        assert_eq!(missing_space("    tls: [\"a.org:443\"]"), None);
+    }
+}
