@@ -36,7 +36,7 @@ table{border-collapse:collapse;width:100%;max-width:1100px}\
 th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #e3e3e3;vertical-align:top}\
 th{font-weight:600;color:#444}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 td.ok{color:#0a7d28;font-weight:600}td.fail{color:#c8102e;font-weight:600}td.running{color:#8a6d00}\
-tr.fail td{background:#fff3f4}span.up{color:#0a7d28}span.down{color:#c8102e}span.running{color:#8a6d00}\
+tr.fail td{background:#fff3f4}.up{color:#0a7d28}.down{color:#c8102e}span.running{color:#8a6d00}\
 code{font-family:ui-monospace,monospace;font-size:.95em}\
 table.summary{max-width:800px;margin-bottom:1em}table.summary a{color:inherit}\
 p.suspected{color:#c8102e;background:#fff3f4;border-left:4px solid #c8102e;padding:.4em .7em;margin:.3em 0 .6em;max-width:1100px}\

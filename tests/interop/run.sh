@@ -708,21 +708,37 @@ s_kubernetes() {
 
 # The status page in a real browser: headless Chromium, sending nothing off
 # the machine, loads it under its CSP; every service shows, and a failing
-# check is red with its stage and reason. (Runs after the dashboard
-# scenario, whose reload added the failing `broken` service.)
+# check is red with its stage and reason, and the summary names what is
+# suspected. (Runs after the dashboard scenario, whose reload added the
+# failing `broken` service and the test list.)
 s_status_page() {
     local chrome
     chrome=$(command -v chromium || command -v chromium-browser) || { ERRORS+=("chromium is missing"); return 0; }
     local flags=(--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking
         --disable-component-update --disable-sync --user-data-dir="$WORK/chromium")
+    # The list host's SNI reset again (each scenario's rules are flushed
+    # after it), so that a verdict is suspected on the page.
+    in_srv iptables -A INPUT -p tcp --dport 443 -m string --string reset.list.lab --algo bm -j REJECT --reject-with tcp-reset
     scrape >/dev/null # a fresh round that includes the reloaded services
     local dom
     dom=$(in_cli timeout 60 "$chrome" "${flags[@]}" --dump-dom http://127.0.0.1:9799/ 2>/dev/null)
+    printf '%s\n' "$dom" >"$WORK/status-page.html"
     in_cli timeout 60 "$chrome" "${flags[@]}" --window-size=1200,1600 --screenshot="$WORK/status-page.png" \
         http://127.0.0.1:9799/ >/dev/null 2>&1 || true
     for svc in chat calls latency broken; do
         grep -q "<h2 id=\"service-$svc\">" <<<"$dom" || ERRORS+=("service $svc is not on the page")
     done
+    # The summary opens the page: the broken service down with all 7 of its
+    # checks failing; the host whose SNI is reset names sni_filtered in red,
+    # in the summary and above its table.
+    local summary=${dom%%</table>*}
+    grep -q '<table class="summary">' <<<"$summary" || ERRORS+=("no summary at the top of the page: ${dom:0:300}")
+    grep -q '<a href="#service-broken">broken</a></td><td><span class="down">down</span></td><td class="num">7 of 7</td>' <<<"$summary" \
+        || ERRORS+=("the summary does not show broken down with 7 of 7 failing: ${summary:0:600}")
+    grep -qE '<a href="#service-reset.list.lab">reset.list.lab</a>.*<strong class="down">sni_filtered</strong> reset.list.lab:443' <<<"$summary" \
+        || ERRORS+=("the summary does not name sni_filtered for reset.list.lab: ${summary:0:600}")
+    grep -q '<p class="suspected">Blocking suspected: <strong>sni_filtered</strong> reset.list.lab:443</p>' <<<"$dom" \
+        || ERRORS+=("no red sni_filtered above reset.list.lab's table")
     # The broken service's refused TCP connect: a red row with its reason.
     grep -qE "<tr class=\"fail\"><td>tcp</td><td>$SRV_IP:9</td><td class=\"fail\">FAIL</td><td><code>connect</code> / <code>connection_refused</code>" <<<"$dom" \
         || ERRORS+=("no red row with connect / connection_refused for $SRV_IP:9: ${dom:0:300}")
