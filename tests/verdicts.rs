@@ -137,14 +137,22 @@ async fn sni_filtering_against_a_neutral_sni() {
         )
         .await;
         let reset = bad_tls_server(Misbehaviour::Reset).await;
+        // A CDN that answers a name it does not serve with an alert, behind
+        // the same filter: the neutral handshake fails, but the server
+        // answered it.
+        let cdn = sni_filtering_server(pki.alerting_on_unknown_names(&["ok.test", "blocked.test"]), "blocked.test").await;
         let entry = |addr: std::net::SocketAddr, sni: &str| {
             format!("    tls: [{{ target: \"{addr}\", sni: {sni}, ca_file: \"{ca}\", control_sni: neutral.test }}]\n")
         };
+        let eof = bad_tls_server(Misbehaviour::Close).await;
         let config = format!(
-            "services:\n  filtered:\n{}  clean:\n{}  reset:\n{}  unpaired:\n    tls: [{{ target: \"{filtered}\", sni: blocked.test, ca_file: \"{ca}\" }}]\n",
+            "services:\n  filtered:\n{}  clean:\n{}  reset:\n{}  unpaired:\n    tls: [{{ target: \"{filtered}\", sni: blocked.test, ca_file: \"{ca}\" }}]\n  cdn:\n{}  cdn_clean:\n{}  eof:\n{}",
             entry(filtered, "blocked.test"),
             entry(filtered, "ok.test"),
             entry(reset, "ok.test"),
+            entry(cdn, "blocked.test"),
+            entry(cdn, "ok.test"),
+            entry(eof, "ok.test"),
         );
         let exporter = Exporter::start(pki.dir.path(), &config).await;
         let (_, body) = get(exporter.addr, "/metrics", Some("4")).await;
@@ -176,6 +184,14 @@ async fn sni_filtering_against_a_neutral_sni() {
         assert_eq!(verdict(&body, "reset", &reset.to_string(), "sni_filtered"), None, "{body}");
         // Without a control_sni there is no verdict.
         assert_eq!(verdict(&body, "unpaired", &t, "sni_filtered"), None);
+        // The CDN alerted on the neutral name: it answered, so the path is
+        // open and the reset of the real name is the filter's (absent
+        // before a server's alert counted).
+        let c = cdn.to_string();
+        assert_eq!(verdict(&body, "cdn", &c, "sni_filtered"), Some(1.0), "{body}");
+        assert_eq!(verdict(&body, "cdn_clean", &c, "sni_filtered"), Some(0.0), "{body}");
+        // EOF for both names: nothing answered, not judged.
+        assert_eq!(verdict(&body, "eof", &eof.to_string(), "sni_filtered"), None, "{body}");
     })
     .await;
 }

@@ -37,9 +37,9 @@ pub struct Outcome {
     pub duration: Option<Duration>,
     /// Kind-specific facts.
     pub facts: Facts,
-    /// For a TLS check with a `control_sni`: whether the handshake with the
-    /// neutral name to the same address completed (`None`: not made, or
-    /// not finished). Evidence for the `sni_filtered` verdict, no series.
+    /// For a TLS check with a `control_sni`: whether the server answered
+    /// the handshake with the neutral name to the same address (completed
+    /// it, or sent an alert; `None`: not made, or not finished). Evidence for the `sni_filtered` verdict, no series.
     pub control: Option<bool>,
 }
 
@@ -171,7 +171,7 @@ impl Outcome {
 pub struct Progress {
     stage: AtomicU8,
     malformed: AtomicBool,
-    /// 0: no control handshake result; 1: it completed; 2: it failed.
+    /// 0: no control handshake result; 1: the server answered; 2: it did not.
     control: AtomicU8,
     /// A download's transfer so far.
     transfer: TransferProgress,
@@ -224,13 +224,13 @@ impl Progress {
         self.cut.load(Ordering::Relaxed)
     }
 
-    /// Records whether the control handshake completed.
-    pub fn set_control(&self, completed: bool) {
+    /// Records whether the server answered the control handshake.
+    pub fn set_control(&self, answered: bool) {
         self.control
-            .store(if completed { 1 } else { 2 }, Ordering::Relaxed);
+            .store(if answered { 1 } else { 2 }, Ordering::Relaxed);
     }
 
-    /// Whether the control handshake completed, if it ended.
+    /// Whether the server answered the control handshake, if it ended.
     pub fn control_result(&self) -> Option<bool> {
         match self.control.load(Ordering::Relaxed) {
             1 => Some(true),

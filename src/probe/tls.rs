@@ -113,7 +113,8 @@ pub async fn probe(
 
 /// The check at one address. With a `control_sni`, a second connection to
 /// the same address makes a handshake with the neutral name at the same
-/// time (certificate not validated); its result is kept in `progress`, so
+/// time (certificate not validated; see [`control_handshake`] for when it
+/// counts as answered); its result is kept in `progress`, so
 /// that even a check cut off by its deadline carries it. It is awaited only
 /// when the check itself failed.
 async fn handshake_at(
@@ -130,7 +131,7 @@ async fn handshake_at(
     };
     let ctl = async {
         let ok = control_handshake(control, neutral, addr).await;
-        tracing::debug!(%addr, control_sni = %neutral, completed = ok, "control handshake");
+        tracing::debug!(%addr, control_sni = %neutral, answered = ok, "control handshake");
         progress.set_control(ok);
     };
     let mut main = std::pin::pin!(main);
@@ -166,7 +167,11 @@ pub async fn handshake_result(
 }
 
 /// A handshake with `name` at `addr` whose certificate is not judged:
-/// whether it completed.
+/// whether the server answered it. As in OONI, the path is open when the
+/// server answered at all: the handshake completed, or the server sent a
+/// TLS alert, or its ServerHello led to a failure (many CDNs answer a name
+/// they do not serve with an alert, not a certificate). Silence, a reset,
+/// EOF, or bytes that are not TLS say nothing of the kind.
 async fn control_handshake(config: Arc<ClientConfig>, name: &str, addr: SocketAddr) -> bool {
     let Ok(stream) = tcp::connect(addr).await else {
         return false;
@@ -174,10 +179,29 @@ async fn control_handshake(config: Arc<ClientConfig>, name: &str, addr: SocketAd
     let Ok(server_name) = ServerName::try_from(name.to_string()) else {
         return false;
     };
-    TlsConnector::from(config)
+    match TlsConnector::from(config)
         .connect(server_name, stream)
         .await
-        .is_ok()
+    {
+        Ok(_) => true,
+        Err(e) => server_answered(&e),
+    }
+}
+
+/// Whether a failed handshake's error shows that the server spoke TLS: an
+/// alert it sent, or a ServerHello that rustls then refused.
+fn server_answered(e: &std::io::Error) -> bool {
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return false;
+    };
+    matches!(
+        tls,
+        rustls::Error::AlertReceived(_)
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoApplicationProtocol
+    )
 }
 
 /// Connects to `ip` and times the handshake.

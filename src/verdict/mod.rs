@@ -416,7 +416,7 @@ fn rate_below(t: &Transfer, min_rate: u64) -> Option<bool> {
 }
 
 /// A TLS outcome with its control: 1 for the SNI filter's signature with a
-/// control that completed, 0 when the check passed or failed otherwise.
+/// control the server answered, 0 when the check passed or failed otherwise.
 fn sni_verdict(o: &Outcome) -> Option<bool> {
     match o.failure {
         None => Some(false),

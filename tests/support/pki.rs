@@ -81,6 +81,35 @@ impl Pki {
         Arc::new(self.make(names, kind, alpn, rustls::DEFAULT_VERSIONS))
     }
 
+    /// A server config that, as many CDNs do, answers a ClientHello whose
+    /// SNI is not one of `names` with a fatal alert instead of a
+    /// certificate (one good certificate covers `names`).
+    pub fn alerting_on_unknown_names(&self, names: &[&str]) -> Arc<ServerConfig> {
+        let mut p = params_for(names);
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let provider = rustls::crypto::ring::default_provider();
+        let mut resolver = rustls::server::ResolvesServerCertUsingSni::new();
+        for n in names {
+            let ck = rustls::sign::CertifiedKey::from_der(
+                vec![cert.der().clone()],
+                der.clone_key(),
+                &provider,
+            )
+            .unwrap();
+            resolver.add(n, ck).unwrap();
+        }
+        Arc::new(
+            ServerConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver)),
+        )
+    }
+
     /// A certificate for `names` issued by the test CA, and its key, as PEM
     /// (for the exporter's own TLS listener).
     pub fn server_pem(&self, names: &[&str]) -> (String, String) {
