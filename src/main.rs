@@ -206,15 +206,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         if cli.config_check {
             let loaded = reachability_exporter::load(&settings)?;
+            let cat = &loaded.catalogue;
+            let references = match cat.references().len() {
+                0 => String::new(),
+                n => format!(", {}", count(n, "regime reference", "regime references")),
+            };
             println!(
-                "{}: valid: {}, {}",
+                "{}: valid: {}, {}{references}",
                 settings.config_file.display(),
-                count(
-                    loaded.catalogue.config.services.len(),
-                    "service",
-                    "services"
-                ),
-                count(loaded.catalogue.len(), "check", "checks")
+                count(cat.config.services.len(), "service", "services"),
+                count(cat.len(), "check", "checks"),
             );
             return Ok(());
         }

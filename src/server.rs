@@ -215,7 +215,7 @@ async fn scrape(engine: &Engine, scope: Scope, headers: &HeaderMap) -> Response 
                 &round.catalogue,
                 &round.checks,
                 &outcomes,
-                &verdicts,
+                (&verdicts, round.regime()),
                 &own,
                 format,
             );

@@ -19,6 +19,7 @@ use crate::engine::catalogue::{Catalogue, Entry};
 use crate::engine::round::Round;
 use crate::ids::ServiceId;
 use crate::probe::{Facts, Outcome};
+use crate::verdict::NetworkRegime;
 
 /// Seconds between automatic reloads of the page: the page also shows no
 /// result older than this (or `min_interval`, when longer).
@@ -160,6 +161,27 @@ pub fn page(view: &View<'_>) -> String {
         refresh = view.refresh_seconds,
         metrics = escape(view.metrics_path),
     );
+    if let Some(r) = round.regime() {
+        let what = match r {
+            NetworkRegime::Open => "open: a foreign reference answered",
+            NetworkRegime::Allowlist => {
+                "in allowlist mode: only domestic references answered, every foreign one failed. No blocking verdict is judged while it lasts: nothing can be blamed on one service"
+            }
+            NetworkRegime::Offline => {
+                "offline: no reference answered. No blocking verdict is judged while it lasts"
+            }
+        };
+        let class = if r == NetworkRegime::Open {
+            "meta"
+        } else {
+            "suspected"
+        };
+        let _ = write!(
+            out,
+            "<p class=\"{class}\" id=\"regime\">Network: <strong>{}</strong> — {what}.</p>",
+            r.as_str()
+        );
+    }
     let services = services(view);
     summary(&mut out, &services);
     for s in &services {

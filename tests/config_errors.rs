@@ -207,7 +207,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services, test_lists",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services, test_lists, regime",
     ),
     (
         "unknown-resolve-with",
@@ -338,6 +338,19 @@ const CASES: &[(&str, &str)] = &[
     (
         "two-documents",
         "5:1: one YAML document per file: this `---` starts a second one; remove it and merge the documents",
+    ),
+    // The network regime's references.
+    (
+        "regime-no-foreign",
+        "2:3: regime.foreign: needs at least one foreign reference: the regime is judged from whether foreign hosts answer",
+    ),
+    (
+        "regime-control-sni",
+        "3:7: regime.foreign[0]: a reference is one handshake: control_sni and all_addresses do not apply",
+    ),
+    (
+        "regime-foreign-string",
+        "2:12: regime.foreign: expected a list of targets, such as [\"www.google.com:443\"]",
     ),
 ];
 

@@ -206,7 +206,7 @@ fn rendered(format: Format) -> String {
         .collect();
     assert!(verdicts.iter().any(|v| v.1) && verdicts.iter().any(|v| !v.1));
     assert!(verdicts.len() < cat.plans().len(), "some verdict is absent");
-    metrics::render(&cat, &checks, &outcomes, &verdicts, &own(), format)
+    metrics::render(&cat, &checks, &outcomes, (&verdicts, None), &own(), format)
 }
 
 /// `text` with the samples of each family sorted: prometheus-client keeps

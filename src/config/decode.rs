@@ -136,7 +136,7 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
 
 /// Formats a serde path as `a.b[0].c`, dropping the `value` segment that
 /// [`serde_saphyr::Spanned`] inserts under a service, resolver, module or
-/// label, each list entry and a spanned leaf value.
+/// label, the `regime:` block, each list entry and a spanned leaf value.
 fn format_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let segs: Vec<&Segment> = path.iter().collect();
@@ -153,7 +153,9 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                             && i >= 1
                             && !matches!(segs[i - 1], Segment::Map { key } if key == "labels"))
                         || (i == 2
-                            && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels"))));
+                            && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels")))
+                        // The `regime:` block is itself spanned.
+                        || (i == 1 && matches!(segs[0], Segment::Map { key } if key == "regime")));
                 if spanned_value {
                     continue;
                 }

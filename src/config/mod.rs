@@ -40,6 +40,7 @@ mod listen;
 mod pace;
 mod quic;
 mod raw;
+mod regime;
 mod resolver;
 mod tcp;
 mod test_list;
@@ -65,6 +66,7 @@ pub use kind::CheckKind;
 pub use listen::ListenAddress;
 pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
+pub use regime::{Regime, Side};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
@@ -138,6 +140,8 @@ pub struct Config {
     pub modules: Vec<Module>,
     /// Which ad hoc targets may be probed; empty: none.
     pub probe_allow: Vec<AllowRule>,
+    /// The network regime's references (`regime:`), if any.
+    pub regime: Option<Regime>,
 }
 
 impl Config {

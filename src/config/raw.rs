@@ -18,6 +18,7 @@ use super::allow::AllowRule;
 use super::decode::OrderedMap;
 use super::kind::CheckKind;
 use super::pace::RawPace;
+use super::regime::RawRegime;
 use super::test_list::RawTestList;
 use super::values::{
     CallMethod, Cidr, DnsName, DohUrl, Dur, HttpUrl, IpFamily, Listen, RecordType, ServerAddr,
@@ -45,6 +46,7 @@ pub(super) struct RawConfig {
     pub services: Option<OrderedMap<Spanned<RawService>>>,
     #[serde(default)]
     pub test_lists: Vec<Spanned<Entry<RawTestList>>>,
+    pub regime: Option<Spanned<RawRegime>>,
 }
 
 #[derive(Debug, Deserialize)]

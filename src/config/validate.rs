@@ -167,6 +167,10 @@ impl Validator<'_> {
             s.category = Some(category);
             s
         }));
+        let regime = match raw.regime {
+            Some(r) => Some(self.regime(r, &top, &top_ranges, &resolvers)?),
+            None => None,
+        };
         let checks = services.iter().map(|s| s.checks.len()).sum();
         Ok(Config {
             file: PathBuf::from(self.file),
@@ -181,6 +185,7 @@ impl Validator<'_> {
             allowed_ranges: top_ranges,
             modules,
             probe_allow: raw.probe_allow,
+            regime,
         })
     }
 

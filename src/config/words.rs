@@ -121,6 +121,11 @@ fn shape_of(path: &str) -> Option<String> {
         "pace" => "expected a mapping such as { starts_per_second: 200, spread: 50% }".into(),
         "allowed_ranges" => "expected a list of address ranges, such as [10.0.0.0/8]".into(),
         "probe_allow" => "expected a list of host globs and address ranges, such as [\"*.example.org:443\", 10.0.0.0/8]".into(),
+        "regime" => "expected a mapping such as { domestic: [\"ya.ru:443\"], foreign: [\"www.google.com:443\"] }".into(),
+        "regime.domestic" | "regime.foreign" => {
+            "expected a list of targets, such as [\"www.google.com:443\"]".into()
+        }
+        "regime.domestic[]" | "regime.foreign[]" => "a reference is \"HOST:PORT\" or a mapping such as { target: \"HOST:PORT\", sni: example.org }".into(),
         "test_lists" => "expected a list of files, such as [lists/ru.csv] or [{ file: lists/ru.csv, checks: [tls] }]".into(),
         _ => return None,
     };

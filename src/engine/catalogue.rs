@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Check, CheckOptions, Config, Trust};
+use crate::config::{Check, CheckOptions, Config, Side, Trust};
 use crate::ids::{EntryId, PlanId, ServiceId};
 pub use crate::probe::BuildError;
 use crate::probe::{self, Clients, Outcome, Progress, TargetResolver, dns, quic, tls};
@@ -28,6 +28,16 @@ pub struct Entry {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// For QUIC checks: the client configuration.
     quic: Option<quinn::ClientConfig>,
+}
+
+/// A reference of the network regime (`regime:`) with what it needs to run.
+#[derive(Debug)]
+pub struct Reference {
+    /// Domestic or foreign.
+    pub side: Side,
+    /// The handshake (a TLS check).
+    pub check: Check,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// Everything needed to run the checks of one config: resolvers and TLS
@@ -54,6 +64,8 @@ pub struct Catalogue {
     plans: Vec<Plan>,
     /// How many evidence slots the plans number.
     pub evidence_slots: usize,
+    /// The network regime's references, domestic first.
+    references: Vec<Reference>,
     /// One permit per check that may be in flight (`max_concurrent_checks`).
     permits: Arc<tokio::sync::Semaphore>,
 }
@@ -171,6 +183,18 @@ impl Catalogue {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut references = Vec::new();
+        for (side, check) in config.regime.iter().flat_map(|r| &r.references) {
+            let trust = match check {
+                Check::Tls(t) => &t.trust,
+                _ => &Trust::WebPki,
+            };
+            references.push(Reference {
+                side: *side,
+                check: check.clone(),
+                tls: tls_for(trust, tls::Alpn::Browser)?,
+            });
+        }
         let control_tls = tls_for(&Trust::Insecure, tls::Alpn::Browser)?;
         let default_tls = tls_for(&Trust::WebPki, tls::Alpn::Browser)?;
         let config_max = config.max_concurrent_checks;
@@ -189,6 +213,7 @@ impl Catalogue {
             default_tls,
             plans,
             evidence_slots,
+            references,
             permits: Arc::new(tokio::sync::Semaphore::new(config_max)),
         })
     }
@@ -296,6 +321,34 @@ impl Catalogue {
             control_tls: &self.control_tls,
         };
         probe::run(&entry.check, clients, resolver, deadline, progress).await
+    }
+
+    /// The network regime's references.
+    pub fn references(&self) -> &[Reference] {
+        &self.references
+    }
+
+    /// Runs regime reference `i` until it ends or `deadline` (capped by its
+    /// own timeout) passes; its host resolves with the `regime:` block's
+    /// resolver.
+    pub async fn run_reference(&self, i: usize, deadline: Instant, progress: &Progress) -> Outcome {
+        let r = &self.references[i];
+        let Some(regime) = &self.config.regime else {
+            // Never: references are made from the regime block.
+            return progress.cut_off();
+        };
+        let resolver = TargetResolver::new(
+            &self.resolvers[regime.resolve_with],
+            &regime.allowed_ranges,
+            r.check.family(),
+        );
+        let clients = Clients {
+            resolvers: &self.resolvers,
+            tls: Some(&r.tls),
+            quic: None,
+            control_tls: &self.control_tls,
+        };
+        probe::run(&r.check, clients, resolver, deadline, progress).await
     }
 
     /// Runs an ad hoc check made by `/probe` module `module` (an index into

@@ -51,6 +51,8 @@ pub struct Round {
     progress: Vec<Progress>,
     outcomes: Vec<OnceLock<Outcome>>,
     evidence: Vec<Mutex<Evidence>>,
+    /// Whether each regime reference's handshake succeeded, once it ended.
+    references: Vec<OnceLock<bool>>,
     lag: LagSamples,
     /// Bumped each time a check ends.
     ended: watch::Sender<usize>,
@@ -87,6 +89,11 @@ impl Round {
             evidence: (0..catalogue.evidence_slots)
                 .map(|_| Mutex::new(Evidence::Waiting))
                 .collect(),
+            references: catalogue
+                .references()
+                .iter()
+                .map(|_| OnceLock::new())
+                .collect(),
             catalogue,
             checks,
             started: Instant::now(),
@@ -105,8 +112,10 @@ impl Round {
             let done = driver.done.subscribe();
             tokio::spawn(async move { sampler.lag.sample_until(done).await });
             let mut tasks = JoinSet::new();
-            // Evidence first: each task waits for the checks it reads.
+            // Evidence first: each task waits for the checks it reads. The
+            // regime's references, a handful of handshakes, start at once.
             driver.spawn_evidence(&mut tasks, deadline);
+            driver.spawn_references(&mut tasks, deadline);
             // Then the checks, one every `interval` (paced: README, "Paced rounds").
             let interval = driver
                 .catalogue
@@ -194,6 +203,50 @@ impl Round {
         self.lag.summary()
     }
 
+    /// Spawns into `tasks` the handshake of each regime reference, until
+    /// `deadline`, each in a `regime` span naming its side and target.
+    fn spawn_references(self: &Arc<Self>, tasks: &mut JoinSet<()>, deadline: Instant) {
+        for i in 0..self.references.len() {
+            let r = self.clone();
+            tasks.spawn(async move {
+                let reference = &r.catalogue.references()[i];
+                let target = match &reference.check {
+                    crate::config::Check::Tls(t) => t.target.written.as_str(),
+                    _ => "",
+                };
+                let span = tracing::debug_span!("regime", side = reference.side.as_str(), target);
+                let progress = Progress::default();
+                let outcome = async {
+                    let o = r.catalogue.run_reference(i, deadline, &progress).await;
+                    if let Some((stage, reason)) = o.failure {
+                        tracing::debug!(
+                            stage = stage.as_str(),
+                            reason = reason.as_str(),
+                            "reference failed"
+                        );
+                    }
+                    o
+                }
+                .instrument(span)
+                .await;
+                let _ = r.references[i].set(outcome.is_ok());
+            });
+        }
+    }
+
+    /// The network regime judged from the references (one that has not
+    /// ended counts as failed); `None` when the config has none.
+    pub fn regime(&self) -> Option<verdict::NetworkRegime> {
+        let results: Vec<(crate::config::Side, bool)> = self
+            .catalogue
+            .references()
+            .iter()
+            .zip(&self.references)
+            .map(|(r, done)| (r.side, done.get().copied().unwrap_or(false)))
+            .collect();
+        verdict::regime(&results)
+    }
+
     fn slot(&self, id: SlotId) -> &Mutex<Evidence> {
         &self.evidence[id.index()]
     }
@@ -247,8 +300,15 @@ impl Round {
 
     /// The verdicts this round can judge, from `snapshot` (this round's
     /// [`Round::snapshot`]): `(plan, blocked)`; a verdict that cannot be
-    /// judged is left out.
+    /// judged is left out. While the network regime is not open, none is
+    /// judged: nothing can be blamed on one service.
     pub fn verdicts(&self, snapshot: &[Outcome]) -> Vec<(PlanId, bool)> {
+        if self
+            .regime()
+            .is_some_and(|r| r != verdict::NetworkRegime::Open)
+        {
+            return Vec::new();
+        }
         let outcome = |entry: EntryId| {
             let k = (*self.position.get(entry.index())?)?;
             snapshot.get(k)

@@ -15,10 +15,12 @@
 //! [`BlockingKind`]'s variants and in the README.
 
 mod plan;
+mod regime;
 #[cfg(test)]
 mod tests;
 
 pub use plan::{Plans, entries, plans};
+pub use regime::{NetworkRegime, regime};
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -27,6 +27,9 @@ SRV="re-srv-$$"
 NET=10.250.0
 CLI_IP=$NET.1
 SRV_IP=$NET.2
+# A second address of the server's namespace: the domestic host of the
+# allowlist scenario (the server's own address stands for abroad).
+DOM_IP=$NET.3
 EXPORTER="$ROOT/target/release/reachability_exporter"
 NFQ_DELAY="$HERE/nfq-delay/target/release/nfq-delay"
 QUIC_SERVER="$HERE/quic-server/target/release/quic-server"
@@ -71,6 +74,7 @@ install_packages() {
     command -v buildah >/dev/null || need+=(buildah)
     command -v npm >/dev/null || need+=(nodejs npm)
     command -v chromium >/dev/null || need+=(chromium)
+    command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
     [ ${#need[@]} -eq 0 ] && return
     log "installing: ${need[*]}"
     # Keep the packages from starting their own services: a stock unbound
@@ -115,6 +119,7 @@ make_topology() {
     ip link set "res$$" netns "$SRV"
     ip -n "$CLI" addr add "$CLI_IP/24" dev "rec$$"
     ip -n "$SRV" addr add "$SRV_IP/24" dev "res$$"
+    ip -n "$SRV" addr add "$DOM_IP/24" dev "res$$"
     for ns in "$CLI" "$SRV"; do ip -n "$ns" link set lo up; done
     ip -n "$CLI" link set "rec$$" up
     ip -n "$SRV" link set "res$$" up
@@ -198,6 +203,7 @@ http {
     scgi_temp_path $WORK/nginx;
     server {
         listen $SRV_IP:443 ssl;
+        listen $DOM_IP:443 ssl;
         ssl_certificate $WORK/server.pem;
         ssl_certificate_key $WORK/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -287,6 +293,23 @@ resolvers:
 allowed_ranges: [$NET.0/24]
 EOF
     spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-b.yaml" --log.level warn
+    # A third, with the network regime's references: the domestic one a
+    # second address of the server, the foreign one the server's own (the
+    # allowlist scenario; Prometheus scrapes it for the dashboard).
+    cat > "$WORK/exporter-c.yaml" <<EOF
+listen: 127.0.0.1:9803
+timeout: 1s
+allowed_ranges: [$NET.0/24]
+regime:
+  domestic: [{ target: "$DOM_IP:443", sni: chat.lab, ca_file: ca.pem }]
+  foreign: [{ target: "$SRV_IP:443", sni: chat.lab, ca_file: ca.pem }]
+services:
+  forum:
+    tls: [{ target: "$SRV_IP:443", sni: chat.lab, ca_file: ca.pem, control_sni: neutral.lab }]
+  news:
+    tls: [{ target: "$SRV_IP:443", sni: blocked.lab, ca_file: ca.pem, control_sni: neutral.lab }]
+EOF
+    spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-c.yaml" --log.level warn
 }
 
 wait_for() { # DESCRIPTION COMMAND...: retries for 20 s
@@ -573,6 +596,8 @@ s_alert_rules() {
         || ERRORS+=("promtool check rules: $(tail -3 "$WORK/promtool.log")")
     (cd "$ROOT/tests/alerts" && promtool test rules ./*.yml) >"$WORK/promtool.log" 2>&1 \
         || ERRORS+=("promtool test rules: $(tail -20 "$WORK/promtool.log")")
+    amtool check-config "$ROOT/alerts/alertmanager.yml" >"$WORK/amtool.log" 2>&1 \
+        || ERRORS+=("amtool check-config: $(tail -5 "$WORK/amtool.log")")
     return 0
 }
 
@@ -623,8 +648,8 @@ EOF
     [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
     # The rules are loaded and evaluate against the same data.
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
-    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 11 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
-        || ERRORS+=("Prometheus did not load 11 healthy rules: ${out:0:300}")
+    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 12 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
+        || ERRORS+=("Prometheus did not load 12 healthy rules: ${out:0:300}")
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/alerts)
     grep -q '"alertname":"ReachabilityServiceUnreachable"' <<<"$out" && grep -q '"service":"broken"' <<<"$out" \
         || ERRORS+=("ReachabilityServiceUnreachable is not pending for the broken service: ${out:0:300}")
@@ -704,6 +729,126 @@ s_kubernetes() {
     log "     $(grep -c '^ok' <<<"$out") manifests valid"
     out=$(NODE_NAME=node-1 "$EXPORTER" --config.check --config.file "$WORK/k8s-config.yaml" 2>&1) \
         || ERRORS+=("the ConfigMap's config: $out")
+}
+
+# The network regime, and what reaches a person: the regime exporter
+# (started with the others), whose foreign reference is the server's
+# address and whose domestic one is a second address of the same server;
+# a real Prometheus evaluating the shipped
+# rules (their `for:` shortened to 0s) and a real Alertmanager running the
+# shipped alertmanager.yml (its waits shortened), delivering to a webhook
+# receiver. Everything to the foreign address dropped: the regime is
+# allowlist, no verdict is judged, and only ReachabilityNetworkRestricted
+# arrives (the service alerts are inhibited). Then, on the open network,
+# one service's SNI reset: that service's alert arrives, no regime alert.
+s_allowlist() {
+    LAST=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9803/metrics)
+    expect "$LAST" 1 reachability_network_regime regime=\"open\"
+    expect "$LAST" 0 reachability_network_regime regime=\"allowlist\"
+    expect "$LAST" 0 reachability_network_regime regime=\"offline\"
+    verdict "$LAST" 0 news "$SRV_IP:443" sni_filtered
+
+    # The receiver: one JSON notification per line.
+    : >"$WORK/notifications.jsonl"
+    cat > "$WORK/receiver.py" <<'EOF'
+import http.server, sys
+out = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(out, "ab") as f:
+            f.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", 5001), H).serve_forever()
+EOF
+    spawn ip netns exec "$CLI" python3 "$WORK/receiver.py" "$WORK/notifications.jsonl"
+    sed -e 's/group_wait: 30s/group_wait: 1s/' -e 's/group_interval: 5m/group_interval: 1s/' \
+        "$ROOT/alerts/alertmanager.yml" >"$WORK/alertmanager.yml"
+    amtool check-config "$WORK/alertmanager.yml" >/dev/null || { ERRORS+=("amtool check-config failed"); return 0; }
+    spawn ip netns exec "$CLI" prometheus-alertmanager --config.file="$WORK/alertmanager.yml" \
+        --storage.path="$WORK/am" --web.listen-address=127.0.0.1:9093 --cluster.listen-address= --log.level=warn
+    sed -E 's/for: [0-9]+m/for: 0s/' "$ROOT/alerts/reachability.rules.yml" >"$WORK/rules-now.yml"
+    cat > "$WORK/prometheus-c.yml" <<EOF
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 1s
+rule_files: ["$WORK/rules-now.yml"]
+alerting:
+  alertmanagers: [{ static_configs: [{ targets: ["127.0.0.1:9093"] }] }]
+scrape_configs:
+  - job_name: reachability
+    static_configs: [{ targets: ["127.0.0.1:9803"] }]
+EOF
+    promtool check config "$WORK/prometheus-c.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
+    spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus-c.yml" --storage.tsdb.path="$WORK/prom-c" \
+        --web.listen-address=127.0.0.1:9091 --log.level=warn
+    wait_for "Alertmanager" in_cli curl -sf http://127.0.0.1:9093/-/ready || { ERRORS+=("Alertmanager did not start"); return 0; }
+
+    # Allowlist: everything to the foreign address dropped.
+    in_srv iptables -A INPUT -d "$SRV_IP" -j DROP
+    LAST=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9803/metrics)
+    expect "$LAST" 1 reachability_network_regime regime=\"allowlist\"
+    expect "$LAST" 0 reachability_network_regime regime=\"open\"
+    expect "$LAST" 0 reachability_service_up service=\"news\"
+    expect "$LAST" 0 reachability_service_up service=\"forum\"
+    grep -q '^reachability_blocking_suspected' <<<"$LAST" && ERRORS+=("a verdict was judged in allowlist mode")
+    wait_long "the regime alert to arrive" firing_in_notifications ReachabilityNetworkRestricted \
+        || ERRORS+=("ReachabilityNetworkRestricted never arrived: $(tail -c 400 "$WORK/notifications.jsonl")")
+    # The service alerts fire in Prometheus but are inhibited: give them
+    # the time they would need to arrive.
+    wait_for "the service alerts to fire in Prometheus" bash -c \
+        "ip netns exec $CLI curl -sf http://127.0.0.1:9091/api/v1/alerts | grep -q ReachabilityServiceUnreachable" \
+        || ERRORS+=("ReachabilityServiceUnreachable never fired in Prometheus")
+    sleep 5
+    firing_in_notifications ReachabilityServiceUnreachable \
+        && ERRORS+=("a service alert arrived although the network is restricted: $(grep ReachabilityServiceUnreachable "$WORK/notifications.jsonl" | tail -c 300)")
+
+    # Open again, one service's SNI reset: its alert arrives, no regime alert.
+    in_srv iptables -F INPUT
+    in_srv iptables -A INPUT -p tcp --dport 443 -m string --string blocked.lab --algo bm -j REJECT --reject-with tcp-reset
+    wait_long "the regime alert to resolve" bash -c "! ip netns exec $CLI curl -sf http://127.0.0.1:9091/api/v1/alerts | grep -q ReachabilityNetworkRestricted" \
+        || ERRORS+=("ReachabilityNetworkRestricted still fires on an open network")
+    # Its resolution notified, start afresh.
+    sleep 3
+    : >"$WORK/notifications.jsonl"
+    wait_long "the news service's alert to arrive" firing_in_notifications ReachabilityServiceUnreachable news \
+        || ERRORS+=("ReachabilityServiceUnreachable for news never arrived: $(tail -c 400 "$WORK/notifications.jsonl")")
+    firing_in_notifications ReachabilityNetworkRestricted && ERRORS+=("the regime alert fired on an open network")
+    firing_in_notifications ReachabilityServiceUnreachable forum && ERRORS+=("forum alerted, though only news is blocked")
+    LAST=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9803/metrics)
+    expect "$LAST" 1 reachability_network_regime regime=\"open\"
+    verdict "$LAST" 1 news "$SRV_IP:443" sni_filtered
+}
+
+# firing_in_notifications ALERTNAME [SERVICE]: whether the webhook receiver
+# got ALERTNAME firing (for SERVICE).
+firing_in_notifications() {
+    python3 - "$WORK/notifications.jsonl" "$@" <<'EOF'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+service = sys.argv[3] if len(sys.argv) > 3 else None
+for line in open(path):
+    for a in json.loads(line).get("alerts", []):
+        l = a["labels"]
+        if a["status"] == "firing" and l.get("alertname") == name and service in (None, l.get("service")):
+            sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+wait_long() { # DESCRIPTION COMMAND...: retries for 60 s
+    local what=$1
+    shift
+    for _ in $(seq 1 120); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.5
+    done
+    log "timed out waiting for $what"
+    return 1
 }
 
 # The status page in a real browser: headless Chromium, sending nothing off
@@ -1022,7 +1167,7 @@ scrape_configs:
     scrape_interval: 5s
     scrape_timeout: 5s
     static_configs:
-      - targets: ["127.0.0.1:9799", "127.0.0.1:9800"]
+      - targets: ["127.0.0.1:9799", "127.0.0.1:9800", "127.0.0.1:9803"]
 EOF
     promtool check config "$WORK/prometheus.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
     spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
@@ -1040,8 +1185,8 @@ EOF
     want=$(printf '%s\n' 'country="XA",instance="127.0.0.1:9799",site="lab-a" 1' 'country="XB",instance="127.0.0.1:9800",site="lab-b" 1')
     wait_for "both vantage points in Prometheus" prom_is "$up" "$want" site country instance \
         || ERRORS+=("$up in Prometheus: [$(prom_rows "$up" site country instance | paste -sd';')], want [$(paste -sd';' <<<"$want")]")
-    prom_is 'count(reachability_tls_handshake_success)' ' 5' \
-        || ERRORS+=("count(reachability_tls_handshake_success) = $(prom_rows 'count(reachability_tls_handshake_success)'), want 5")
+    prom_is 'count(reachability_tls_handshake_success)' ' 7' \
+        || ERRORS+=("count(reachability_tls_handshake_success) = $(prom_rows 'count(reachability_tls_handshake_success)'), want 7 (5 at lab-a, 2 at the regime exporter)")
     prom_is 'count(reachability_call_port_reachable)' ' 3' \
         || ERRORS+=("count(reachability_call_port_reachable) = $(prom_rows 'count(reachability_call_port_reachable)'), want 3")
 }
@@ -1082,6 +1227,7 @@ main() {
     wait_for "coturn" in_srv bash -c "ss -Hlun 'sport = :3478' | grep -q ."
     start_exporter
     wait_for "the exporter" in_cli curl -sf http://127.0.0.1:9799/-/ready
+    wait_for "the regime exporter" in_cli curl -sf http://127.0.0.1:9803/-/ready
 
     scenario baseline s_baseline
     scenario nxdomain s_nxdomain
@@ -1106,6 +1252,7 @@ main() {
     scenario alert-rules s_alert_rules
     scenario dashboard s_dashboard
     scenario status-page s_status_page
+    scenario allowlist s_allowlist
     scenario systemd-unit s_systemd_unit
     scenario container s_container
     scenario kubernetes s_kubernetes

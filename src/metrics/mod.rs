@@ -23,7 +23,7 @@ use crate::ids::{EntryId, PlanId};
 use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
 use crate::stats::{CheckCounts, REFUSED, TaskDelay};
-use crate::verdict::BlockingKind;
+use crate::verdict::{BlockingKind, NetworkRegime};
 
 /// A label set: keys are the contract's names (or the config's vantage
 /// labels), values come from the config.
@@ -120,12 +120,12 @@ fn b(v: bool) -> f64 {
 
 /// Renders the outcomes of `checks` (outcomes in the same order) plus the
 /// exporter's own metrics. `verdicts` are the round's judgements:
-/// `(plan, blocked)`.
+/// `(plan, blocked)`; `regime` the network regime, if judged.
 pub fn render(
     cat: &Catalogue,
     checks: &[EntryId],
     outcomes: &[Outcome],
-    verdicts: &[(PlanId, bool)],
+    (verdicts, regime): (&[(PlanId, bool)], Option<NetworkRegime>),
     own: &SelfStats,
     format: Format,
 ) -> String {
@@ -142,7 +142,13 @@ pub fn render(
             v,
         )
     });
-    render_items(&cat.config, items, verdicts, Own::All(own), format)
+    render_items(
+        &cat.config,
+        items,
+        (verdicts, regime),
+        Own::All(own),
+        format,
+    )
 }
 
 /// Renders one ad hoc `/probe?target=&module=` result, its series labelled
@@ -160,7 +166,7 @@ pub fn render_probe(
     render_items(
         config,
         std::iter::once((module, check, outcome)),
-        std::iter::empty(),
+        (std::iter::empty(), None),
         Own::Duration(scrape_duration_seconds),
         format,
     )
@@ -179,7 +185,10 @@ enum Own<'a> {
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
-    verdicts: impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
+    (verdicts, regime): (
+        impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
+        Option<NetworkRegime>,
+    ),
     own: Own<'_>,
     format: Format,
 ) -> String {
@@ -369,6 +378,15 @@ fn render_items<'a>(
         labels.push((key("kind"), kind.as_str().to_string()));
         blocking.set(&labels, b(v));
     }
+    let mut network = Metric::new(
+        "reachability_network_regime",
+        "1 for the regime the references show (open: a foreign one answered; allowlist: only domestic ones; offline: none), 0 for the others",
+    );
+    for r in regime.map_or(&[][..], |_| &NetworkRegime::ALL[..]) {
+        let mut labels = vantage_labels(config);
+        labels.push((key("regime"), r.as_str().to_string()));
+        network.set(&labels, b(Some(*r) == regime));
+    }
     let categories: std::collections::HashMap<&str, &str> = config
         .services
         .iter()
@@ -409,6 +427,7 @@ fn render_items<'a>(
         blocking,
         service_up,
         service_info,
+        network,
     ] {
         m.register(&mut reg);
     }
@@ -441,12 +460,17 @@ const fn key(name: &'static str) -> Cow<'static, str> {
 /// `service` and the config's vantage labels: the start of every probe
 /// series' label set.
 fn base_labels(service: &str, config: &crate::config::Config) -> Labels {
-    let mut labels = Vec::with_capacity(4 + config.labels.len());
-    labels.push((key("service"), service.to_string()));
-    for (k, v) in &config.labels {
-        labels.push((Cow::Owned(k.clone()), v.clone()));
-    }
+    let mut labels = vec![(key("service"), service.to_string())];
+    labels.extend(vantage_labels(config));
     labels
+}
+
+/// The config's vantage labels alone (series about the network, not a
+/// service).
+fn vantage_labels(config: &crate::config::Config) -> Labels {
+    let own = config.labels.iter();
+    own.map(|(k, v)| (Cow::Owned(k.clone()), v.clone()))
+        .collect()
 }
 
 fn register_own(reg: &mut Registry, own: &SelfStats) {
@@ -592,186 +616,4 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::config::Config;
-    use crate::probe::Transfer;
-    use crate::reason::{Reason, Stage};
-
-    /// Renders one check of `yaml`'s only service with `outcome`, and
-    /// returns the sample lines (no comments, no self metrics).
-    fn samples(yaml: &str, outcome: Outcome) -> Vec<String> {
-        let config = Config::parse(
-            &format!("labels: {{ site: lab }}\nservices:\n  s:\n{yaml}"),
-            Path::new("t.yaml"),
-        )
-        .expect("a valid config");
-        let check = config.services[0].checks[0].clone();
-        let text = render_items(
-            &config,
-            std::iter::once(("s", &check, &outcome)),
-            std::iter::empty(),
-            Own::Duration(0.0),
-            Format::Prometheus,
-        );
-        let mut lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.starts_with("reachability_exporter_"))
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
-    }
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    #[test]
-    fn dns_family() {
-        let ok = Outcome::ok(
-            ms(5),
-            Facts::Dns {
-                answers: 2,
-                addrs: vec![],
-            },
-        );
-        let l = r#"service="s",site="lab",target="a.test",resolver="system",type="A""#;
-        assert_eq!(
-            samples("    dns: { names: [a.test] }\n", ok),
-            [
-                format!("reachability_dns_answers{{{l}}} 2.0"),
-                format!("reachability_dns_duration_seconds{{{l}}} 0.005"),
-                format!("reachability_dns_success{{{l}}} 1.0"),
-                r#"reachability_service_up{service="s",site="lab"} 1.0"#.to_string(),
-            ]
-        );
-    }
-
-    #[test]
-    fn tcp_family_failing() {
-        let l = r#"service="s",site="lab",target="a.test:443""#;
-        assert_eq!(
-            samples(
-                "    tcp: [\"a.test:443\"]\n",
-                Outcome::failed(Stage::Connect, Reason::ConnectionRefused)
-            ),
-            [
-                format!(
-                    "reachability_failure_info{{{l},check=\"tcp\",stage=\"connect\",reason=\"connection_refused\"}} 1.0"
-                ),
-                r#"reachability_service_up{service="s",site="lab"} 0.0"#.to_string(),
-                format!("reachability_tcp_connect_success{{{l}}} 0.0"),
-            ]
-        );
-    }
-
-    #[test]
-    fn tls_family() {
-        let ok = Outcome::ok(
-            ms(2),
-            Facts::Tls {
-                not_after: Some(1_900_000_000),
-                version: "TLS 1.3",
-            },
-        );
-        let l = r#"service="s",site="lab",target="a.test:443",sni="a.test""#;
-        let got = samples("    tls: [\"a.test:443\"]\n", ok);
-        assert!(got.contains(&format!("reachability_tls_handshake_success{{{l}}} 1.0")));
-        assert!(got.contains(&format!(
-            "reachability_tls_handshake_duration_seconds{{{l}}} 0.002"
-        )));
-        assert!(got.contains(&format!(
-            "reachability_tls_cert_expiry_timestamp_seconds{{{l}}} 1900000000.0"
-        )));
-        assert!(got.contains(&format!(
-            "reachability_tls_version_info{{{l},version=\"TLS 1.3\"}} 1.0"
-        )));
-        assert_eq!(got.len(), 5, "{got:?}");
-    }
-
-    #[test]
-    fn call_port_http_quic_families() {
-        let got = samples(
-            "    call_ports: [{ udp: \"a.test:3478\" }]\n",
-            Outcome::ok(ms(7), Facts::Stun { mapped: None }),
-        );
-        let l = r#"service="s",site="lab",target="a.test:3478",transport="udp",method="stun""#;
-        assert!(got.contains(&format!("reachability_call_port_reachable{{{l}}} 1.0")));
-        assert!(got.contains(&format!("reachability_call_port_rtt_seconds{{{l}}} 0.007")));
-
-        let mut o = Outcome::failed(Stage::Http, Reason::HttpUnexpectedStatus);
-        o.duration = Some(ms(30));
-        o.facts = Facts::Http { status: 451 };
-        let got = samples("    http: [\"http://a.test/\"]\n", o);
-        let l = r#"service="s",site="lab",target="http://a.test/""#;
-        assert!(got.contains(&format!("reachability_http_success{{{l}}} 0.0")));
-        assert!(got.contains(&format!("reachability_http_status_code{{{l}}} 451.0")));
-        assert!(got.contains(&format!("reachability_http_duration_seconds{{{l}}} 0.03")));
-
-        let got = samples(
-            "    quic: [\"a.test:443\"]\n",
-            Outcome::ok(ms(4), Facts::None),
-        );
-        let l = r#"service="s",site="lab",target="a.test:443",sni="a.test""#;
-        assert!(got.contains(&format!("reachability_quic_handshake_success{{{l}}} 1.0")));
-        assert!(got.contains(&format!(
-            "reachability_quic_handshake_duration_seconds{{{l}}} 0.004"
-        )));
-    }
-
-    #[test]
-    fn download_family_has_no_success_gauge() {
-        let o = Outcome {
-            failure: None,
-            duration: None,
-            facts: Facts::Download(Transfer {
-                bytes: 4096,
-                duration: Duration::from_secs(2),
-                first_byte: Some(ms(100)),
-                stalled: false,
-            }),
-            control: None,
-        };
-        let l = r#"service="s",site="lab",target="https://a.test/x""#;
-        assert_eq!(
-            samples("    download: [\"https://a.test/x\"]\n", o),
-            [
-                format!("reachability_download_bytes_per_second{{{l}}} 2048.0"),
-                format!("reachability_download_bytes{{{l}}} 4096.0"),
-                format!("reachability_download_duration_seconds{{{l}}} 2.0"),
-                format!("reachability_download_first_byte_seconds{{{l}}} 0.1"),
-                r#"reachability_service_up{service="s",site="lab"} 1.0"#.to_string(),
-            ]
-        );
-    }
-
-    #[test]
-    fn verdict_family() {
-        let config = Config::parse(
-            "services:\n  s:\n    tcp: [\"a.test:1\"]\n",
-            Path::new("t.yaml"),
-        )
-        .expect("a valid config");
-        let text = render_items(
-            &config,
-            std::iter::empty(),
-            [
-                ("s", "a.test", BlockingKind::DnsRemoved, true),
-                ("s", "b.test", BlockingKind::Stalled, false),
-            ]
-            .into_iter(),
-            Own::Duration(0.0),
-            Format::Prometheus,
-        );
-        assert!(text.contains(
-            "reachability_blocking_suspected{service=\"s\",target=\"a.test\",kind=\"dns_removed\"} 1.0\n"
-        ));
-        assert!(text.contains(
-            "reachability_blocking_suspected{service=\"s\",target=\"b.test\",kind=\"stalled\"} 0.0\n"
-        ));
-    }
-}
+mod tests;

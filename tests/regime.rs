@@ -1,0 +1,120 @@
+//! The network regime: domestic and foreign references judged each round,
+//! exported as a state set; while the network is not open, no blocking
+//! verdict is judged, and the status page says why.
+
+mod support;
+
+use support::*;
+
+fn verdict(body: &str, service: &str, target: &str, kind: &str) -> Option<f64> {
+    sample(
+        body,
+        "reachability_blocking_suspected",
+        &[("service", service), ("target", target), ("kind", kind)],
+    )
+}
+
+async fn scrape(config: &str, dir: &std::path::Path) -> String {
+    let exporter = Exporter::start(dir, config).await;
+    let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
+    assert_eq!(status, 200, "{body}");
+    exporter.stop().await;
+    body
+}
+
+/// A config whose references are `domestic` and `foreign` (TLS servers
+/// for ok.test, or closed ports), with one service behind an SNI filter.
+fn config(ca: &str, filtered: std::net::SocketAddr, domestic: &str, foreign: &str) -> String {
+    format!(
+        "allowed_ranges: [127.0.0.0/8]\nregime:\n  domestic: [{{ target: \"{domestic}\", sni: ok.test, ca_file: \"{ca}\" }}]\n  foreign: [{{ target: \"{foreign}\", sni: ok.test, ca_file: \"{ca}\" }}]\nservices:\n  news:\n    tls: [{{ target: \"{filtered}\", sni: blocked.test, ca_file: \"{ca}\", control_sni: neutral.test }}]\n"
+    )
+}
+
+fn regime_of(body: &str) -> Vec<(&'static str, Option<f64>)> {
+    ["open", "allowlist", "offline"]
+        .into_iter()
+        .map(|r| {
+            (
+                r,
+                sample(body, "reachability_network_regime", &[("regime", r)]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn open_allowlist_and_offline() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let good = tls_server_at(
+            "127.0.0.1:0",
+            pki.server_config(&["ok.test"], CertKind::Good, &[]),
+        )
+        .await;
+        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+        let closed = closed_port().await;
+        let filtered = sni_filtering_server(
+            pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]),
+            "blocked.test",
+        )
+        .await;
+        let cases = [
+            (good, good, "open"),
+            (good, closed, "allowlist"),
+            (closed, closed, "offline"),
+        ];
+        for (domestic, foreign, want) in cases {
+            let yaml = config(&ca, filtered, &domestic.to_string(), &foreign.to_string());
+            let body = scrape(&yaml, pki.dir.path()).await;
+            for (r, v) in regime_of(&body) {
+                assert_eq!(
+                    v,
+                    Some(if r == want { 1.0 } else { 0.0 }),
+                    "{want}: {r}\n{body}"
+                );
+            }
+            // The service still reports; its verdict only on an open network.
+            let t = filtered.to_string();
+            assert_eq!(
+                sample(&body, "reachability_service_up", &[("service", "news")]),
+                Some(0.0),
+                "{body}"
+            );
+            let sni = verdict(&body, "news", &t, "sni_filtered");
+            if want == "open" {
+                assert_eq!(sni, Some(1.0), "{body}");
+            } else {
+                assert_eq!(
+                    sni, None,
+                    "{want}: nothing is blamed on one service\n{body}"
+                );
+                assert!(!body.contains("reachability_blocking_suspected"), "{body}");
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_references_no_regime_and_the_status_page_says_it() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let closed = closed_port().await;
+        let good = tls_server_at("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
+        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+        let body = scrape(&format!("services:\n  s:\n    tcp: [\"{closed}\"]\n"), pki.dir.path()).await;
+        assert!(!body.contains("reachability_network_regime"), "{body}");
+
+        let yaml = config(&ca, closed, &good.to_string(), &closed.to_string());
+        let exp = Exporter::start(pki.dir.path(), &yaml).await;
+        let (_, page) = get(exp.addr, "/", None).await;
+        assert!(
+            page.contains("<p class=\"suspected\" id=\"regime\">Network: <strong>allowlist</strong> — in allowlist mode"),
+            "{page}"
+        );
+        exp.stop().await;
+    })
+    .await;
+}
