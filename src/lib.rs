@@ -129,11 +129,15 @@ pub struct Loaded {
 pub fn load(settings: &Settings) -> Result<Loaded, StartError> {
     let config = config::Config::load(&settings.config_file)?;
     let listen_from_config = settings.listen.is_empty();
-    let listen = if listen_from_config {
+    let mut listen = if listen_from_config {
         vec![config.listen.clone()]
     } else {
         settings.listen.clone()
     };
+    // The same address given twice is served once (a second bind would fail
+    // as if another process held the port).
+    let mut seen = std::collections::HashSet::new();
+    listen.retain(|a| seen.insert(a.to_string()));
     let mut web = server::Web {
         telemetry_path: settings.telemetry_path.clone(),
         ..Default::default()
@@ -178,6 +182,11 @@ pub async fn serve(
         listen,
         listen_from_config,
     } = load(settings)?;
+    if web.auth.is_some() && web.tls.is_none() {
+        tracing::warn!(
+            "basic auth without tls_server_config: passwords cross the network in clear text"
+        );
+    }
     let mut listeners = Vec::new();
     for address in &listen {
         let listener = bind(address).await?;

@@ -58,12 +58,23 @@ fn listen_address(s: &str) -> Result<ListenAddress, String> {
     s.parse()
 }
 
-/// A telemetry path must be an absolute path that is not one of ours.
+/// A telemetry path must be an absolute path that is not one of ours, of
+/// characters a URL carries as they are (letters, digits, `-._~/`).
 fn telemetry_path(s: &str) -> Result<String, String> {
-    let reserved = ["/", "/probe", "/-/healthy", "/-/ready", "/-/reload"];
-    if !s.starts_with('/') || s.contains(['?', '#', '{', '}', '*']) || reserved.contains(&s) {
+    let reserved = [
+        "/",
+        "/status.css",
+        "/probe",
+        "/-/healthy",
+        "/-/ready",
+        "/-/reload",
+    ];
+    let plain = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
+    if !s.starts_with('/') || !plain || reserved.contains(&s) {
         return Err(format!(
-            "{s:?} must be a path starting with `/`, without `?#{{}}*`, other than {}",
+            "{s:?} must be a path starting with `/`, of letters, digits and `-._~/`, other than {}",
             reserved.join(" ")
         ));
     }

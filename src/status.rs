@@ -6,8 +6,8 @@
 //! resource is the stylesheet at `/status.css` on the same origin, so the
 //! page works offline under a strict Content-Security-Policy ([`CSP`]). It
 //! refreshes itself. A check still running shows as "running", not as a
-//! failure; verdicts are listed under their service once the round has
-//! ended, the suspected ones first and in red. Every string from the config is HTML-escaped. This module only
+//! failure; a verdict is listed under its service once the checks it
+//! reads have ended, the suspected ones first and in red. Every string from the config is HTML-escaped. This module only
 //! renders; the server decides which round to show.
 
 use std::fmt::Write as _;
@@ -104,19 +104,18 @@ fn services<'a>(view: &'a View<'a>) -> Vec<ServiceView<'a>> {
         }
         // Verdicts once every check has ended (a running one would read
         // as a timeout).
-        let verdicts = if round.is_done() {
-            round
-                .verdicts(&round.snapshot())
-                .into_iter()
-                .filter(|(p, _)| cat.plan(*p).service == si)
-                .map(|(p, v)| {
-                    let plan = cat.plan(p);
-                    (plan.kind.as_str(), plan.target.as_str(), v)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // A verdict once every check it reads has ended (a running one
+        // would read as a timeout): a slow check elsewhere holds back none.
+        let ended = |p: &crate::verdict::Plan| p.inputs().all(|e| round.outcome_of(e).is_some());
+        let verdicts = round
+            .verdicts(&round.snapshot())
+            .into_iter()
+            .filter(|(p, _)| cat.plan(*p).service == si && ended(cat.plan(*p)))
+            .map(|(p, v)| {
+                let plan = cat.plan(p);
+                (plan.kind.as_str(), plan.target.as_str(), v)
+            })
+            .collect();
         let up = service_up(cat, &rows);
         out.push(ServiceView {
             name: &service.name,

@@ -323,7 +323,7 @@ async fn check_shows_what_it_received() {
         std::fs::write(
             &config,
             format!(
-                "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  web:\n    http: [\"http://{http}/unavailable\"]\n    dns: {{ names: [a.test] }}\n",
+                "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\nservices:\n  web:\n    http: [\"http://{http}/unavailable\"]\n    download: [\"http://{http}/nothing-here\"]\n    dns: {{ names: [a.test] }}\n",
                 dns.udp
             ),
         )
@@ -346,6 +346,10 @@ async fn check_shows_what_it_received() {
         let http_row = v.as_array().unwrap().iter().find(|r| r["check"] == "http").unwrap();
         assert_eq!(http_row["status"], 503, "{v}");
         assert_eq!(http_row["reason"], "http_unexpected_status");
+        // A download refused with a status says which, too.
+        assert!(table.contains("FAIL    http/http_unexpected_status (404)"), "{table}");
+        let download = v.as_array().unwrap().iter().find(|r| r["check"] == "download").unwrap();
+        assert_eq!(download["status"], 404, "{v}");
         let dns_row = v.as_array().unwrap().iter().find(|r| r["check"] == "dns").unwrap();
         assert_eq!(dns_row["target"], "a.test", "{v}");
         assert_eq!(dns_row["resolver"], "system");
@@ -474,7 +478,15 @@ async fn a_listen_change_on_reload_is_logged() {
 
 #[test]
 fn telemetry_path_must_be_a_free_path() {
-    for bad in ["metrics", "/probe", "/-/ready", "/a?b"] {
+    for bad in [
+        "metrics",
+        "/probe",
+        "/-/ready",
+        "/a?b",
+        "/status.css",
+        "/a b",
+        "/a\"b<",
+    ] {
         let out = Command::new(BIN)
             .args(["--web.telemetry-path", bad, "--config.check"])
             .output()

@@ -233,7 +233,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "misindented-key",
-        "5:6: services.lab: this key is indented differently from the keys before it: indent every key of a mapping by the same number of spaces",
+        "5:6: services.lab: this line is indented differently from the lines before it: indent the keys of one mapping, and the items of one list, by the same number of spaces",
     ),
     (
         "no-space-nested",
@@ -351,6 +351,23 @@ const CASES: &[(&str, &str)] = &[
     (
         "regime-foreign-string",
         "2:12: regime.foreign: expected a list of targets, such as [\"www.google.com:443\"]",
+    ),
+    // From a new user's walkthrough: the forms the first round missed.
+    (
+        "no-space-last-key",
+        "4:5: services.ok: `timeout:5s` needs a space after the colon: `timeout: 5s`",
+    ),
+    (
+        "no-space-flow",
+        "2:11: services.ok: `tcp:[…` needs a space after the colon: `tcp: […`",
+    ),
+    (
+        "dns-name-url",
+        "3:20: services.a.dns.names[0]: invalid DNS name \"https://a.test/\": a name, not a URL: write a.test",
+    ),
+    (
+        "call-port-scheme",
+        "3:25: services.a.call_ports[0].udp: invalid address \"stun:127.0.0.1:3478\": expected HOST:PORT, such as example.com:443, with nothing before the host (no `stun:` or other scheme)",
     ),
 ];
 

@@ -388,3 +388,40 @@ async fn every_address_and_ip_family() {
     })
     .await;
 }
+
+/// The status page shows a service's verdicts as soon as the checks they
+/// read have ended, though a slow check of another service still runs.
+#[tokio::test]
+async fn a_slow_check_elsewhere_holds_back_no_verdict_on_the_status_page() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let filtered = sni_filtering_server(pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]), "blocked.test").await;
+        let stall = bad_tls_server(Misbehaviour::Stall).await;
+        let config = format!(
+            "services:\n  filtered:\n    tls: [{{ target: \"{filtered}\", sni: blocked.test, ca_file: \"{ca}\", control_sni: neutral.test }}]\n  slow:\n    timeout: 20s\n    tls: [{{ target: \"{stall}\", sni: stall.test }}]\n"
+        );
+        let exporter = Exporter::start(pki.dir.path(), &config).await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        let (round, newer) = exporter.engine.status_rounds(std::time::Duration::from_secs(30), deadline).unwrap();
+        let cat = round.catalogue.clone();
+        let filtered_check = cat.entries_of(cat.service_named("filtered").unwrap()).next().unwrap();
+        while round.outcome_of(filtered_check).is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let page = reachability_exporter::status::page(&reachability_exporter::status::View {
+            round: &round,
+            newer,
+            metrics_path: "/metrics",
+            refresh_seconds: 30,
+        });
+        assert!(page.contains("(still running)"), "{page}");
+        assert!(page.contains("<td class=\"running\">running</td>"), "{page}");
+        assert!(
+            page.contains(&format!("<p class=\"suspected\">Blocking suspected: <strong>sni_filtered</strong> {filtered}</p>")),
+            "{page}"
+        );
+        exporter.stop().await;
+    })
+    .await;
+}

@@ -133,7 +133,18 @@ fn what_rustls_cannot_do_is_refused_by_name() {
     let config = dir.join("config.yaml");
     std::fs::write(&config, "services:\n  s:\n    tcp: [\"127.0.0.1:1\"]\n").unwrap();
     let tls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n";
+    let (_, other_key) = pki.server_pem(&["127.0.0.1"]);
+    std::fs::write(dir.join("other.key"), other_key).unwrap();
+    let mismatch = format!(
+        "2:3: tls_server_config: key_file {} is not the key of the certificate in cert_file {}",
+        dir.join("other.key").display(),
+        dir.join("server.pem").display()
+    );
     let cases: Vec<(String, &str)> = vec![
+        (
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: other.key\n".to_string(),
+            &mismatch,
+        ),
         (
             format!("{tls}  client_auth_type: RequestClientCert\n"),
             "4:21: tls_server_config.client_auth_type: RequestClientCert is not supported: rustls accepts a client certificate only after verifying it; use VerifyClientCertIfGiven or RequireAndVerifyClientCert with client_ca_file",
@@ -165,6 +176,18 @@ fn what_rustls_cannot_do_is_refused_by_name() {
         (
             format!("{tls}  curve_preferences: [CurveP521]\n"),
             "4:23: tls_server_config.curve_preferences: curve \"CurveP521\" is not offered: rustls (with ring) has X25519, CurveP256 and CurveP384",
+        ),
+        (
+            format!("{tls}  foo: 1\n"),
+            "4:3: tls_server_config.foo: unknown field `foo`, expected one of cert_file, key_file, client_auth_type, client_ca_file, min_version, max_version, cipher_suites, curve_preferences, prefer_server_cipher_suites, client_allowed_sans",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.pem\n  key_file:server.key\n".to_string(),
+            "3:3: tls_server_config: `key_file:server.key` needs a space after the colon: `key_file: server.key`",
+        ),
+        (
+            "http_server_config:\n  headers: [a]\n".to_string(),
+            "2:12: http_server_config.headers: expected a mapping of `key: value` pairs",
         ),
         (
             "http_server_config:\n  http2: true\n".to_string(),

@@ -59,7 +59,9 @@ impl Target {
         {
             let host = url.host_str().unwrap_or("HOST");
             let port = url
-                .port_or_known_default()
+                .port()
+                .or(default_port)
+                .or(url.port_or_known_default())
                 .map_or("PORT".to_string(), |p| p.to_string());
             return Err(bad(&format!(
                 "a target is HOST:PORT, not a URL: write {host}:{port}"
@@ -84,9 +86,11 @@ impl Target {
                 None => (s, None),
             };
             if h.contains(':') {
-                return Err(bad(
-                    "write IPv6 addresses in brackets, such as [2001:db8::1]:443",
-                ));
+                return Err(bad(if h.parse::<std::net::Ipv6Addr>().is_ok() {
+                    "write IPv6 addresses in brackets, such as [2001:db8::1]:443"
+                } else {
+                    "expected HOST:PORT, such as example.com:443, with nothing before the host (no `stun:` or other scheme)"
+                }));
             }
             let host = match h.parse::<IpAddr>() {
                 Ok(ip) => Host::Ip(ip),
@@ -321,6 +325,14 @@ impl DnsName {
                     && !label.starts_with('-')
                     && !label.ends_with('-')
             });
+        if let Ok(url) = url::Url::parse(s)
+            && s.contains("://")
+        {
+            let host = url.host_str().unwrap_or("NAME");
+            return Err(format!(
+                "invalid DNS name {s:?}: a name, not a URL: write {host}"
+            ));
+        }
         if !ok || name.parse::<IpAddr>().is_ok() {
             return Err(format!("invalid DNS name {s:?}"));
         }

@@ -203,6 +203,25 @@ impl Validator<'_> {
                 format!("cannot read a private key from key_file {key_file}: {err}"),
             )
         })?;
+        // The pair, checked here so that the error names the file and line.
+        let provider = rustls::crypto::ring::default_provider();
+        let pair = rustls::sign::CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider);
+        match pair {
+            Ok(_) => {}
+            Err(rustls::Error::InconsistentKeys(_)) => {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "key_file {} is not the key of the certificate in cert_file {}",
+                        key_file.display(),
+                        cert_file.display()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(self.err(&at, format!("cert_file and key_file cannot be used: {e}")));
+            }
+        }
         let client_auth = self.client_auth(&at, t.client_auth_type, t.client_ca_file)?;
         let versions = self.versions(&at, t.min_version, t.max_version)?;
         let cipher_suites = match t.cipher_suites {

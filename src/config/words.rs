@@ -7,13 +7,25 @@
 /// The message for a problem at key `path` (`services.a.http[0].status`),
 /// given the parser's `message` and the source `line` it points at.
 pub(super) fn explain(path: &str, message: &str, line: Option<&str>) -> String {
-    // A shape the parser did not expect, on a line that reads `key:value`:
-    // the missing space made the line one string.
-    let shape_error = matches!(
+    // A shape or a token the parser did not expect, on a line that reads
+    // `key:value`: the missing space made it one string.
+    let parse_error = matches!(
         message,
-        "expected mapping start" | "expected sequence start" | "expected string scalar"
-    );
-    if let Some(fix) = line.filter(|_| shape_error).and_then(missing_space) {
+        "expected mapping start"
+            | "expected sequence start"
+            | "expected string scalar"
+            | "simple key expected ':'"
+    ) || message.starts_with("':' may not precede");
+    if let Some(fix) = line.filter(|_| parse_error).and_then(missing_space) {
+        return fix;
+    }
+    // In a flow mapping, `{target:a.test:443}` is one key.
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split_once('`'))
+        .map(|(f, _)| f)
+        && let Some(fix) = missing_space(field)
+    {
         return fix;
     }
     let shape = shape_of(&normalise(path));
@@ -31,7 +43,7 @@ pub(super) fn explain(path: &str, message: &str, line: Option<&str>) -> String {
             "YAML is indented with spaces, not tabs".to_string()
         }
         "while parsing a block mapping, did not find expected key" => {
-            "this key is indented differently from the keys before it: indent every key of a mapping by the same number of spaces".to_string()
+            "this line is indented differently from the lines before it: indent the keys of one mapping, and the items of one list, by the same number of spaces".to_string()
         }
         m if m.starts_with("multiple YAML documents detected") => {
             "one YAML document per file: this `---` starts a second one; remove it and merge the documents".to_string()
@@ -43,22 +55,41 @@ pub(super) fn explain(path: &str, message: &str, line: Option<&str>) -> String {
     }
 }
 
-/// `key:value` without the space YAML needs after the colon: the line is
-/// then one string, and the parser's complaint is about something else.
+/// `key:value` without the space YAML needs after the colon (the first on
+/// the line, in block or flow style): the parser then reads one string,
+/// and complains about something else.
 fn missing_space(line: &str) -> Option<String> {
-    let t = line.trim_start().trim_start_matches("- ");
-    let (key, value) = t.split_once(':')?;
-    let keyish = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let value = value.trim_end();
-    if !keyish || value.is_empty() || value.starts_with([' ', '/']) {
-        return None;
+    let b = line.as_bytes();
+    let keyish = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    for (i, _) in line.match_indices(':') {
+        // The key: letters, digits, `_` and `-` back to a separator.
+        let start = line[..i]
+            .rfind(|c: char| !keyish(c as u8))
+            .map_or(0, |s| s + 1);
+        let key = &line[start..i];
+        let separated = start == 0 || matches!(b[start - 1], b' ' | b'{' | b'[' | b',');
+        let after = b.get(i + 1).copied();
+        if key.is_empty()
+            || !key.as_bytes()[0].is_ascii_alphabetic()
+            || !separated
+            || matches!(after, None | Some(b' ' | b'/' | b'\t'))
+        {
+            continue;
+        }
+        let rest = &line[i + 1..];
+        let value = match rest.chars().next() {
+            Some(c @ ('[' | '{')) => format!("{c}…"),
+            _ => rest
+                .split([',', '}', ']', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        return Some(format!(
+            "`{key}:{value}` needs a space after the colon: `{key}: {value}`"
+        ));
     }
-    Some(format!(
-        "`{key}:{value}` needs a space after the colon: `{key}: {value}`"
-    ))
+    None
 }
 
 /// `path` with list indices as `[]` and the names a user chooses (of a
@@ -165,5 +196,16 @@ mod tests {
         assert_eq!(missing_space("  - https://a.org/"), None);
         assert_eq!(missing_space("services:"), None);
         assert_eq!(missing_space("    tls: [\"a.org:443\"]"), None);
+        // Flow style.
+        assert_eq!(
+            missing_space("  ok: {tcp:[\"a:1\"]}").as_deref(),
+            Some("`tcp:[…` needs a space after the colon: `tcp: […`")
+        );
+        assert_eq!(
+            missing_space("    tcp: [{target:127.0.0.1:80}]").as_deref(),
+            Some("`target:127.0.0.1:80` needs a space after the colon: `target: 127.0.0.1:80`")
+        );
+        // An address is not a key.
+        assert_eq!(missing_space("    - 127.0.0.1:443"), None);
     }
 }

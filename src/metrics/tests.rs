@@ -140,6 +140,7 @@ fn download_family_has_no_success_gauge() {
             duration: Duration::from_secs(2),
             first_byte: Some(ms(100)),
             stalled: false,
+            status: None,
         }),
         control: None,
     };

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use rustls::ClientConfig;
 
 use super::http::{get_request, http_err, open, start};
-use super::{Facts, Outcome, Progress, TargetResolver};
+use super::{Facts, Outcome, Progress, TargetResolver, Transfer};
 use crate::config::DownloadCheck;
 use crate::reason::{Reason, Stage};
 
@@ -42,12 +42,13 @@ pub async fn probe(
     };
     progress.enter(Stage::Read);
     let sent = progress.transfer_started();
-    let ended = |failure: Option<(Stage, Reason)>, stalled: bool| {
-        let transfer = progress.transfer(stalled);
+    let ended = |failure: Option<(Stage, Reason)>, stalled: bool, status: Option<u16>| {
+        let transfer = progress.transfer(stalled).map(|t| Transfer { status, ..t });
         if let Some((stage, reason)) = failure {
             tracing::debug!(
                 stage = stage.as_str(),
                 reason = reason.as_str(),
+                status,
                 bytes = transfer.map(|t| t.bytes),
                 seconds = transfer.map(|t| t.duration.as_secs_f64()),
                 "download failed"
@@ -63,27 +64,32 @@ pub async fn probe(
     let stall = (Stage::Read, Reason::GenericTimeout);
     let response = match tokio::time::timeout(check.stall_after, sender.send_request(request)).await
     {
-        Err(_) => return ended(Some(stall), true),
-        Ok(Err(e)) => return ended(Some((Stage::Read, http_err(e).1)), false),
+        Err(_) => return ended(Some(stall), true, None),
+        Ok(Err(e)) => return ended(Some((Stage::Read, http_err(e).1)), false, None),
         Ok(Ok(r)) => r,
     };
+    let status = Some(response.status().as_u16());
     progress.first_byte(sent.elapsed());
     if !response.status().is_success() {
-        return ended(Some((Stage::Http, Reason::HttpUnexpectedStatus)), false);
+        return ended(
+            Some((Stage::Http, Reason::HttpUnexpectedStatus)),
+            false,
+            status,
+        );
     }
     let mut body = response.into_body();
     let mut bytes = 0;
     while bytes < check.max_bytes {
         match tokio::time::timeout(check.stall_after, body.frame()).await {
-            Err(_) => return ended(Some(stall), true),
+            Err(_) => return ended(Some(stall), true, status),
             Ok(None) => break,
             Ok(Some(Ok(frame))) => {
                 // Count no more than max_bytes: a frame may overshoot it.
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
                 bytes = progress.received(n.min(check.max_bytes - bytes));
             }
-            Ok(Some(Err(e))) => return ended(Some((Stage::Read, http_err(e).1)), false),
+            Ok(Some(Err(e))) => return ended(Some((Stage::Read, http_err(e).1)), false, status),
         }
     }
-    ended(None, false)
+    ended(None, false, status)
 }

@@ -92,6 +92,8 @@ pub struct Transfer {
     pub first_byte: Option<Duration>,
     /// No byte came for `stall_after`.
     pub stalled: bool,
+    /// The response's HTTP status, once its head came.
+    pub status: Option<u16>,
 }
 
 impl Transfer {
@@ -143,10 +145,12 @@ impl Outcome {
         self.failure.is_none()
     }
 
-    /// The HTTP status received, passed or failed.
+    /// The HTTP status received (by an HTTP check or a download), passed
+    /// or failed.
     pub fn http_status(&self) -> Option<u16> {
         match self.facts {
             Facts::Http { status } => Some(status),
+            Facts::Download(t) => t.status,
             _ => None,
         }
     }
@@ -264,6 +268,7 @@ impl Progress {
             duration: sent.elapsed(),
             first_byte: (ns != u64::MAX && ns != 0).then(|| Duration::from_nanos(ns)),
             stalled,
+            status: None,
         })
     }
 

@@ -69,6 +69,7 @@ fn download(bytes: u64, millis: u64, first_byte: bool, stalled: bool) -> Outcome
             duration: Duration::from_millis(millis),
             first_byte: first_byte.then_some(Duration::from_millis(50)),
             stalled,
+            status: None,
         }),
         control: None,
     }
