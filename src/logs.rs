@@ -23,15 +23,20 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Formats events as logfmt lines, and span fields as logfmt pairs (set it
-/// as both the event and the field formatter).
+/// Formats events as logfmt lines (with [`SpanFields`] as the field
+/// formatter).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Logfmt;
 
-/// Formats events as JSON objects, one per line (set it as both the event
-/// and the field formatter).
+/// Formats events as JSON objects, one per line (with [`SpanFields`] as
+/// the field formatter).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Json;
+
+/// Keeps span fields, for either format, until an event in the span is
+/// written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpanFields;
 
 /// One field's value, as recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,29 +179,14 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// Both formats keep span fields in the same encoding.
+/// Records span `fields` in their kept encoding.
 fn add_span_fields<R: RecordFields>(mut w: Writer<'_>, fields: R) -> fmt::Result {
     let mut pairs = Pairs::default();
     fields.record(&mut pairs);
     encode_span_fields(&mut w, &pairs)
 }
 
-impl<'w> FormatFields<'w> for Logfmt {
-    fn format_fields<R: RecordFields>(&self, w: Writer<'w>, fields: R) -> fmt::Result {
-        add_span_fields(w, fields)
-    }
-
-    fn add_fields(
-        &self,
-        current: &'w mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
-    ) -> fmt::Result {
-        // Each line brings its own end: no separator (the default adds one).
-        add_span_fields(current.as_writer(), fields)
-    }
-}
-
-impl<'w> FormatFields<'w> for Json {
+impl<'w> FormatFields<'w> for SpanFields {
     fn format_fields<R: RecordFields>(&self, w: Writer<'w>, fields: R) -> fmt::Result {
         add_span_fields(w, fields)
     }

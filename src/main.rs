@@ -127,11 +127,11 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Logfmt => builder
             .event_format(logs::Logfmt)
-            .fmt_fields(logs::Logfmt)
+            .fmt_fields(logs::SpanFields)
             .init(),
         LogFormat::Json => builder
             .event_format(logs::Json)
-            .fmt_fields(logs::Json)
+            .fmt_fields(logs::SpanFields)
             .init(),
     }
     if let Some(Command::Check { service, output }) = &cli.command {

@@ -6,22 +6,6 @@ mod support;
 
 use support::*;
 
-fn verdict(body: &str, service: &str, target: &str, kind: &str) -> Option<f64> {
-    sample(
-        body,
-        "reachability_blocking_suspected",
-        &[("service", service), ("target", target), ("kind", kind)],
-    )
-}
-
-async fn scrape(config: &str, dir: &std::path::Path) -> String {
-    let exporter = Exporter::start(dir, config).await;
-    let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
-    assert_eq!(status, 200, "{body}");
-    exporter.stop().await;
-    body
-}
-
 /// A config whose references are `domestic` and `foreign` (TLS servers
 /// for ok.test, or closed ports), with one service behind an SNI filter.
 fn config(ca: &str, filtered: std::net::SocketAddr, domestic: &str, foreign: &str) -> String {

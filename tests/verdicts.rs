@@ -9,22 +9,6 @@ use reachability_exporter::reason::{Reason, Stage};
 use support::*;
 use tokio::net::UdpSocket;
 
-fn verdict(body: &str, service: &str, target: &str, kind: &str) -> Option<f64> {
-    sample(
-        body,
-        "reachability_blocking_suspected",
-        &[("service", service), ("target", target), ("kind", kind)],
-    )
-}
-
-async fn scrape(config: &str, dir: &std::path::Path) -> String {
-    let exporter = Exporter::start(dir, config).await;
-    let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
-    assert_eq!(status, 200, "{body}");
-    exporter.stop().await;
-    body
-}
-
 #[tokio::test]
 async fn dns_removed_injected_and_ip_blocked() {
     within(30, async {

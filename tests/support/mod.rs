@@ -15,8 +15,8 @@
 //! - [`http`]: an HTTP/1.1 server, plain or TLS, answering by path.
 //! - Here: [`Counter`], [`within`], [`run_checks`], the [`Exporter`]
 //!   harness, [`request`]/[`get`] to talk to it, [`eventually`] to poll it,
-//!   [`wait_until`] to poll a condition, and [`sample`] to read one value
-//!   from its exposition.
+//!   [`wait_until`] to poll a condition, [`sample`] to read one value
+//!   from its exposition, [`verdict`] one verdict, [`scrape`] one scrape.
 //!
 //! Every item is re-exported here, so tests `use support::*`.
 #![allow(dead_code, unused_imports)]
@@ -204,6 +204,25 @@ pub async fn get(addr: SocketAddr, path: &str, scrape_timeout: Option<&str>) -> 
         }
         None => request(addr, "GET", path, &[]).await,
     }
+}
+
+/// The `kind` verdict of `service` about `target` in exposition `body`.
+pub fn verdict(body: &str, service: &str, target: &str, kind: &str) -> Option<f64> {
+    sample(
+        body,
+        "reachability_blocking_suspected",
+        &[("service", service), ("target", target), ("kind", kind)],
+    )
+}
+
+/// Serves `config` (from `dir/config.yaml`) and returns one `/metrics`
+/// scrape with a 4 s timeout; the exporter is stopped after.
+pub async fn scrape(config: &str, dir: &Path) -> String {
+    let exporter = Exporter::start(dir, config).await;
+    let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
+    assert_eq!(status, 200, "{body}");
+    exporter.stop().await;
+    body
 }
 
 /// In exposition text `body`, the value of the sample of `name` whose
