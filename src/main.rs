@@ -159,12 +159,12 @@ fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -
             return ExitCode::from(2);
         }
     };
-    let rows = runtime.block_on(async {
+    let report = runtime.block_on(async {
         let config = Config::load(config_file).map_err(anyhow::Error::from)?;
         let catalogue = std::sync::Arc::new(Catalogue::new(config)?);
         Ok::<_, anyhow::Error>(reachability_exporter::oneshot::run(catalogue, service).await?)
     });
-    let rows = match rows {
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e:#}");
@@ -177,12 +177,12 @@ fn check(config_file: &std::path::Path, service: Option<&str>, output: Output) -
                 std::io::stdout().is_terminal(),
                 std::env::var_os("NO_COLOR").as_deref(),
             );
-            reachability_exporter::oneshot::table(&rows, colour)
+            reachability_exporter::oneshot::table(&report, colour)
         }
-        Output::Json => reachability_exporter::oneshot::json(&rows),
+        Output::Json => reachability_exporter::oneshot::json(&report),
     };
     print!("{text}");
-    if rows.iter().all(|r| r.outcome.is_ok()) {
+    if report.rows.iter().all(|r| r.outcome.is_ok()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -14,6 +14,7 @@ use crate::engine::catalogue::Catalogue;
 use crate::engine::round::Round;
 use crate::ids::EntryId;
 use crate::probe::{Facts, Outcome};
+use crate::verdict::NetworkRegime;
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -31,13 +32,23 @@ pub struct Row {
     pub outcome: Outcome,
 }
 
+/// What one `check` found: a row per check, and the network regime when
+/// the config has references.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// One row per check, in config order.
+    pub rows: Vec<Row>,
+    /// The network regime, judged from the `regime:` references.
+    pub regime: Option<NetworkRegime>,
+}
+
 /// The service named on the command line does not exist.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown service {0:?}: the config has {1}")]
 pub struct UnknownService(String, String);
 
 /// Runs every check of the catalogue, or of one service, once.
-pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>, UnknownService> {
+pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, UnknownService> {
     let checks: Vec<EntryId> = match service {
         None => cat.entries().map(|(id, _)| id).collect(),
         Some(name) => {
@@ -92,7 +103,10 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Vec<Row>,
             }
         })
         .collect();
-    Ok(rows)
+    Ok(Report {
+        rows,
+        regime: round.regime(),
+    })
 }
 
 /// The round's budget for `checks` checks whose longest timeout is
@@ -124,7 +138,9 @@ pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 }
 
 /// An aligned table; `color` marks results green and red (for a TTY).
-pub fn table(rows: &[Row], color: bool) -> String {
+/// The network regime, when judged, closes it.
+pub fn table(report: &Report, color: bool) -> String {
+    let rows = &report.rows;
     let header = [
         "SERVICE",
         "CHECK",
@@ -188,19 +204,33 @@ pub fn table(rows: &[Row], color: bool) -> String {
         if rows.len() == 1 { "check" } else { "checks" },
         rows.len() - failed
     );
+    if let Some(r) = report.regime {
+        let why = match r {
+            NetworkRegime::Open => "a foreign reference answered",
+            NetworkRegime::Allowlist => {
+                "every foreign reference failed, a domestic one answered: nothing here can be blamed on one service"
+            }
+            NetworkRegime::Offline => "no reference answered",
+        };
+        let _ = writeln!(out, "network: {} ({why})", r.as_str());
+    }
     out
 }
 
-/// The report as a JSON array: per check its series' labels as fields
+/// The report as a JSON array: per check `network_regime` (the round's,
+/// when the config has references; else null), its series' labels as fields
 /// (`service`, `check`, `target`, and `resolver`, `type`, `sni`,
 /// `transport`, `method` where the kind has them), `description` (the
 /// table's TARGET), the result, the HTTP `status` received, and for an
 /// `all_addresses` check the same per address under `addresses`.
-pub fn json(rows: &[Row]) -> String {
-    let v: Vec<serde_json::Value> = rows
+pub fn json(report: &Report) -> String {
+    let regime = report.regime.map(NetworkRegime::as_str);
+    let v: Vec<serde_json::Value> = report
+        .rows
         .iter()
         .map(|r| {
             let mut o = serde_json::Map::new();
+            o.insert("network_regime".into(), regime.into());
             o.insert("service".into(), r.service.clone().into());
             o.insert("check".into(), r.check.into());
             for (k, v) in &r.labels {

@@ -182,7 +182,8 @@ pub fn page(view: &View<'_>) -> String {
         );
     }
     let services = services(view);
-    summary(&mut out, &services);
+    let restricted = round.regime().is_some_and(|r| r != NetworkRegime::Open);
+    summary(&mut out, &services, restricted);
     for s in &services {
         let name = escape(s.name);
         let when = s.own_round.map_or(String::new(), |t| {
@@ -225,7 +226,8 @@ pub fn page(view: &View<'_>) -> String {
 }
 
 /// The table at the top: one row per service, linking to its section.
-fn summary(out: &mut String, services: &[ServiceView<'_>]) {
+/// While the network is `restricted`, no verdict is judged: it says so.
+fn summary(out: &mut String, services: &[ServiceView<'_>], restricted: bool) {
     out.push_str(
         "<table class=\"summary\"><thead><tr><th>Service</th><th>State</th>\
          <th>Failing checks</th><th>Blocking suspected</th></tr></thead><tbody>",
@@ -242,7 +244,9 @@ fn summary(out: &mut String, services: &[ServiceView<'_>]) {
                 format!("<strong class=\"down\">{kind}</strong> {}", escape(target))
             })
             .collect();
-        let suspected = if suspected.is_empty() {
+        let suspected = if restricted {
+            "not judged: the network is restricted".to_string()
+        } else if suspected.is_empty() {
             "–".to_string()
         } else {
             suspected.join("<br>")

@@ -345,6 +345,10 @@ const CASES: &[(&str, &str)] = &[
         "2:3: regime.foreign: needs at least one foreign reference: the regime is judged from whether foreign hosts answer",
     ),
     (
+        "regime-empty-foreign",
+        "3:12: regime.foreign: needs at least one foreign reference: the regime is judged from whether foreign hosts answer",
+    ),
+    (
         "regime-control-sni",
         "3:7: regime.foreign[0]: a reference is one handshake: control_sni and all_addresses do not apply",
     ),

@@ -98,7 +98,41 @@ async fn no_references_no_regime_and_the_status_page_says_it() {
             page.contains("<p class=\"suspected\" id=\"regime\">Network: <strong>allowlist</strong> — in allowlist mode"),
             "{page}"
         );
+        assert!(page.contains("<td>not judged: the network is restricted</td>"), "{page}");
         exp.stop().await;
+    })
+    .await;
+}
+
+/// `check` says what the references found, in its table and its JSON.
+#[tokio::test]
+async fn check_names_the_regime() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let closed = closed_port().await;
+        let good = tls_server_at("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
+        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+        let file = pki.dir.path().join("config.yaml");
+        std::fs::write(&file, config(&ca, closed, &good.to_string(), &closed.to_string())).unwrap();
+        let run = |output: &'static str| {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_reachability_exporter"))
+                    .args(["check", "--config.file", file.to_str().unwrap(), "--output", output])
+                    .output()
+                    .unwrap()
+            })
+        };
+        let out = run("table").await.unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.ends_with("network: allowlist (every foreign reference failed, a domestic one answered: nothing here can be blamed on one service)\n"),
+            "{table}"
+        );
+        let out = run("json").await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["network_regime"], "allowlist", "{v}");
     })
     .await;
 }

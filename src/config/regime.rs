@@ -26,8 +26,7 @@ pub(super) struct RawRegime {
     allowed_ranges: Vec<Cidr>,
     #[serde(default)]
     domestic: Vec<Spanned<Entry<RawTls>>>,
-    #[serde(default)]
-    foreign: Vec<Spanned<Entry<RawTls>>>,
+    foreign: Option<Spanned<Vec<Spanned<Entry<RawTls>>>>>,
 }
 
 /// Which side of the border a reference stands for.
@@ -80,14 +79,21 @@ impl Validator<'_> {
             control_sni: None,
             ..top.within(raw.timeout, raw.ip_family)
         };
-        if raw.foreign.is_empty() {
-            return Err(self.err(
-                &at.key("foreign"),
-                "needs at least one foreign reference: the regime is judged from whether foreign hosts answer",
-            ));
-        }
+        let foreign = match raw.foreign {
+            Some(f) if !f.value.is_empty() => f.value,
+            missing => {
+                let at = match &missing {
+                    Some(f) => at.key("foreign").written_at(f.referenced),
+                    None => at.key("foreign"),
+                };
+                return Err(self.err(
+                    &at,
+                    "needs at least one foreign reference: the regime is judged from whether foreign hosts answer",
+                ));
+            }
+        };
         let mut references = Vec::new();
-        for (side, list) in [(Side::Domestic, raw.domestic), (Side::Foreign, raw.foreign)] {
+        for (side, list) in [(Side::Domestic, raw.domestic), (Side::Foreign, foreign)] {
             let key = at.key(side.as_str());
             for (i, e) in list.into_iter().enumerate() {
                 let at = key.item(i, e.referenced);

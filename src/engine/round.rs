@@ -234,17 +234,20 @@ impl Round {
         }
     }
 
-    /// The network regime judged from the references (one that has not
-    /// ended counts as failed); `None` when the config has none.
+    /// The network regime judged from the references once each has ended
+    /// (at the round's deadline at the latest: one cut off there failed);
+    /// `None` when the config has none, or while one still runs (a scrape
+    /// that joined a longer round and reads it at its own, earlier
+    /// deadline, or the status page during the round).
     pub fn regime(&self) -> Option<verdict::NetworkRegime> {
-        let results: Vec<(crate::config::Side, bool)> = self
+        let results: Option<Vec<(crate::config::Side, bool)>> = self
             .catalogue
             .references()
             .iter()
             .zip(&self.references)
-            .map(|(r, done)| (r.side, done.get().copied().unwrap_or(false)))
+            .map(|(r, done)| Some((r.side, *done.get()?)))
             .collect();
-        verdict::regime(&results)
+        verdict::regime(&results?)
     }
 
     fn slot(&self, id: SlotId) -> &Mutex<Evidence> {
