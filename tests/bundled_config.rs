@@ -94,4 +94,14 @@ async fn bundled_config_builds_every_check() {
             kind.as_str()
         );
     }
+    // Evidence slots are numbered 0.. with no gap and none twice: a round
+    // keeps exactly `evidence_slots` of them.
+    let mut slots: Vec<usize> = cat
+        .plans()
+        .flat_map(|(_, p)| p.cases.iter().filter_map(|c| c.evidence()))
+        .map(|s| s.index())
+        .collect();
+    slots.sort_unstable();
+    assert!(!slots.is_empty());
+    assert_eq!(slots, (0..cat.evidence_slots).collect::<Vec<_>>());
 }

@@ -409,3 +409,59 @@ async fn a_slow_check_elsewhere_holds_back_no_verdict_on_the_status_page() {
     })
     .await;
 }
+
+/// A name checked only through control resolvers has nothing to compare
+/// them with: no DNS verdict is planned for it (and planning does not
+/// stumble on the missing system check).
+#[test]
+fn a_name_checked_only_through_controls_has_no_dns_verdict() {
+    let config = reachability_exporter::config::Config::parse(
+        "resolvers:\n  c: { udp: \"127.0.0.1:53\" }\nservices:\n  s:\n    dns: { names: [a.test], resolvers: [c] }\n    tcp: [\"a.test:443\"]\n",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    let plans = reachability_exporter::verdict::plans(&config).plans;
+    let kinds: Vec<&str> = plans.iter().map(|p| p.kind.as_str()).collect();
+    assert!(
+        !kinds.contains(&"dns_removed") && !kinds.contains(&"dns_injected"),
+        "{kinds:?}"
+    );
+}
+
+/// The `dns_injected` evidence handshakes go where the service speaks TLS
+/// to the name: a `tls` check's port and trust, else an https check's,
+/// else 443 with public roots.
+#[test]
+fn dns_injected_handshakes_take_the_services_own_tls_to_the_name() {
+    use reachability_exporter::verdict::Case;
+    let config = reachability_exporter::config::Config::parse(
+        "resolvers:\n  c: { udp: \"127.0.0.1:53\" }\nservices:\n  s:\n    dns: { names: [a.test, b.test, c.test], resolvers: [system, c] }\n    tls: [\"a.test:8443\"]\n    http: [\"https://b.test:9443/\", \"http://c.test:8080/\"]\n",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    // Entries in config order: 6 DNS checks, then tls a.test, https b.test, http c.test.
+    let (tls_a, https_b) = (6, 7);
+    let plans = reachability_exporter::verdict::plans(&config).plans;
+    let mut got: Vec<(String, u16, Option<usize>)> = plans
+        .iter()
+        .flat_map(|p| &p.cases)
+        .filter_map(|c| match c {
+            Case::DnsInjected {
+                name,
+                port,
+                tls_entry,
+                ..
+            } => Some((name.clone(), *port, tls_entry.map(|e| e.index()))),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("a.test".to_string(), 8443, Some(tls_a)),
+            ("b.test".to_string(), 9443, Some(https_b)),
+            ("c.test".to_string(), 443, None),
+        ]
+    );
+}
