@@ -189,11 +189,9 @@ pub async fn serve(
     }
     let mut listeners = Vec::new();
     for address in &listen {
-        let listener = bind(address).await?;
-        let at = listener.local_addr()?;
-        tracing::info!(address = %at, checks = catalogue.len(), tls = web.tls.is_some(), auth = web.auth.is_some(), "listening");
-        listeners.push(listener);
+        listeners.push(bind(address).await?);
     }
+    let checks = catalogue.len();
     let engine = Engine::new(
         catalogue,
         settings.config_file.clone(),
@@ -202,9 +200,16 @@ pub async fn serve(
     if listen_from_config {
         engine.warn_on_listen_change();
     }
+    // Before saying it listens: a SIGHUP from then on reloads (its default
+    // action would end the process).
     engine.reload_on_sighup()?;
     if settings.auto_reload {
         tokio::spawn(engine.clone().watch_config(Duration::from_secs(2)));
+    }
+    for listener in &listeners {
+        let at = listener.local_addr()?;
+        let (tls, auth) = (web.tls.is_some(), web.auth.is_some());
+        tracing::info!(address = %at, checks, tls, auth, "listening");
     }
     server::run(listeners, engine, &web, shutdown).await?;
     Ok(())

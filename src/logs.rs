@@ -23,15 +23,15 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Formats events as logfmt lines (with [`SpanFields`] as the field
+/// Formats events as log lines (with [`SpanFields`] as the field
 /// formatter).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Logfmt;
-
-/// Formats events as JSON objects, one per line (with [`SpanFields`] as
-/// the field formatter).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Json;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// `key=value` pairs.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Keeps span fields, for either format, until an event in the span is
 /// written.
@@ -201,7 +201,7 @@ impl<'w> FormatFields<'w> for SpanFields {
     }
 }
 
-impl<S, N> FormatEvent<S, N> for Logfmt
+impl<S, N> FormatEvent<S, N> for Lines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -212,22 +212,11 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        w.write_str(&logfmt_line(&Pairs::of_event(ctx, event)))
-    }
-}
-
-impl<S, N> FormatEvent<S, N> for Json
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        w.write_str(&json_line(&Pairs::of_event(ctx, event)))
+        let pairs = Pairs::of_event(ctx, event);
+        w.write_str(&match self {
+            Lines::Logfmt => logfmt_line(&pairs),
+            Lines::Json => json_line(&pairs),
+        })
     }
 }
 

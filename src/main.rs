@@ -124,16 +124,14 @@ fn main() -> ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Logfmt => builder
-            .event_format(logs::Logfmt)
-            .fmt_fields(logs::SpanFields)
-            .init(),
-        LogFormat::Json => builder
-            .event_format(logs::Json)
-            .fmt_fields(logs::SpanFields)
-            .init(),
-    }
+    let lines = match cli.log_format {
+        LogFormat::Logfmt => logs::Lines::Logfmt,
+        LogFormat::Json => logs::Lines::Json,
+    };
+    builder
+        .event_format(lines)
+        .fmt_fields(logs::SpanFields)
+        .init();
     if let Some(Command::Check { service, output }) = &cli.command {
         return check(&cli.config_file, service.as_deref(), *output);
     }

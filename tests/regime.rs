@@ -14,6 +14,18 @@ fn config(ca: &str, filtered: std::net::SocketAddr, domestic: &str, foreign: &st
     )
 }
 
+/// A reference that answers (a TLS server for ok.test) and one that does
+/// not (a closed port).
+async fn references(pki: &Pki) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let good = tls_server_at(
+        "127.0.0.1:0",
+        pki.server_config(&["ok.test"], CertKind::Good, &[]),
+    )
+    .await;
+    let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+    (good, closed_port().await)
+}
+
 fn regime_of(body: &str) -> Vec<(&'static str, Option<f64>)> {
     ["open", "allowlist", "offline"]
         .into_iter()
@@ -31,13 +43,7 @@ async fn open_allowlist_and_offline() {
     within(30, async {
         let pki = Pki::new();
         let ca = pki.ca_pem.display().to_string();
-        let good = tls_server_at(
-            "127.0.0.1:0",
-            pki.server_config(&["ok.test"], CertKind::Good, &[]),
-        )
-        .await;
-        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
-        let closed = closed_port().await;
+        let (good, closed) = references(&pki).await;
         let filtered = sni_filtering_server(
             pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]),
             "blocked.test",
@@ -85,9 +91,7 @@ async fn no_references_no_regime_and_the_status_page_says_it() {
     within(30, async {
         let pki = Pki::new();
         let ca = pki.ca_pem.display().to_string();
-        let closed = closed_port().await;
-        let good = tls_server_at("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
-        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+        let (good, closed) = references(&pki).await;
         let body = scrape(&format!("services:\n  s:\n    tcp: [\"{closed}\"]\n"), pki.dir.path()).await;
         assert!(!body.contains("reachability_network_regime"), "{body}");
 
@@ -110,9 +114,7 @@ async fn check_names_the_regime() {
     within(30, async {
         let pki = Pki::new();
         let ca = pki.ca_pem.display().to_string();
-        let closed = closed_port().await;
-        let good = tls_server_at("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
-        let good = std::net::SocketAddr::from(([127, 0, 0, 1], good.port()));
+        let (good, closed) = references(&pki).await;
         let file = pki.dir.path().join("config.yaml");
         std::fs::write(&file, config(&ca, closed, &good.to_string(), &closed.to_string())).unwrap();
         let run = |output: &'static str| {
