@@ -246,6 +246,65 @@ async fn quic_handshakes_and_quic_blocked() {
     .await;
 }
 
+/// QUIC filtered by SNI: the censor decrypts the Initial and drops the
+/// real name's; the neutral name passes. Against a server that completes
+/// the neutral handshake, one that closes it with a TLS alert (as CDNs do
+/// for a name they do not serve), a clean path, and a path where all UDP is
+/// dropped.
+#[tokio::test]
+async fn quic_sni_filtered_by_the_decrypted_initial() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let tcp = pki.server_config(&["ok.test"], CertKind::Good, &[]);
+        let h3 = pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"]);
+        let mut alerting = (*pki.alerting_on_unknown_names(&["ok.test"])).clone();
+        alerting.alpn_protocols = vec![b"h3".to_vec()];
+        let answering = quic_server("127.0.0.1:0", h3.clone()).await;
+        let alerting = quic_server("127.0.0.1:0", std::sync::Arc::new(alerting)).await;
+        let (filtered, blocked_flows) = quic_sni_filter(answering, "ok.test").await;
+        let (filtered_cdn, _) = quic_sni_filter(alerting, "ok.test").await;
+        // TLS over TCP on each QUIC port number, for quic_blocked.
+        let clean = tls_server_at("127.0.0.1:0", tcp.clone()).await;
+        quic_server(&clean.to_string(), h3).await;
+        for at in [filtered, filtered_cdn] {
+            tls_server_at(&at.to_string(), tcp.clone()).await;
+        }
+        let dropped = tls_server_at("127.0.0.1:0", tcp).await;
+        let _silent = UdpSocket::bind(dropped).await.unwrap();
+        let service = |name: &str, addr: std::net::SocketAddr, control: &str| {
+            format!(
+                "  {name}:\n    timeout: 1s\n{control}    tls: [{{ target: \"{addr}\", sni: ok.test, ca_file: \"{ca}\" }}]\n    quic: [{{ target: \"{addr}\", sni: ok.test, ca_file: \"{ca}\" }}]\n"
+            )
+        };
+        // The service's control_sni applies to QUIC as to TLS.
+        let svc = "    control_sni: neutral.test\n";
+        let config = format!(
+            "services:\n{}{}{}{}  unpaired:\n    quic: [{{ target: \"{clean}\", sni: ok.test, ca_file: \"{ca}\", control_sni: ok.test }}]\n",
+            service("filtered", filtered, svc),
+            service("cdn", filtered_cdn, svc),
+            service("clean", clean, svc),
+            service("dropped", dropped, svc),
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let v = |svc: &str, at: std::net::SocketAddr, kind: &str| verdict(&body, svc, &at.to_string(), kind);
+        assert!(blocked_flows.get() >= 1, "the filter saw the real name");
+        assert_eq!(v("filtered", filtered, "quic_sni_filtered"), Some(1.0), "{body}");
+        // The neutral name was answered over UDP: not UDP blocking.
+        assert_eq!(v("filtered", filtered, "quic_blocked"), Some(0.0), "{body}");
+        // A CONNECTION_CLOSE carrying the server's alert is an answer.
+        assert_eq!(v("cdn", filtered_cdn, "quic_sni_filtered"), Some(1.0), "{body}");
+        assert_eq!(v("clean", clean, "quic_sni_filtered"), Some(0.0), "{body}");
+        assert_eq!(v("clean", clean, "quic_blocked"), Some(0.0), "{body}");
+        // All UDP dropped: the name is not what is blocked.
+        assert_eq!(v("dropped", dropped, "quic_sni_filtered"), None, "{body}");
+        assert_eq!(v("dropped", dropped, "quic_blocked"), Some(1.0), "{body}");
+        // A control_sni equal to the real SNI is no control: no series.
+        assert_eq!(v("unpaired", clean, "quic_sni_filtered"), None, "{body}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn quic_failures_are_classified() {
     within(30, async {

@@ -1,5 +1,5 @@
 //! QUIC checks: [`QuicOptions`] (SNI, ALPN, trust, timeout, address
-//! family), the [`QuicCheck`] of one target, and their validation.
+//! family, control SNI), the [`QuicCheck`] of one target, and their validation.
 //!
 //! It does not handshake: `probe::quic` does.
 
@@ -24,6 +24,10 @@ pub struct QuicOptions {
     pub timeout: Duration,
     /// Which resolved address to use.
     pub family: IpFamily,
+    /// A neutral server name: a QUIC handshake with it to the same address,
+    /// its certificate not validated, is the control of the
+    /// `quic_sni_filtered` verdict. In a check, never its own SNI.
+    pub control_sni: Option<String>,
 }
 
 /// A QUIC handshake with a target (its options are read through it:
@@ -40,9 +44,12 @@ pub struct QuicCheck {
 
 impl QuicOptions {
     /// The check of `target`.
-    pub fn check(self, target: Target) -> QuicCheck {
+    pub fn check(mut self, target: Target) -> QuicCheck {
+        let sni = sni_for(self.server_name.as_deref(), &target);
+        // A neutral name equal to the real one would prove nothing.
+        self.control_sni = self.control_sni.filter(|c| sni.as_ref() != Some(c));
         QuicCheck {
-            sni: sni_for(self.server_name.as_deref(), &target),
+            sni,
             target,
             options: self,
         }
@@ -70,6 +77,7 @@ impl Validator<'_> {
             trust,
             timeout: d.timeout,
             family: d.family,
+            control_sni: raw.control_sni.map(|n| n.0).or(d.control_sni),
         };
         Ok((raw.target, options))
     }

@@ -208,6 +208,7 @@ raw_entry! {
         alpn: Option<Vec<String>>,
         trust,
         placement,
+        control_sni: Option<DnsName>,
     }
 }
 

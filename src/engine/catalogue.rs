@@ -27,7 +27,7 @@ pub struct Entry {
     /// For TLS and https checks: the client configuration.
     tls: Option<Arc<rustls::ClientConfig>>,
     /// For QUIC checks: the client configuration.
-    quic: Option<quinn::ClientConfig>,
+    quic: Option<quic::QuicClients>,
 }
 
 /// A reference of the network regime (`regime:`) with what it needs to run.
@@ -54,7 +54,7 @@ pub struct Catalogue {
     /// For each `/probe` module (same indices), its TLS configuration.
     module_tls: Vec<Option<Arc<rustls::ClientConfig>>>,
     /// For each `/probe` module (same indices), its QUIC configuration.
-    module_quic: Vec<Option<quinn::ClientConfig>>,
+    module_quic: Vec<Option<quic::QuicClients>>,
     /// Control handshakes with a neutral name: certificates not judged.
     control_tls: Arc<rustls::ClientConfig>,
     /// Public roots, for evidence handshakes no check configures.
@@ -151,7 +151,12 @@ impl Catalogue {
                     None => None,
                 };
                 let quic = match check {
-                    Check::Quic(q) => Some(quic::client_config(&q.trust, &q.alpn, q.timeout)?),
+                    Check::Quic(q) => Some(quic::QuicClients::new(
+                        &q.trust,
+                        &q.alpn,
+                        q.timeout,
+                        q.control_sni.is_some(),
+                    )?),
                     _ => None,
                 };
                 entries.push(Entry {
@@ -178,7 +183,7 @@ impl Catalogue {
             .iter()
             .map(|m| match &m.options {
                 CheckOptions::Quic(o) => {
-                    quic::client_config(&o.trust, &o.alpn, o.timeout).map(Some)
+                    quic::QuicClients::new(&o.trust, &o.alpn, o.timeout, false).map(Some)
                 }
                 _ => Ok(None),
             })

@@ -37,9 +37,11 @@ pub struct Outcome {
     pub duration: Option<Duration>,
     /// Kind-specific facts.
     pub facts: Facts,
-    /// For a TLS check with a `control_sni`: whether the server answered
-    /// the handshake with the neutral name to the same address (completed
-    /// it, or sent an alert; `None`: not made, or not finished). Evidence for the `sni_filtered` verdict, no series.
+    /// For a TLS or QUIC check with a `control_sni`: whether the server
+    /// answered the handshake with the neutral name to the same address
+    /// (completed it, or sent an alert; `None`: not made, or not finished).
+    /// Evidence for the `sni_filtered` and `quic_sni_filtered` verdicts, no
+    /// series.
     pub control: Option<bool>,
 }
 
@@ -175,7 +177,8 @@ impl Outcome {
 pub struct Progress {
     stage: AtomicU8,
     malformed: AtomicBool,
-    /// 0: no control handshake result; 1: the server answered; 2: it did not.
+    /// 0: no control handshake; 1: the server answered; 2: it did not;
+    /// 3: started, no answer yet.
     control: AtomicU8,
     /// A download's transfer so far.
     transfer: TransferProgress,
@@ -232,6 +235,13 @@ impl Progress {
     pub fn set_control(&self, answered: bool) {
         self.control
             .store(if answered { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Records that the control handshake started.
+    pub fn control_started(&self) {
+        let _ = self
+            .control
+            .compare_exchange(0, 3, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Whether the server answered the control handshake, if it ended.
@@ -316,7 +326,12 @@ impl Progress {
             }
             outcome.facts = Facts::Download(t);
         }
-        outcome.control = self.control_result();
+        // A control handshake still unanswered at the check's deadline got
+        // no answer in the check's time: silence.
+        outcome.control = match self.control.load(Ordering::Relaxed) {
+            3 => Some(false),
+            _ => self.control_result(),
+        };
         outcome
     }
 }
@@ -397,7 +412,7 @@ pub struct Clients<'a> {
     /// For TLS and https checks: the client configuration.
     pub tls: Option<&'a Arc<rustls::ClientConfig>>,
     /// For QUIC checks: the client configuration.
-    pub quic: Option<&'a quinn::ClientConfig>,
+    pub quic: Option<&'a quic::QuicClients>,
     /// For control handshakes with a neutral name: certificates not judged.
     pub control_tls: &'a Arc<rustls::ClientConfig>,
 }
@@ -569,6 +584,9 @@ mod tests {
         let p = Progress::default();
         p.enter(Stage::TlsHandshake);
         assert_eq!(p.cut_off().control, None);
+        p.control_started();
+        assert_eq!(p.control_result(), None, "running");
+        assert_eq!(p.cut_off().control, Some(false), "silent until cut off");
         p.set_control(true);
         assert_eq!(p.cut_off().control, Some(true));
         p.set_control(false);

@@ -129,6 +129,7 @@ async fn handshake_at(
     let Some(neutral) = &check.control_sni else {
         return main.await;
     };
+    progress.control_started();
     let ctl = async {
         let ok = control_handshake(control, neutral, addr).await;
         tracing::debug!(%addr, control_sni = %neutral, answered = ok, "control handshake");

@@ -49,9 +49,14 @@ pub enum BlockingKind {
     SniFiltered,
     /// A UDP call port fails while TCP to the same host answers.
     UdpBlocked,
-    /// A QUIC handshake fails (timeout, reset, refused) while TLS over TCP
-    /// to the same host and port succeeds.
+    /// A QUIC handshake fails (timeout, reset, refused) — and, with a
+    /// `control_sni`, the neutral one is not answered either — while TLS
+    /// over TCP to the same host and port succeeds.
     QuicBlocked,
+    /// The QUIC handshake with the real SNI fails with a timeout, reset or
+    /// refusal while one with a neutral SNI to the same address is
+    /// answered.
+    QuicSniFiltered,
     /// A download's rate is below its `min_rate`.
     Throttled,
     /// A download got no byte for `stall_after`.
@@ -60,13 +65,14 @@ pub enum BlockingKind {
 
 impl BlockingKind {
     /// Every kind.
-    pub const ALL: [BlockingKind; 8] = [
+    pub const ALL: [BlockingKind; 9] = [
         BlockingKind::DnsRemoved,
         BlockingKind::DnsInjected,
         BlockingKind::IpBlocked,
         BlockingKind::SniFiltered,
         BlockingKind::UdpBlocked,
         BlockingKind::QuicBlocked,
+        BlockingKind::QuicSniFiltered,
         BlockingKind::Throttled,
         BlockingKind::Stalled,
     ];
@@ -80,6 +86,7 @@ impl BlockingKind {
             BlockingKind::SniFiltered => "sni_filtered",
             BlockingKind::UdpBlocked => "udp_blocked",
             BlockingKind::QuicBlocked => "quic_blocked",
+            BlockingKind::QuicSniFiltered => "quic_sni_filtered",
             BlockingKind::Throttled => "throttled",
             BlockingKind::Stalled => "stalled",
         }
@@ -168,12 +175,20 @@ pub enum Case {
         /// TCP call ports (connect or STUN) to the same host.
         tcp: Vec<EntryId>,
     },
+    /// A QUIC check with a `control_sni` (its outcome carries the control).
+    QuicSniFiltered {
+        /// The check.
+        check: EntryId,
+    },
     /// A QUIC check and the TLS checks of the same host and port.
     QuicBlocked {
         /// The QUIC check.
         quic: EntryId,
         /// TLS checks of the same host and port.
         tls: Vec<EntryId>,
+        /// Whether the QUIC check has a `control_sni` (its outcome carries
+        /// the control).
+        control: bool,
     },
     /// A download with a `min_rate`.
     Throttled {
@@ -201,11 +216,11 @@ impl Case {
             Case::IpBlocked {
                 checks, controls, ..
             } => checks.iter().chain(controls).copied().collect(),
-            Case::SniFiltered { check } => vec![*check],
+            Case::SniFiltered { check } | Case::QuicSniFiltered { check } => vec![*check],
             Case::UdpBlocked { udp, tcp } => {
                 std::iter::once(*udp).chain(tcp.iter().copied()).collect()
             }
-            Case::QuicBlocked { quic, tls } => {
+            Case::QuicBlocked { quic, tls, .. } => {
                 std::iter::once(*quic).chain(tls.iter().copied()).collect()
             }
             Case::Throttled { download, .. } | Case::Stalled { download } => vec![*download],
@@ -360,16 +375,33 @@ fn judge_case<'a>(
                 .any(|&t| outcome(t).is_some_and(|o| o.is_ok()))
                 .then_some(true)
         }
-        Case::QuicBlocked { quic, tls } => {
+        Case::QuicSniFiltered { check } => {
+            let q = outcome(*check)?;
+            match q.failure {
+                None => Some(false),
+                Some((Stage::QuicHandshake, r)) if quic_silenced(r) => {
+                    (q.control == Some(true)).then_some(true)
+                }
+                Some((Stage::QuicHandshake, _)) => Some(false),
+                Some(_) => None,
+            }
+        }
+        Case::QuicBlocked { quic, tls, control } => {
             let q = outcome(*quic)?;
             let blocked_like = match q.failure {
                 None => return Some(false),
-                Some((Stage::QuicHandshake, r)) => matches!(
-                    r,
-                    Reason::GenericTimeout | Reason::ConnectionReset | Reason::ConnectionRefused
-                ),
+                Some((Stage::QuicHandshake, r)) => quic_silenced(r),
                 Some(_) => return None,
             };
+            if blocked_like && *control {
+                match q.control {
+                    // The server answered the neutral name over UDP: the
+                    // port is open, the name is what is filtered.
+                    Some(true) => return Some(false),
+                    Some(false) => {}
+                    None => return None,
+                }
+            }
             if !tls.iter().any(|&t| outcome(t).is_some_and(|o| o.is_ok())) {
                 return None;
             }
@@ -415,6 +447,15 @@ fn rate_below(t: &Transfer, min_rate: u64) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// The failures of a QUIC handshake a filter causes: no answer, a reset,
+/// a refusal (an ICMP unreachable).
+fn quic_silenced(r: Reason) -> bool {
+    matches!(
+        r,
+        Reason::GenericTimeout | Reason::ConnectionReset | Reason::ConnectionRefused
+    )
 }
 
 /// A TLS outcome with its control: 1 for the SNI filter's signature with a

@@ -208,7 +208,8 @@ impl Service<'_> {
     }
 
     /// The verdicts of one check and its partners: `sni_filtered`,
-    /// `udp_blocked`, `quic_blocked`, `throttled`, `stalled`.
+    /// `udp_blocked`, `quic_sni_filtered`, `quic_blocked`, `throttled`,
+    /// `stalled`.
     fn pair_plans(&self, out: &mut Plans) {
         for (i, c) in &self.mine {
             let i = *i;
@@ -230,12 +231,26 @@ impl Service<'_> {
                     }
                 }
                 Check::Quic(q) => {
+                    if q.control_sni.is_some() {
+                        let case = Case::QuicSniFiltered { check: i };
+                        out.push(
+                            self.id,
+                            &q.target.written,
+                            BlockingKind::QuicSniFiltered,
+                            case,
+                        );
+                    }
                     let tls = self.find(|c| {
                         matches!(c, Check::Tls(t)
                             if t.target.host == q.target.host && t.target.port == q.target.port)
                     });
                     if !tls.is_empty() {
-                        let case = Case::QuicBlocked { quic: i, tls };
+                        let control = q.control_sni.is_some();
+                        let case = Case::QuicBlocked {
+                            quic: i,
+                            tls,
+                            control,
+                        };
                         out.push(self.id, &q.target.written, BlockingKind::QuicBlocked, case);
                     }
                 }

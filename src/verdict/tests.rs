@@ -481,11 +481,127 @@ fn udp_blocked() {
     }
 }
 
+/// A QUIC check's outcome with its neutral-SNI control.
+fn quic(failure: Option<Reason>, control: Option<bool>) -> Outcome {
+    let mut o = match failure {
+        None => ok(),
+        Some(r) => fail(Stage::QuicHandshake, r),
+    };
+    o.control = control;
+    o
+}
+
+#[test]
+fn quic_sni_filtered() {
+    let rows: Vec<(&str, Outcome, Option<bool>)> = vec![
+        (
+            "no answer, control answered",
+            quic(Some(GenericTimeout), Some(true)),
+            YES,
+        ),
+        (
+            "reset, control answered",
+            quic(Some(ConnectionReset), Some(true)),
+            YES,
+        ),
+        (
+            "refused, control answered",
+            quic(Some(ConnectionRefused), Some(true)),
+            YES,
+        ),
+        ("passes", quic(None, Some(true)), NO),
+        ("passes, control not made", quic(None, None), NO),
+        // The server answered the real name too.
+        (
+            "certificate error",
+            quic(Some(SslInvalidHostname), Some(true)),
+            NO,
+        ),
+        (
+            "version failure",
+            quic(Some(QuicIncompatibleVersion), Some(true)),
+            NO,
+        ),
+        (
+            "no answer, control not answered",
+            quic(Some(GenericTimeout), Some(false)),
+            ABSENT,
+        ),
+        (
+            "no answer, control unfinished",
+            quic(Some(GenericTimeout), None),
+            ABSENT,
+        ),
+        (
+            "failed at resolve",
+            fail(Stage::Resolve, DnsNxdomain),
+            ABSENT,
+        ),
+    ];
+    for (what, q, want) in rows {
+        let got = judge_case(
+            Case::QuicSniFiltered { check: id(0) },
+            vec![(0, q)],
+            Evidence::Waiting,
+        );
+        assert_eq!(got, want, "quic_sni_filtered: {what}");
+    }
+}
+
+#[test]
+fn quic_blocked_with_a_control_is_udp_not_the_name() {
+    let case = || Case::QuicBlocked {
+        quic: id(0),
+        tls: vec![id(1)],
+        control: true,
+    };
+    let tls_down = || fail(Stage::TlsHandshake, ConnectionReset);
+    let rows: Vec<(&str, Outcome, Outcome, Option<bool>)> = vec![
+        (
+            "both unanswered, TLS passes",
+            quic(Some(GenericTimeout), Some(false)),
+            ok(),
+            YES,
+        ),
+        // The neutral name was answered over UDP: the name is filtered.
+        (
+            "control answered, TLS passes",
+            quic(Some(GenericTimeout), Some(true)),
+            ok(),
+            NO,
+        ),
+        (
+            "control unfinished",
+            quic(Some(GenericTimeout), None),
+            ok(),
+            ABSENT,
+        ),
+        (
+            "both unanswered, TLS fails",
+            quic(Some(GenericTimeout), Some(false)),
+            tls_down(),
+            ABSENT,
+        ),
+        ("QUIC passes", quic(None, None), ok(), NO),
+        (
+            "certificate failure",
+            quic(Some(SslInvalidHostname), None),
+            ok(),
+            NO,
+        ),
+    ];
+    for (what, q, t, want) in rows {
+        let got = judge_case(case(), vec![(0, q), (1, t)], Evidence::Waiting);
+        assert_eq!(got, want, "quic_blocked with control: {what}");
+    }
+}
+
 #[test]
 fn quic_blocked() {
     let case = || Case::QuicBlocked {
         quic: id(0),
         tls: vec![id(1)],
+        control: false,
     };
     let quic = |r| fail(Stage::QuicHandshake, r);
     let tls_down = || fail(Stage::TlsHandshake, ConnectionReset);
@@ -635,9 +751,11 @@ fn a_plan_reads_exactly_the_checks_of_its_cases() {
             Case::QuicBlocked {
                 quic: id(8),
                 tls: ids(&[9]),
+                control: true,
             },
             ids(&[8, 9]),
         ),
+        (Case::QuicSniFiltered { check: id(8) }, ids(&[8])),
         (
             Case::Throttled {
                 download: id(3),

@@ -9,7 +9,10 @@
 //! - [`tls`]: TLS servers (counting connections and resumed handshakes),
 //!   servers that misbehave after the ClientHello, an SNI filter, a
 //!   counting TCP relay, a closed port.
-//! - [`quic`]: a quinn QUIC server; a Version Negotiation-only server.
+//! - [`quic`]: a quinn QUIC server; a Version Negotiation-only server; a
+//!   relay dropping QUIC by the SNI of its decrypted Initial
+//!   ([`quic_initial`] decrypts, [`client_hello`] reads the SNI and
+//!   extensions, also for the interop suite's NFQUEUE filter).
 //! - [`stun`]: STUN over UDP (with chosen misbehaviour) and TCP; a closed
 //!   UDP port.
 //! - [`http`]: an HTTP/1.1 server, plain or TLS, answering by path.
@@ -21,10 +24,12 @@
 //! Every item is re-exported here, so tests `use support::*`.
 #![allow(dead_code, unused_imports)]
 
+pub mod client_hello;
 pub mod dns;
 pub mod http;
 pub mod pki;
 pub mod quic;
+pub mod quic_initial;
 pub mod stun;
 pub mod tls;
 

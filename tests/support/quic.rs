@@ -1,9 +1,12 @@
 //! QUIC test servers over UDP on loopback: a real one (quinn) that
-//! completes handshakes, and one that answers only with Version
-//! Negotiation.
+//! completes handshakes, one that answers only with Version Negotiation,
+//! and a censor that drops QUIC by the SNI of the decrypted Initial.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use super::{Counter, client_hello, quic_initial};
 
 use rustls::ServerConfig;
 use tokio::net::UdpSocket;
@@ -64,4 +67,54 @@ pub async fn quic_version_negotiation_server() -> SocketAddr {
         }
     });
     addr
+}
+
+/// A censor in front of a QUIC server: a UDP relay on 127.0.0.1:0 to
+/// `upstream` that decrypts each client's first Initial packet (as the
+/// TSPU does, net4people/bbs#654) and, when its ClientHello's SNI is
+/// `blocked`, drops every datagram of that client from then on; other
+/// clients pass both ways. Returns its address and a count of the
+/// clients it blocked.
+pub async fn quic_sni_filter(upstream: SocketAddr, blocked: &str) -> (SocketAddr, Counter) {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let blocked = blocked.to_string();
+    let count = Counter::default();
+    let seen = count.clone();
+    tokio::spawn(async move {
+        // Per client: its own socket to the server, or None when blocked.
+        let mut flows: HashMap<SocketAddr, Option<Arc<UdpSocket>>> = HashMap::new();
+        let mut buf = [0u8; 65536];
+        while let Ok((n, client)) = front.recv_from(&mut buf).await {
+            let datagram = &buf[..n];
+            let flow = match flows.get(&client) {
+                Some(flow) => flow.clone(),
+                None => {
+                    let hello = quic_initial::client_hello(datagram);
+                    let sni = hello.as_deref().and_then(client_hello::sni);
+                    let flow = if sni.as_deref() == Some(blocked.as_str()) {
+                        seen.add();
+                        None
+                    } else {
+                        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        back.connect(upstream).await.unwrap();
+                        let (reply, from) = (front.clone(), back.clone());
+                        tokio::spawn(async move {
+                            let mut buf = [0u8; 65536];
+                            while let Ok(n) = from.recv(&mut buf).await {
+                                let _ = reply.send_to(&buf[..n], client).await;
+                            }
+                        });
+                        Some(back)
+                    };
+                    flows.insert(client, flow.clone());
+                    flow
+                }
+            };
+            if let Some(back) = flow {
+                let _ = back.send(datagram).await;
+            }
+        }
+    });
+    (addr, count)
 }
