@@ -31,7 +31,7 @@ SRV_IP=$NET.2
 # allowlist scenario (the server's own address stands for abroad).
 DOM_IP=$NET.3
 EXPORTER="$ROOT/target/release/reachability_exporter"
-NFQ_DELAY="$HERE/nfq-delay/target/release/nfq-delay"
+NFQ_CENSOR="$HERE/nfq-censor/target/release/nfq-censor"
 QUIC_SERVER="$HERE/quic-server/target/release/quic-server"
 PIDS=()
 PASSED=0
@@ -93,9 +93,9 @@ install_packages() {
 }
 
 build() {
-    log "building the exporter and the delay helper (release)"
+    log "building the exporter and the helpers (release)"
     (cd "$ROOT" && cargo build --release --locked -q)
-    cargo build --release --locked -q --manifest-path "$HERE/nfq-delay/Cargo.toml"
+    cargo build --release --locked -q --manifest-path "$HERE/nfq-censor/Cargo.toml"
     cargo build --release --locked -q --manifest-path "$HERE/quic-server/Cargo.toml"
 }
 
@@ -276,7 +276,8 @@ services:
   # 1 MiB/s or more.
   video:
     tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
-    quic: [{ target: "chat.lab:443", ca_file: ca.pem }]
+    # The neutral name of the QUIC control handshake (quic_sni_filtered).
+    quic: [{ target: "chat.lab:443", ca_file: ca.pem, control_sni: neutral.lab }]
     download: [{ url: "http://chat.lab/big.bin", min_rate: 1MiB, stall_after: 1s }]
 EOF
     VANTAGE_COUNTRY=XA spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
@@ -440,6 +441,7 @@ s_baseline() {
     expect "$LAST" 0 reachability_blocking_suspected service=\"chat\" target=\"$SRV_IP:443\" kind=\"sni_filtered\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"calls\" target=\"chat.lab:3478\" kind=\"udp_blocked\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"quic_blocked\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"quic_sni_filtered\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"throttled\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"stalled\"
     expect "$LAST" 1 reachability_quic_handshake_success service=\"video\" target=\"chat.lab:443\"
@@ -488,6 +490,24 @@ s_quic_blocked() {
     expect_failure "$LAST" service=\"video\" check=\"quic\" quic_handshake generic_timeout_error
     expect "$LAST" 1 reachability_tls_handshake_success service=\"video\"
     verdict "$LAST" 1 video chat.lab:443 quic_blocked
+    # The neutral name got no answer either: not the name's filtering.
+    verdict "$LAST" absent video chat.lab:443 quic_sni_filtered
+}
+
+s_quic_sni() {
+    # The TSPU decrypts each QUIC Initial and drops by SNI: chat.lab's
+    # handshakes die, the neutral name's pass (a userspace filter: the
+    # kernel cannot see inside the Initial).
+    censor 8 quic-sni chat.lab || return 1
+    in_srv iptables -A INPUT -p udp --dport 443 -j NFQUEUE --queue-num 8 --queue-bypass
+    LAST=$(scrape)
+    kill "$CENSOR_PID"
+    [ -n "$LAST" ] || return 1
+    grep -q '^dropped' "$WORK/censor-8.log" || ERRORS+=("the filter dropped no flow")
+    expect_failure "$LAST" service=\"video\" check=\"quic\" quic_handshake generic_timeout_error
+    verdict "$LAST" 1 video chat.lab:443 quic_sni_filtered
+    # UDP 443 answered the neutral name: not quic_blocked.
+    verdict "$LAST" 0 video chat.lab:443 quic_blocked
 }
 
 s_throttled() {
@@ -931,17 +951,27 @@ all_ended() {
         END { n = 0; for (c in opened) { if (!(c in ended)) exit 1; n++ } exit !(n >= want) }'
 }
 
+# censor QUEUE MODE [ARG]: starts tests/interop/nfq-censor in the server's
+# namespace on QUEUE and waits until it has bound the queue (it says so):
+# add the NFQUEUE rule after that, since with --queue-bypass packets would
+# pass untouched until then. Its PID is in CENSOR_PID, its log in
+# $WORK/censor-QUEUE.log.
+censor() {
+    local q=$1
+    shift
+    ip netns exec "$SRV" "$NFQ_CENSOR" "$1" "$q" "${@:2}" 2>"$WORK/censor-$q.log" &
+    CENSOR_PID=$!
+    PIDS+=("$CENSOR_PID")
+    wait_for "nfq-censor to bind queue $q" grep -q "^nfq-censor: queue $q," "$WORK/censor-$q.log" \
+        || { ERRORS+=("nfq-censor never bound queue $q: $(cat "$WORK/censor-$q.log")"); kill "$CENSOR_PID"; return 1; }
+}
+
 latency() { # DELAY_MS
     local d=$1 ms
     ms=$(awk -v d="$1" 'BEGIN { print d / 1000 }')
-    # Hold every packet towards the server's TLS port for D ms: the helper
-    # first, and the rule once it has bound the queue (it says so), since
-    # with --queue-bypass packets would pass undelayed until then.
-    ip netns exec "$SRV" "$NFQ_DELAY" 7 "$d" 2>"$WORK/nfq-delay-$d.log" &
-    local helper=$!
-    PIDS+=("$helper")
-    wait_for "nfq-delay to bind queue 7" grep -q "^nfq-delay: queue 7," "$WORK/nfq-delay-$d.log" \
-        || { ERRORS+=("nfq-delay never bound its queue: $(cat "$WORK/nfq-delay-$d.log")"); kill "$helper"; return 1; }
+    # Hold every packet towards the server's TLS port for D ms.
+    censor 7 delay "$d" || return 1
+    local helper=$CENSOR_PID
     in_srv iptables -A INPUT -p tcp --dport 443 -j NFQUEUE --queue-num 7 --queue-bypass
     # The exporter's own handshakes, captured on the wire as the reference.
     ip netns exec "$CLI" tcpdump -i "rec$$" --immediate-mode -U -n -w "$WORK/latency-$d.pcap" "tcp port 443" 2>"$WORK/tcpdump-$d.log" &
@@ -1241,6 +1271,7 @@ main() {
     scenario dns-tampered s_dns_tampered
     scenario controls-blocked s_controls_blocked
     scenario quic-blocked s_quic_blocked
+    scenario quic-sni s_quic_sni
     scenario throttled s_throttled
     scenario freeze-16k s_freeze_16k
     scenario latency-10ms s_latency_10ms

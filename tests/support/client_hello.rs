@@ -14,7 +14,8 @@ pub fn extensions(hs: &[u8]) -> Option<Vec<(u16, &[u8])>> {
     if *hs.first()? != 1 {
         return None;
     }
-    let len = usize::from(*hs.get(1)?) << 16 | usize::from(*hs.get(2)?) << 8 | usize::from(*hs.get(3)?);
+    let len =
+        usize::from(*hs.get(1)?) << 16 | usize::from(*hs.get(2)?) << 8 | usize::from(*hs.get(3)?);
     let body = hs.get(4..4 + len)?;
     // version (2), random (32), session id, cipher suites, compression.
     let mut at = 34;

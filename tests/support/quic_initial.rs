@@ -99,7 +99,11 @@ pub fn client_hello(datagram: &[u8]) -> Option<Vec<u8>> {
     let (header, rest) = p.split_at_mut(pn_at + pn_len);
     let sealed = &mut rest[..end - pn_at - pn_len];
     let plain = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&header[..]), sealed)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&header[..]),
+            sealed,
+        )
         .ok()?;
 
     // Frames: PADDING, PING and CRYPTO are all a first Initial carries.
