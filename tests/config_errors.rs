@@ -78,6 +78,18 @@ const CASES: &[(&str, &str)] = &[
         "3:16: services.a.ip_family: unknown value `ipv5`, expected one of ipv4, ipv6, any",
     ),
     (
+        "ech-value",
+        "3:39: services.a.tls[0].ech: unknown value `yes`, expected one of grease",
+    ),
+    (
+        "shape-ech-list",
+        "3:39: services.a.tls[0].ech: expected `grease`, such as `ech: grease`",
+    ),
+    (
+        "regime-ech",
+        "2:13: regime.foreign[0]: a reference is one handshake: control_sni, all_addresses and ech do not apply",
+    ),
+    (
         "quic-alpn",
         "4:9: services.a.quic[0]: `alpn` is empty: name at least one protocol, such as h3",
     ),
@@ -155,11 +167,11 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic",
     ),
     (
         "unknown-key-tls",
-        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni",
+        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni, ech",
     ),
     (
         "pace-spread",
@@ -350,7 +362,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "regime-control-sni",
-        "3:7: regime.foreign[0]: a reference is one handshake: control_sni and all_addresses do not apply",
+        "3:7: regime.foreign[0]: a reference is one handshake: control_sni, all_addresses and ech do not apply",
     ),
     (
         "regime-foreign-string",

@@ -141,6 +141,7 @@ fn outcome_for(n: usize, check: &Check) -> Outcome {
                 status: None,
             }),
             control: None,
+            ech: None,
         },
         Check::Download(_) => Outcome {
             failure: Some((Stage::Read, Reason::GenericTimeout)),
@@ -153,6 +154,7 @@ fn outcome_for(n: usize, check: &Check) -> Outcome {
                 status: None,
             }),
             control: None,
+            ech: None,
         },
         Check::Quic(_) => Outcome::failed(Stage::QuicHandshake, Reason::GenericTimeout),
     }

@@ -305,6 +305,49 @@ async fn quic_sni_filtered_by_the_decrypted_initial() {
     .await;
 }
 
+/// ECH blocked: a filter drops every ClientHello that carries the
+/// encrypted_client_hello extension, as the TSPU does; the plain handshake
+/// passes. A clean path, and a TLS 1.2-only server (which fails a GREASE-ECH
+/// handshake by itself: ECH is TLS 1.3's), beside it.
+#[tokio::test]
+async fn ech_blocked_when_grease_ech_hellos_are_dropped() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let config = pki.server_config(&["ok.test"], CertKind::Good, &[]);
+        let (filtered, dropped) = ech_filtering_server(config.clone()).await;
+        let clean = tls_server(config).await;
+        let old = tls_server(pki.tls12_only(&["ok.test"])).await;
+        let entry = |addr: std::net::SocketAddr, ech: &str| {
+            format!("    tls: [{{ target: \"{addr}\", sni: ok.test, ca_file: \"{ca}\"{ech} }}]\n")
+        };
+        // Per entry, and per service.
+        let yaml = format!(
+            "timeout: 1s\nservices:\n  filtered:\n{}  clean:\n    ech: grease\n{}  old:\n{}  plain:\n{}",
+            entry(filtered, ", ech: grease"),
+            entry(clean, ""),
+            entry(old, ", ech: grease"),
+            entry(clean, ""),
+        );
+        let body = scrape(&yaml, pki.dir.path()).await;
+        let v = |svc: &str, at: std::net::SocketAddr| verdict(&body, svc, &at.to_string(), "ech_blocked");
+        assert!(dropped.get() >= 1, "the filter saw the GREASE-ECH hello");
+        assert_eq!(v("filtered", filtered), Some(1.0), "{body}");
+        // The plain handshake passed and is reported as such, not cut off.
+        let tls_ok = |svc: &str| sample(&body, "reachability_tls_handshake_success", &[("service", svc)]);
+        assert_eq!(tls_ok("filtered"), Some(1.0), "{body}");
+        assert!(sample(&body, "reachability_tls_handshake_duration_seconds", &[("service", "filtered")]).is_some());
+        assert_eq!(sample(&body, "reachability_exporter_checks_cut_total", &[("check", "tls")]), Some(0.0), "{body}");
+        assert_eq!(v("clean", clean), Some(0.0), "{body}");
+        // TLS 1.2 only: not judged.
+        assert_eq!(tls_ok("old"), Some(1.0), "{body}");
+        assert_eq!(v("old", old), None, "{body}");
+        // Without ech: no series.
+        assert_eq!(v("plain", clean), None, "{body}");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn quic_failures_are_classified() {
     within(30, async {

@@ -70,7 +70,7 @@ pub use regime::{Regime, Side};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
-pub use values::{CallMethod, Host, IpFamily, RecordType, Target, Transport, url_target};
+pub use values::{CallMethod, EchOffer, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{ClientAuth, WebConfig, WebTls};
 
 /// Default listen address (the port registered for this exporter's family).

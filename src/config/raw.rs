@@ -21,8 +21,8 @@ use super::pace::RawPace;
 use super::regime::RawRegime;
 use super::test_list::RawTestList;
 use super::values::{
-    CallMethod, Cidr, DnsName, DohUrl, Dur, HttpUrl, IpFamily, Listen, RecordType, ServerAddr,
-    Size, StatusRange, Target, Transport, ZeroOkDur,
+    CallMethod, Cidr, DnsName, DohUrl, Dur, EchOffer, HttpUrl, IpFamily, Listen, RecordType,
+    ServerAddr, Size, StatusRange, Target, Transport, ZeroOkDur,
 };
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +68,7 @@ pub(super) struct RawService {
     pub timeout: Option<Dur>,
     pub ip_family: Option<IpFamily>,
     pub control_sni: Option<DnsName>,
+    pub ech: Option<EchOffer>,
     #[serde(default)]
     pub allowed_ranges: Vec<Cidr>,
     pub dns: Option<RawDns>,
@@ -161,6 +162,7 @@ raw_entry! {
         all_addresses: bool,
         max_addresses: Option<usize>,
         control_sni: Option<DnsName>,
+        ech: Option<EchOffer>,
     }
 }
 
@@ -283,6 +285,8 @@ pub(super) struct RawModule {
     max_addresses: Option<usize>,
     #[serde(skip)]
     control_sni: Option<DnsName>,
+    #[serde(skip)]
+    ech: Option<EchOffer>,
 }
 
 /// A module's options sorted into its kind's raw struct, with no target.

@@ -98,10 +98,13 @@ impl Validator<'_> {
             for (i, e) in list.into_iter().enumerate() {
                 let at = key.item(i, e.referenced);
                 let (target, options) = self.tls(&at, &d, e.value.0)?;
-                if options.control_sni.is_some() || options.all_addresses.is_some() {
+                if options.control_sni.is_some()
+                    || options.all_addresses.is_some()
+                    || options.ech.is_some()
+                {
                     return Err(self.err(
                         &at,
-                        "a reference is one handshake: control_sni and all_addresses do not apply",
+                        "a reference is one handshake: control_sni, all_addresses and ech do not apply",
                     ));
                 }
                 references.push((side, Check::Tls(options.check(target))));

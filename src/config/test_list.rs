@@ -226,6 +226,7 @@ impl Validator<'_> {
             all_addresses: false,
             max_addresses: None,
             control_sni: None,
+            ech: None,
         };
         let tls = checks
             .contains(&ListCheck::Tls)

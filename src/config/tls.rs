@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::check::{Trust, sni_for};
 use super::raw::RawTls;
 use super::validate::{At, Checked, Defaults, Validator};
-use super::values::{IpFamily, Target};
+use super::values::{EchOffer, IpFamily, Target};
 
 /// How to handshake: a module's options, or a service entry's.
 #[derive(Debug, Clone)]
@@ -30,6 +30,10 @@ pub struct TlsOptions {
     /// certificate not validated, is the control of the `sni_filtered`
     /// verdict. In a check, never its own SNI.
     pub control_sni: Option<String>,
+    /// `ech: grease`: a handshake carrying a GREASE encrypted_client_hello
+    /// extension to the same address, beside the plain one: the evidence
+    /// of the `ech_blocked` verdict.
+    pub ech: Option<EchOffer>,
 }
 
 /// A TLS handshake with a target (its options are read through it:
@@ -71,6 +75,7 @@ impl Validator<'_> {
             family: d.family,
             all_addresses,
             control_sni: raw.control_sni.map(|n| n.0).or(d.control_sni),
+            ech: raw.ech.or(d.ech),
         };
         Ok((raw.target, options))
     }

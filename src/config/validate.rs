@@ -23,7 +23,7 @@ use super::check::{Check, Module, Trust};
 use super::decode::{ConfigError, OrderedMap};
 use super::raw::{RawConfig, RawModule, RawOptions, RawService};
 use super::resolver::Resolver;
-use super::values::{Dur, IpFamily, expand_env};
+use super::values::{Dur, EchOffer, IpFamily, expand_env};
 use super::{
     CheckOptions, Config, DEFAULT_LISTEN, DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CONCURRENT_CHECKS,
     DEFAULT_TIMEOUT, RESERVED_LABELS, Service,
@@ -73,15 +73,17 @@ impl At {
 pub(super) type Checked<T, O> = Result<(T, O), ConfigError>;
 
 /// What a check gets for what it leaves out: the top level's timeout, then
-/// its service's timeout, `ip_family` and `control_sni`.
+/// its service's timeout, `ip_family`, `control_sni` and `ech`.
 #[derive(Debug, Clone)]
 pub(super) struct Defaults {
     /// Time limit.
     pub timeout: Duration,
     /// Which resolved address to use.
     pub family: IpFamily,
-    /// The neutral server name of TLS checks.
+    /// The neutral server name of TLS and QUIC checks.
     pub control_sni: Option<String>,
+    /// What TLS checks offer beside their plain handshake.
+    pub ech: Option<EchOffer>,
 }
 
 impl Defaults {
@@ -91,6 +93,7 @@ impl Defaults {
             timeout: timeout.map_or(self.timeout, |d| d.0),
             family: family.unwrap_or(self.family),
             control_sni: self.control_sni.clone(),
+            ech: self.ech,
         }
     }
 }
@@ -125,6 +128,7 @@ impl Validator<'_> {
             timeout: raw.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0),
             family: IpFamily::default(),
             control_sni: None,
+            ech: None,
         };
         let top_ranges: Vec<IpNet> = raw.allowed_ranges.iter().map(|c| c.0).collect();
         let resolvers = self.resolvers(raw.resolvers)?;
@@ -266,6 +270,7 @@ impl Validator<'_> {
         };
         let d = Defaults {
             control_sni: raw.control_sni.map(|n| n.0),
+            ech: raw.ech,
             ..top.within(raw.timeout, raw.ip_family)
         };
         let mut checks = match raw.dns {

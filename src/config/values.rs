@@ -154,6 +154,15 @@ impl RecordType {
     }
 }
 
+/// What a TLS check offers beside its plain handshake (`ech:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum EchOffer {
+    /// A second handshake carrying a GREASE encrypted_client_hello
+    /// extension (draft-ietf-tls-esni §6.2).
+    #[serde(rename = "grease")]
+    Grease,
+}
+
 /// Which address of a name a check connects to (`ip_family`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 pub enum IpFamily {

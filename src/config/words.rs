@@ -34,6 +34,9 @@ pub(super) fn explain(path: &str, message: &str, line: Option<&str>) -> String {
         "expected mapping start" => say("expected a mapping of `key: value` pairs"),
         "expected sequence start" => say("expected a list, such as `[a, b]`"),
         "expected string scalar" => say("expected a single value, not a list or a mapping"),
+        m if m.starts_with("externally tagged enum") => {
+            say("expected one word, not a list or a mapping")
+        }
         "invalid boolean" => "expected true or false".to_string(),
         "invalid f64" | "invalid f32" => "expected a number".to_string(),
         m if m.starts_with("invalid u") || m.starts_with("invalid i") => {
@@ -141,6 +144,8 @@ fn shape_of(path: &str) -> Option<String> {
         "services.*.http[]" => "an http entry is a URL or a mapping such as { url: \"https://example.org/\", status: [200] }".into(),
         "services.*.download[]" => "a download entry is a URL or a mapping such as { url: \"https://example.org/file\", min_rate: 100KiB }".into(),
         p if p.ends_with(".status") => "expected a list of codes or ranges, such as [200, \"300-399\"]".into(),
+        p if p.ends_with(".ech") => "expected `grease`, such as `ech: grease`".into(),
+        p if p.ends_with(".ip_family") => "expected one of ipv4, ipv6, any".into(),
         p if p.ends_with(".alpn") => "expected a list of protocol names, such as [h3]".into(),
         "max_concurrent_checks" => "expected a number of checks, such as 1024".into(),
         "labels" => "expected a mapping of label names to values, such as { country: RU, site: msk-1 }".into(),

@@ -28,6 +28,8 @@ pub struct Entry {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// For QUIC checks: the client configuration.
     quic: Option<quic::QuicClients>,
+    /// For TLS checks with `ech: grease`: the GREASE-ECH handshake's.
+    ech_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A reference of the network regime (`regime:`) with what it needs to run.
@@ -159,11 +161,19 @@ impl Catalogue {
                     )?),
                     _ => None,
                 };
+                let ech_tls = match check {
+                    Check::Tls(t) if t.ech.is_some() => Some(Arc::new(tls::grease_ech_config(
+                        &t.trust,
+                        tls::Alpn::Browser,
+                    )?)),
+                    _ => None,
+                };
                 entries.push(Entry {
                     service: ServiceId::new(si),
                     check: check.clone(),
                     tls,
                     quic,
+                    ech_tls,
                 });
             }
             service_entries.push(start..entries.len());
@@ -324,6 +334,7 @@ impl Catalogue {
             tls: entry.tls.as_ref(),
             quic: entry.quic.as_ref(),
             control_tls: &self.control_tls,
+            ech_tls: entry.ech_tls.as_ref(),
         };
         probe::run(&entry.check, clients, resolver, deadline, progress).await
     }
@@ -352,6 +363,7 @@ impl Catalogue {
             tls: Some(&r.tls),
             quic: None,
             control_tls: &self.control_tls,
+            ech_tls: None,
         };
         probe::run(&r.check, clients, resolver, deadline, progress).await
     }
@@ -376,6 +388,7 @@ impl Catalogue {
             tls: self.module_tls.get(module).and_then(|t| t.as_ref()),
             quic: self.module_quic.get(module).and_then(|q| q.as_ref()),
             control_tls: &self.control_tls,
+            ech_tls: None,
         };
         probe::run(check, clients, resolver, deadline, progress).await
     }

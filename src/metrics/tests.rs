@@ -143,6 +143,7 @@ fn download_family_has_no_success_gauge() {
             status: None,
         }),
         control: None,
+        ech: None,
     };
     let l = r#"service="s",site="lab",target="https://a.test/x""#;
     assert_eq!(

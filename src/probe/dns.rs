@@ -257,6 +257,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
                 duration: Some(took),
                 facts,
                 control: None,
+                ech: None,
             }
         }
         Err(e) => {
@@ -279,6 +280,7 @@ pub async fn probe(check: &DnsCheck, client: &DnsClient, allowed: &[IpNet]) -> O
                     Facts::None
                 },
                 control: None,
+                ech: None,
             }
         }
     }

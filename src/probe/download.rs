@@ -59,6 +59,7 @@ pub async fn probe(
             duration: transfer.map(|t| t.duration),
             facts: transfer.map_or(Facts::None, Facts::Download),
             control: None,
+            ech: None,
         }
     };
     let stall = (Stage::Read, Reason::GenericTimeout);

@@ -74,6 +74,7 @@ pub async fn probe(
             duration: Some(start.elapsed()),
             facts: Facts::Http { status: hop.status },
             control: None,
+            ech: None,
         };
     }
 }

@@ -10,6 +10,7 @@
 pub mod call_port;
 pub mod dns;
 pub mod download;
+pub mod ech;
 pub mod http;
 pub mod kernel;
 pub mod quic;
@@ -43,6 +44,20 @@ pub struct Outcome {
     /// Evidence for the `sni_filtered` and `quic_sni_filtered` verdicts, no
     /// series.
     pub control: Option<bool>,
+    /// For a TLS check with `ech: grease`: how the handshake carrying a
+    /// GREASE encrypted_client_hello went (`None`: not made, or not needed:
+    /// it is awaited only when the plain handshake passed). Evidence for
+    /// the `ech_blocked` verdict, no series.
+    pub ech: Option<EchResult>,
+}
+
+/// How a TLS check's GREASE-ECH handshake went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchResult {
+    /// It completed (its certificate judged as the check's).
+    Completed,
+    /// It failed at this stage for this reason.
+    Failed(Stage, Reason),
 }
 
 /// Kind-specific facts of an outcome.
@@ -118,6 +133,7 @@ impl Outcome {
             duration: Some(duration),
             facts,
             control: None,
+            ech: None,
         }
     }
 
@@ -128,6 +144,7 @@ impl Outcome {
             duration: None,
             facts: Facts::None,
             control: None,
+            ech: None,
         }
     }
 
@@ -139,6 +156,7 @@ impl Outcome {
             duration: None,
             facts: Facts::Addresses(results),
             control: None,
+            ech: None,
         }
     }
 
@@ -180,6 +198,13 @@ pub struct Progress {
     /// 0: no control handshake; 1: the server answered; 2: it did not;
     /// 3: started, no answer yet.
     control: AtomicU8,
+    /// The GREASE-ECH handshake: the stage it is in (0: not started), and
+    /// its result once it ended.
+    ech_stage: AtomicU8,
+    ech: OnceLock<EchResult>,
+    /// The check's own outcome, once known while its evidence handshakes
+    /// still run: what a cut-off reports.
+    finished: OnceLock<Outcome>,
     /// A download's transfer so far.
     transfer: TransferProgress,
     /// An `all_addresses` check's addresses, once resolved.
@@ -235,6 +260,27 @@ impl Progress {
     pub fn set_control(&self, answered: bool) {
         self.control
             .store(if answered { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Records that the GREASE-ECH handshake entered `stage`.
+    pub fn ech_enter(&self, stage: Stage) {
+        self.ech_stage.store(stage.to_u8() + 1, Ordering::Relaxed);
+    }
+
+    /// Records how the GREASE-ECH handshake ended.
+    pub fn set_ech(&self, result: EchResult) {
+        let _ = self.ech.set(result);
+    }
+
+    /// How the GREASE-ECH handshake ended, if it did.
+    pub fn ech_result(&self) -> Option<EchResult> {
+        self.ech.get().copied()
+    }
+
+    /// Records the check's own outcome while its evidence handshakes run
+    /// on.
+    pub fn finish(&self, outcome: &Outcome) {
+        let _ = self.finished.set(outcome.clone());
     }
 
     /// Records that the control handshake started.
@@ -314,6 +360,30 @@ impl Progress {
                     .collect(),
             );
         }
+        let ech = self.ech_result().or_else(|| {
+            // Still running at the deadline: no answer in the check's time.
+            match self.ech_stage.load(Ordering::Relaxed) {
+                0 => None,
+                s => Some(EchResult::Failed(
+                    Stage::from_u8(s - 1),
+                    Reason::GenericTimeout,
+                )),
+            }
+        });
+        // A control handshake still unanswered at the check's deadline got
+        // no answer in the check's time: silence.
+        let control = match self.control.load(Ordering::Relaxed) {
+            3 => Some(false),
+            _ => self.control_result(),
+        };
+        if let Some(done) = self.finished.get() {
+            // The check ended; only its evidence was cut off.
+            return Outcome {
+                control,
+                ech,
+                ..done.clone()
+            };
+        }
         let reason = if self.malformed.load(Ordering::Relaxed) {
             Reason::UnknownFailure
         } else {
@@ -326,12 +396,8 @@ impl Progress {
             }
             outcome.facts = Facts::Download(t);
         }
-        // A control handshake still unanswered at the check's deadline got
-        // no answer in the check's time: silence.
-        outcome.control = match self.control.load(Ordering::Relaxed) {
-            3 => Some(false),
-            _ => self.control_result(),
-        };
+        outcome.control = control;
+        outcome.ech = ech;
         outcome
     }
 }
@@ -415,6 +481,9 @@ pub struct Clients<'a> {
     pub quic: Option<&'a quic::QuicClients>,
     /// For control handshakes with a neutral name: certificates not judged.
     pub control_tls: &'a Arc<rustls::ClientConfig>,
+    /// For TLS checks with `ech: grease`: the GREASE-ECH handshake's
+    /// configuration.
+    pub ech_tls: Option<&'a Arc<rustls::ClientConfig>>,
 }
 
 /// The stage `check` enters first: where a check cut off before it could
@@ -463,8 +532,12 @@ pub async fn run(
                 let Some(cfg) = clients.tls else {
                     return Outcome::failed(Stage::TlsHandshake, Reason::UnknownFailure);
                 };
-                let control = clients.control_tls.clone();
-                tls::probe(c, cfg.clone(), control, resolver, progress).await
+                let tls_clients = tls::TlsClients {
+                    main: cfg.clone(),
+                    control: clients.control_tls.clone(),
+                    ech: clients.ech_tls.cloned(),
+                };
+                tls::probe(c, tls_clients, resolver, progress).await
             }
             Check::CallPort(c) => call_port::probe(c, resolver, progress).await,
             Check::Http(c) => http::probe(c, clients.tls.cloned(), resolver, progress).await,
@@ -488,7 +561,11 @@ pub async fn run(
             outcome
         }
         Err(_) => {
-            progress.mark_cut();
+            // A check that ended before its evidence handshakes is not cut
+            // off: only its evidence is.
+            if progress.finished.get().is_none() {
+                progress.mark_cut();
+            }
             progress.cut_off()
         }
     }
@@ -577,6 +654,32 @@ mod tests {
             p.cut_off(),
             Outcome::failed(Stage::Stun, Reason::UnknownFailure)
         );
+    }
+
+    #[test]
+    fn cut_off_after_the_check_ended_keeps_its_outcome() {
+        let p = Progress::default();
+        p.enter(Stage::TlsHandshake);
+        p.ech_enter(Stage::Connect);
+        assert_eq!(
+            p.cut_off().ech,
+            Some(EchResult::Failed(Stage::Connect, Reason::GenericTimeout))
+        );
+        p.ech_enter(Stage::TlsHandshake);
+        let done = Outcome::ok(Duration::from_millis(3), Facts::None);
+        p.finish(&done);
+        let cut = p.cut_off();
+        assert!(cut.is_ok(), "the check passed; only its evidence was cut");
+        assert_eq!(cut.duration, done.duration);
+        assert_eq!(
+            cut.ech,
+            Some(EchResult::Failed(
+                Stage::TlsHandshake,
+                Reason::GenericTimeout
+            ))
+        );
+        p.set_ech(EchResult::Completed);
+        assert_eq!(p.cut_off().ech, Some(EchResult::Completed));
     }
 
     #[test]

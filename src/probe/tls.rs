@@ -21,7 +21,7 @@ use rustls::{
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::{Facts, Outcome, Progress, TargetResolver, kernel, tcp};
+use super::{EchResult, Facts, Outcome, Progress, TargetResolver, kernel, tcp};
 use crate::config::{TlsCheck, Trust};
 use crate::reason::{Stage, classify};
 
@@ -34,20 +34,35 @@ fn provider() -> Arc<CryptoProvider> {
 /// full one, so each scrape verifies the certificate and times the same
 /// work (a resumed handshake skips both).
 pub fn base_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
-    config_for(trust, &[&rustls::version::TLS13, &rustls::version::TLS12])
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    config_for(trust, builder().with_protocol_versions(&versions)?)
 }
 
 /// [`base_config`] with TLS 1.3 only, for QUIC.
 pub fn tls13_config(trust: &Trust) -> Result<ClientConfig, rustls::Error> {
-    config_for(trust, &[&rustls::version::TLS13])
+    config_for(
+        trust,
+        builder().with_protocol_versions(&[&rustls::version::TLS13])?,
+    )
+}
+
+/// The configuration of a TLS check's GREASE-ECH handshake: [`client_config`]
+/// offering a GREASE encrypted_client_hello extension (TLS 1.3 only, as ECH
+/// is).
+pub fn grease_ech_config(trust: &Trust, alpn: Alpn) -> Result<ClientConfig, rustls::Error> {
+    let mut config = config_for(trust, builder().with_ech(super::ech::grease()?)?)?;
+    config.alpn_protocols = alpn.protocols();
+    Ok(config)
+}
+
+fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVersions> {
+    ClientConfig::builder_with_provider(provider())
 }
 
 fn config_for(
     trust: &Trust,
-    versions: &[&'static rustls::SupportedProtocolVersion],
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
 ) -> Result<ClientConfig, rustls::Error> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
     let mut config = match trust {
         Trust::WebPki => {
             let roots = RootCertStore {
@@ -81,26 +96,41 @@ pub enum Alpn {
 /// The configuration TLS and HTTP checks use: [`base_config`] with `alpn`.
 pub fn client_config(trust: &Trust, alpn: Alpn) -> Result<ClientConfig, rustls::Error> {
     let mut config = base_config(trust)?;
-    config.alpn_protocols = match alpn {
-        Alpn::Browser => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        Alpn::Http1 => vec![b"http/1.1".to_vec()],
-    };
+    config.alpn_protocols = alpn.protocols();
     Ok(config)
+}
+
+impl Alpn {
+    fn protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Alpn::Browser => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Alpn::Http1 => vec![b"http/1.1".to_vec()],
+        }
+    }
+}
+
+/// The configurations a TLS check runs with.
+#[derive(Clone)]
+pub struct TlsClients {
+    /// The check's own handshake.
+    pub main: Arc<ClientConfig>,
+    /// The neutral-SNI control handshake (certificate not judged).
+    pub control: Arc<ClientConfig>,
+    /// The GREASE-ECH handshake, for a check with `ech: grease`.
+    pub ech: Option<Arc<ClientConfig>>,
 }
 
 /// Resolves, connects, and times the TLS handshake — at the first address
 /// of the preferred family, or at each address with `all_addresses`.
-/// `control` is the configuration of the neutral-SNI control handshake.
 pub async fn probe(
     check: &TlsCheck,
-    config: Arc<ClientConfig>,
-    control: Arc<ClientConfig>,
+    clients: TlsClients,
     resolver: TargetResolver<'_>,
     progress: &Progress,
 ) -> Outcome {
     if let Some(max) = check.all_addresses {
         return super::each_address(&check.target.host, max, &resolver, progress, |ip, p| {
-            handshake_at(check, config.clone(), control.clone(), ip, p)
+            handshake_at(check, clients.clone(), ip, p)
         })
         .await;
     }
@@ -108,46 +138,101 @@ pub async fn probe(
         Ok(ip) => ip,
         Err(reason) => return Outcome::failed(Stage::Resolve, reason),
     };
-    handshake_at(check, config, control, ip, progress).await
+    handshake_at(check, clients, ip, progress).await
 }
 
-/// The check at one address. With a `control_sni`, a second connection to
-/// the same address makes a handshake with the neutral name at the same
-/// time (certificate not validated; see [`control_handshake`] for when it
-/// counts as answered); its result is kept in `progress`, so
-/// that even a check cut off by its deadline carries it. It is awaited only
-/// when the check itself failed.
+/// The check at one address, with the evidence handshakes beside it, each
+/// on its own connection to the same address at the same time:
+/// - with a `control_sni`, one with the neutral name (certificate not
+///   validated; see [`control_handshake`] for when it counts as answered),
+///   awaited only when the check failed;
+/// - with `ech: grease`, one carrying a GREASE encrypted_client_hello
+///   ([`grease_handshake`]), awaited only when the check passed.
+///
+/// Their results are kept in `progress`, as is the check's own outcome once
+/// known, so that a check whose evidence is cut off by the deadline keeps
+/// both.
 async fn handshake_at(
     check: &TlsCheck,
-    config: Arc<ClientConfig>,
-    control: Arc<ClientConfig>,
+    clients: TlsClients,
     ip: IpAddr,
     progress: &Progress,
 ) -> Outcome {
     let addr = SocketAddr::new(ip, check.target.port);
-    let main = handshake(check, config, ip, progress);
-    let Some(neutral) = &check.control_sni else {
-        return main.await;
-    };
-    progress.control_started();
-    let ctl = async {
-        let ok = control_handshake(control, neutral, addr).await;
-        tracing::debug!(%addr, control_sni = %neutral, answered = ok, "control handshake");
-        progress.set_control(ok);
-    };
-    let mut main = std::pin::pin!(main);
-    let mut ctl = std::pin::pin!(ctl);
-    let mut outcome = tokio::select! {
-        o = &mut main => {
-            if !o.is_ok() {
-                ctl.await;
-            }
-            o
+    let main = handshake(check, clients.main, ip, progress);
+    let control = check.control_sni.as_ref().map(|neutral| {
+        progress.control_started();
+        async move {
+            let ok = control_handshake(clients.control, neutral, addr).await;
+            tracing::debug!(%addr, control_sni = %neutral, answered = ok, "control handshake");
+            progress.set_control(ok);
         }
-        () = &mut ctl => main.await,
+    });
+    let ech = clients.ech.map(|config| {
+        progress.ech_enter(Stage::Connect);
+        async move {
+            let result = grease_handshake(check, config, addr, progress).await;
+            tracing::debug!(%addr, ?result, "GREASE-ECH handshake");
+            progress.set_ech(result);
+        }
+    });
+    let mut main = std::pin::pin!(main);
+    let mut control = std::pin::pin!(futures_util::future::OptionFuture::from(control));
+    let mut ech = std::pin::pin!(futures_util::future::OptionFuture::from(ech));
+    let (mut control_done, mut ech_done) = (false, false);
+    let mut outcome = loop {
+        tokio::select! {
+            o = &mut main => break o,
+            _ = &mut control, if !control_done => control_done = true,
+            _ = &mut ech, if !ech_done => ech_done = true,
+        }
     };
+    progress.finish(&outcome);
+    if outcome.is_ok() {
+        if !ech_done {
+            ech.await;
+        }
+    } else if !control_done {
+        control.await;
+    }
     outcome.control = progress.control_result();
+    outcome.ech = progress.ech_result();
     outcome
+}
+
+/// The handshake of the check at `addr` with a GREASE encrypted_client_hello
+/// (its SNI and trust are the check's): how it went.
+async fn grease_handshake(
+    check: &TlsCheck,
+    config: Arc<ClientConfig>,
+    addr: SocketAddr,
+    progress: &Progress,
+) -> EchResult {
+    let stream = match tcp::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return EchResult::Failed(Stage::Connect, classify(&e)),
+    };
+    progress.ech_enter(Stage::TlsHandshake);
+    let Some(server_name) = server_name(check, addr.ip()) else {
+        return EchResult::Failed(Stage::TlsHandshake, crate::reason::Reason::UnknownFailure);
+    };
+    match TlsConnector::from(config)
+        .connect(server_name, stream)
+        .await
+    {
+        Ok(_) => EchResult::Completed,
+        Err(e) => EchResult::Failed(Stage::TlsHandshake, classify(&e)),
+    }
+}
+
+/// The server name a check's handshake at `ip` sends and verifies: its SNI,
+/// or the address itself (no SNI) for a bare IP target. `None` only for a
+/// name rustls refuses, which the config loader has already ruled out.
+fn server_name(check: &TlsCheck, ip: IpAddr) -> Option<ServerName<'static>> {
+    match &check.sni {
+        Some(sni) => ServerName::try_from(sni.clone()).ok(),
+        None => Some(ServerName::IpAddress(ip.into())),
+    }
 }
 
 /// A handshake with `name` at `addr` under `config`: its result (evidence
@@ -221,15 +306,8 @@ async fn handshake(
             return Outcome::failed(Stage::Connect, reason);
         }
     };
-    let server_name = match &check.sni {
-        // Validated as a DNS name by the config loader.
-        Some(sni) => match ServerName::try_from(sni.clone()) {
-            Ok(n) => n,
-            Err(_) => {
-                return Outcome::failed(Stage::TlsHandshake, crate::reason::Reason::UnknownFailure);
-            }
-        },
-        None => ServerName::IpAddress(ip.into()),
+    let Some(server_name) = server_name(check, ip) else {
+        return Outcome::failed(Stage::TlsHandshake, crate::reason::Reason::UnknownFailure);
     };
     progress.enter(Stage::TlsHandshake);
     let start = Instant::now();

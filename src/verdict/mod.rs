@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::config::IpFamily;
 use crate::ids::{EntryId, ServiceId, SlotId};
-use crate::probe::{Facts, Outcome, Transfer};
+use crate::probe::{EchResult, Facts, Outcome, Transfer};
 use crate::reason::{Reason, Stage};
 
 /// The kind of blocking a verdict is about (the `kind` label).
@@ -57,6 +57,10 @@ pub enum BlockingKind {
     /// refusal while one with a neutral SNI to the same address is
     /// answered.
     QuicSniFiltered,
+    /// The plain TLS 1.3 handshake completes while one carrying a GREASE
+    /// encrypted_client_hello to the same address fails with a reset,
+    /// timeout or EOF.
+    EchBlocked,
     /// A download's rate is below its `min_rate`.
     Throttled,
     /// A download got no byte for `stall_after`.
@@ -65,7 +69,7 @@ pub enum BlockingKind {
 
 impl BlockingKind {
     /// Every kind.
-    pub const ALL: [BlockingKind; 9] = [
+    pub const ALL: [BlockingKind; 10] = [
         BlockingKind::DnsRemoved,
         BlockingKind::DnsInjected,
         BlockingKind::IpBlocked,
@@ -73,6 +77,7 @@ impl BlockingKind {
         BlockingKind::UdpBlocked,
         BlockingKind::QuicBlocked,
         BlockingKind::QuicSniFiltered,
+        BlockingKind::EchBlocked,
         BlockingKind::Throttled,
         BlockingKind::Stalled,
     ];
@@ -87,6 +92,7 @@ impl BlockingKind {
             BlockingKind::UdpBlocked => "udp_blocked",
             BlockingKind::QuicBlocked => "quic_blocked",
             BlockingKind::QuicSniFiltered => "quic_sni_filtered",
+            BlockingKind::EchBlocked => "ech_blocked",
             BlockingKind::Throttled => "throttled",
             BlockingKind::Stalled => "stalled",
         }
@@ -175,6 +181,12 @@ pub enum Case {
         /// TCP call ports (connect or STUN) to the same host.
         tcp: Vec<EntryId>,
     },
+    /// A TLS check with `ech: grease` (its outcome carries the GREASE-ECH
+    /// handshake's result).
+    EchBlocked {
+        /// The check.
+        check: EntryId,
+    },
     /// A QUIC check with a `control_sni` (its outcome carries the control).
     QuicSniFiltered {
         /// The check.
@@ -216,7 +228,9 @@ impl Case {
             Case::IpBlocked {
                 checks, controls, ..
             } => checks.iter().chain(controls).copied().collect(),
-            Case::SniFiltered { check } | Case::QuicSniFiltered { check } => vec![*check],
+            Case::SniFiltered { check }
+            | Case::QuicSniFiltered { check }
+            | Case::EchBlocked { check } => vec![*check],
             Case::UdpBlocked { udp, tcp } => {
                 std::iter::once(*udp).chain(tcp.iter().copied()).collect()
             }
@@ -375,6 +389,16 @@ fn judge_case<'a>(
                 .any(|&t| outcome(t).is_some_and(|o| o.is_ok()))
                 .then_some(true)
         }
+        Case::EchBlocked { check } => {
+            let o = outcome(*check)?;
+            match &o.facts {
+                Facts::Addresses(per) => per
+                    .iter()
+                    .filter_map(|(_, o)| ech_verdict(o))
+                    .reduce(|a, b| a || b),
+                _ => ech_verdict(o),
+            }
+        }
         Case::QuicSniFiltered { check } => {
             let q = outcome(*check)?;
             match q.failure {
@@ -446,6 +470,29 @@ fn rate_below(t: &Transfer, min_rate: u64) -> Option<bool> {
         Some(true)
     } else {
         None
+    }
+}
+
+/// A TLS outcome with its GREASE-ECH handshake: judged only when the plain
+/// handshake completed over TLS 1.3 (ECH is TLS 1.3's: a server that speaks
+/// only TLS 1.2 fails a GREASE-ECH handshake by itself) and the GREASE-ECH
+/// one reached its handshake; 1 for the filter's signature there (a reset,
+/// a timeout, EOF), 0 when it completed or the server answered otherwise.
+fn ech_verdict(o: &Outcome) -> Option<bool> {
+    let Facts::Tls {
+        version: "TLS 1.3", ..
+    } = o.facts
+    else {
+        return None;
+    };
+    match (o.failure, o.ech?) {
+        (Some(_), _) => None,
+        (None, EchResult::Completed) => Some(false),
+        (None, EchResult::Failed(Stage::TlsHandshake, r)) => Some(matches!(
+            r,
+            Reason::ConnectionReset | Reason::GenericTimeout | Reason::Eof
+        )),
+        (None, EchResult::Failed(..)) => None,
     }
 }
 

@@ -208,18 +208,22 @@ impl Service<'_> {
     }
 
     /// The verdicts of one check and its partners: `sni_filtered`,
-    /// `udp_blocked`, `quic_sni_filtered`, `quic_blocked`, `throttled`,
-    /// `stalled`.
+    /// `ech_blocked`, `udp_blocked`, `quic_sni_filtered`, `quic_blocked`,
+    /// `throttled`, `stalled`.
     fn pair_plans(&self, out: &mut Plans) {
         for (i, c) in &self.mine {
             let i = *i;
             match c {
-                Check::Tls(t) if t.control_sni.is_some() => out.push(
-                    self.id,
-                    &t.target.written,
-                    BlockingKind::SniFiltered,
-                    Case::SniFiltered { check: i },
-                ),
+                Check::Tls(t) => {
+                    if t.control_sni.is_some() {
+                        let case = Case::SniFiltered { check: i };
+                        out.push(self.id, &t.target.written, BlockingKind::SniFiltered, case);
+                    }
+                    if t.ech.is_some() {
+                        let case = Case::EchBlocked { check: i };
+                        out.push(self.id, &t.target.written, BlockingKind::EchBlocked, case);
+                    }
+                }
                 Check::CallPort(u) if u.transport == Transport::Udp => {
                     let tcp = self.find(|c| {
                         matches!(c, Check::CallPort(t)

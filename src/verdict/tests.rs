@@ -72,6 +72,7 @@ fn download(bytes: u64, millis: u64, first_byte: bool, stalled: bool) -> Outcome
             status: None,
         }),
         control: None,
+        ech: None,
     }
 }
 
@@ -481,6 +482,105 @@ fn udp_blocked() {
     }
 }
 
+/// A TLS check's outcome (`version` negotiated when it passed) with its
+/// GREASE-ECH handshake's result.
+fn tls_ech(failure: Option<Reason>, version: &'static str, ech: Option<EchResult>) -> Outcome {
+    let mut o = match failure {
+        None => Outcome::ok(
+            Duration::from_millis(5),
+            Facts::Tls {
+                not_after: None,
+                version,
+            },
+        ),
+        Some(r) => fail(Stage::TlsHandshake, r),
+    };
+    o.ech = ech;
+    o
+}
+
+#[test]
+fn ech_blocked() {
+    let failed = |stage, r| Some(EchResult::Failed(stage, r));
+    let hs = Stage::TlsHandshake;
+    let v13 = "TLS 1.3";
+    let rows: Vec<(&str, Outcome, Option<bool>)> = vec![
+        (
+            "GREASE-ECH dropped",
+            tls_ech(None, v13, failed(hs, GenericTimeout)),
+            YES,
+        ),
+        (
+            "GREASE-ECH reset",
+            tls_ech(None, v13, failed(hs, ConnectionReset)),
+            YES,
+        ),
+        (
+            "GREASE-ECH cut by EOF",
+            tls_ech(None, v13, failed(hs, Eof)),
+            YES,
+        ),
+        (
+            "both complete",
+            tls_ech(None, v13, Some(EchResult::Completed)),
+            NO,
+        ),
+        // The server answered: it is the server's doing, not a filter's.
+        (
+            "server alert",
+            tls_ech(None, v13, failed(hs, SslFailedHandshake)),
+            NO,
+        ),
+        (
+            "certificate",
+            tls_ech(None, v13, failed(hs, SslInvalidHostname)),
+            NO,
+        ),
+        // ECH is TLS 1.3's: a TLS 1.2 server fails it by itself.
+        (
+            "TLS 1.2 server",
+            tls_ech(None, "TLS 1.2", failed(hs, GenericTimeout)),
+            ABSENT,
+        ),
+        (
+            "GREASE-ECH connect failed",
+            tls_ech(None, v13, failed(Stage::Connect, ConnectionRefused)),
+            ABSENT,
+        ),
+        ("GREASE-ECH not ended", tls_ech(None, v13, None), ABSENT),
+        (
+            "plain handshake failed",
+            tls_ech(Some(ConnectionReset), v13, failed(hs, GenericTimeout)),
+            ABSENT,
+        ),
+    ];
+    for (what, o, want) in rows {
+        let got = judge_case(
+            Case::EchBlocked { check: id(0) },
+            vec![(0, o)],
+            Evidence::Waiting,
+        );
+        assert_eq!(got, want, "ech_blocked: {what}");
+    }
+    // Every address: any that says 1 makes it 1.
+    let per = Outcome::per_address(vec![
+        (
+            ip("192.0.2.1"),
+            tls_ech(None, v13, Some(EchResult::Completed)),
+        ),
+        (
+            ip("192.0.2.2"),
+            tls_ech(None, v13, failed(hs, GenericTimeout)),
+        ),
+    ]);
+    let got = judge_case(
+        Case::EchBlocked { check: id(0) },
+        vec![(0, per)],
+        Evidence::Waiting,
+    );
+    assert_eq!(got, YES, "ech_blocked at one of two addresses");
+}
+
 /// A QUIC check's outcome with its neutral-SNI control.
 fn quic(failure: Option<Reason>, control: Option<bool>) -> Outcome {
     let mut o = match failure {
@@ -756,6 +856,7 @@ fn a_plan_reads_exactly_the_checks_of_its_cases() {
             ids(&[8, 9]),
         ),
         (Case::QuicSniFiltered { check: id(8) }, ids(&[8])),
+        (Case::EchBlocked { check: id(4) }, ids(&[4])),
         (
             Case::Throttled {
                 download: id(3),

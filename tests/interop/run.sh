@@ -274,8 +274,9 @@ services:
     tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
   # HTTP/3 beside TLS over TCP, and a 1 MiB download that must come at
   # 1 MiB/s or more.
+  # The TLS check makes a GREASE-ECH handshake beside its own (ech_blocked).
   video:
-    tls: [{ target: "chat.lab:443", ca_file: ca.pem }]
+    tls: [{ target: "chat.lab:443", ca_file: ca.pem, ech: grease }]
     # The neutral name of the QUIC control handshake (quic_sni_filtered).
     quic: [{ target: "chat.lab:443", ca_file: ca.pem, control_sni: neutral.lab }]
     download: [{ url: "http://chat.lab/big.bin", min_rate: 1MiB, stall_after: 1s }]
@@ -442,6 +443,7 @@ s_baseline() {
     expect "$LAST" 0 reachability_blocking_suspected service=\"calls\" target=\"chat.lab:3478\" kind=\"udp_blocked\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"quic_blocked\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"quic_sni_filtered\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"chat.lab:443\" kind=\"ech_blocked\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"throttled\"
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"stalled\"
     expect "$LAST" 1 reachability_quic_handshake_success service=\"video\" target=\"chat.lab:443\"
@@ -492,6 +494,24 @@ s_quic_blocked() {
     verdict "$LAST" 1 video chat.lab:443 quic_blocked
     # The neutral name got no answer either: not the name's filtering.
     verdict "$LAST" absent video chat.lab:443 quic_sni_filtered
+}
+
+s_ech_blocked() {
+    # ClientHellos carrying the encrypted_client_hello extension dropped (as
+    # since November 2024 at Cloudflare): a userspace filter parses each
+    # flow's first packets' ClientHello; plain handshakes pass.
+    censor 9 ech || return 1
+    # Every packet: a dropped flow's retransmissions must die too.
+    in_srv iptables -A INPUT -p tcp --dport 443 -j NFQUEUE --queue-num 9 --queue-bypass
+    LAST=$(scrape)
+    kill "$CENSOR_PID"
+    [ -n "$LAST" ] || return 1
+    grep -q '^dropped' "$WORK/censor-9.log" || ERRORS+=("the filter dropped no flow")
+    # The plain handshake passes, and is not reported as cut off.
+    expect "$LAST" 1 reachability_tls_handshake_success service=\"video\"
+    expect "$LAST" 1 reachability_tls_handshake_success "${CHAT_TLS[@]}"
+    verdict "$LAST" 1 video chat.lab:443 ech_blocked
+    verdict "$LAST" 0 chat "$SRV_IP:443" sni_filtered
 }
 
 s_quic_sni() {
@@ -1272,6 +1292,7 @@ main() {
     scenario controls-blocked s_controls_blocked
     scenario quic-blocked s_quic_blocked
     scenario quic-sni s_quic_sni
+    scenario ech-blocked s_ech_blocked
     scenario throttled s_throttled
     scenario freeze-16k s_freeze_16k
     scenario latency-10ms s_latency_10ms

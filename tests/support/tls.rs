@@ -1,7 +1,8 @@
 //! TCP and TLS test servers on loopback: real TLS servers (counting the
 //! connections they accept and the handshakes that resumed a session),
-//! servers that misbehave after the ClientHello, an SNI filter, a counting
-//! TCP relay, and a port nothing listens on.
+//! servers that misbehave after the ClientHello, filters that read the
+//! ClientHello (by SNI, or for the ECH extension), a counting TCP relay, and
+//! a port nothing listens on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use super::Counter;
+use super::{Counter, client_hello};
 
 /// What a TLS (or HTTPS) test server saw.
 #[derive(Clone, Debug, Default)]
@@ -78,12 +79,48 @@ pub async fn tls_server_counted_at(
 /// reads it) is reset; any other completes its handshake with `config` and
 /// is closed. Returns its address.
 pub async fn sni_filtering_server(config: Arc<ServerConfig>, blocked: &'static str) -> SocketAddr {
+    let blocks = move |record: &[u8]| {
+        record
+            .windows(blocked.len())
+            .any(|w| w == blocked.as_bytes())
+    };
+    hello_filtering_server(config, blocks, Misbehaviour::Reset)
+        .await
+        .0
+}
+
+/// A TLS server on 127.0.0.1:0 behind a filter that drops every ClientHello
+/// carrying the encrypted_client_hello extension, as the TSPU does for ECH:
+/// such a connection gets no answer (held open for 60 s); any other
+/// completes its handshake with `config`. Returns its address and a count of
+/// the connections it dropped.
+pub async fn ech_filtering_server(config: Arc<ServerConfig>) -> (SocketAddr, Counter) {
+    let blocks = |record: &[u8]| {
+        client_hello::from_record(record)
+            .is_some_and(|h| client_hello::has_extension(h, client_hello::ECH_EXTENSION))
+    };
+    hello_filtering_server(config, blocks, Misbehaviour::Stall).await
+}
+
+/// A TLS server on 127.0.0.1:0 that reads each connection's first TLS record
+/// before the handshake, the way DPI does, and answers it with `action` when
+/// `blocks` says so; any other connection completes its handshake with
+/// `config` and is closed. Returns its address and a count of the
+/// connections blocked.
+async fn hello_filtering_server(
+    config: Arc<ServerConfig>,
+    blocks: impl Fn(&[u8]) -> bool + Send + Sync + 'static,
+    action: Misbehaviour,
+) -> (SocketAddr, Counter) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TlsAcceptor::from(config);
+    let blocks = Arc::new(blocks);
+    let count = Counter::default();
+    let seen = count.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let (acceptor, blocks, seen) = (acceptor.clone(), blocks.clone(), seen.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 // Wait for the whole first record (header + length).
@@ -100,11 +137,9 @@ pub async fn sni_filtering_server(config: Arc<ServerConfig>, blocked: &'static s
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 };
-                if buf[..n]
-                    .windows(blocked.len())
-                    .any(|w| w == blocked.as_bytes())
-                {
-                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                if blocks(&buf[..n]) {
+                    seen.add();
+                    misbehave(stream, action).await;
                     return;
                 }
                 if let Ok(mut tls) = acceptor.accept(stream).await {
@@ -113,7 +148,7 @@ pub async fn sni_filtering_server(config: Arc<ServerConfig>, blocked: &'static s
             });
         }
     });
-    addr
+    (addr, count)
 }
 
 /// What a misbehaving server does once the ClientHello has arrived.
@@ -152,30 +187,35 @@ pub async fn bad_tls_server_counted(how: Misbehaviour) -> (SocketAddr, Counter) 
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                match how {
-                    Misbehaviour::Reset => {
-                        socket2::SockRef::from(&stream)
-                            .set_linger(Some(Duration::ZERO))
-                            .unwrap();
-                        drop(stream);
-                    }
-                    Misbehaviour::Close => drop(stream),
-                    Misbehaviour::Alert => {
-                        // TLS record: alert, TLS 1.2, length 2, fatal handshake_failure.
-                        let _ = stream
-                            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
-                            .await;
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                    }
-                    Misbehaviour::Stall => {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                        drop(stream);
-                    }
-                }
+                misbehave(stream, how).await;
             });
         }
     });
     (addr, accepted)
+}
+
+/// Answers a connection whose ClientHello has arrived as `how` says.
+async fn misbehave(mut stream: TcpStream, how: Misbehaviour) {
+    match how {
+        Misbehaviour::Reset => {
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(stream);
+        }
+        Misbehaviour::Close => drop(stream),
+        Misbehaviour::Alert => {
+            // TLS record: alert, TLS 1.2, length 2, fatal handshake_failure.
+            let _ = stream
+                .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+                .await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        Misbehaviour::Stall => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(stream);
+        }
+    }
 }
 
 /// A 127.0.0.1 port nothing listens on (a connect to it is refused).
