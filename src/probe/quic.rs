@@ -71,9 +71,10 @@ fn client_config(
 }
 
 /// Resolves, then times the QUIC handshake; with a `control_sni`, makes
-/// the control handshake beside it (see [`control_handshake`]). The
-/// control's result is kept in `progress`, so that even a check cut off by
-/// its deadline carries it; it is awaited only when the check failed.
+/// the control handshake beside it (answered: it completed, or the server
+/// closed it or sent Version Negotiation). The control's result is kept in
+/// `progress`, so that even a check cut off by its deadline carries it; it
+/// is awaited only when the check failed.
 pub async fn probe(
     check: &QuicCheck,
     clients: &QuicClients,
