@@ -35,11 +35,13 @@ pub enum Stage {
     QuicHandshake,
     /// Reading a download's body once the request was sent.
     Read,
+    /// Sending an upload's body: the peer's acknowledgements stopped.
+    Write,
 }
 
 impl Stage {
     /// Every stage, in the order a check passes through them.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Resolve,
         Stage::Connect,
         Stage::TlsHandshake,
@@ -47,6 +49,7 @@ impl Stage {
         Stage::Http,
         Stage::QuicHandshake,
         Stage::Read,
+        Stage::Write,
     ];
 
     /// The label value.
@@ -59,6 +62,7 @@ impl Stage {
             Stage::Http => "http",
             Stage::QuicHandshake => "quic_handshake",
             Stage::Read => "read",
+            Stage::Write => "write",
         }
     }
 

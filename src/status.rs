@@ -324,6 +324,7 @@ fn ok_text(o: &Outcome) -> String {
         Facts::Dns { answers: 1, .. } => "ok (1 answer)".to_string(),
         Facts::Dns { answers, .. } => format!("ok ({answers} answers)"),
         Facts::Download(t) => format!("ok ({} bytes, {:.0} B/s)", t.bytes, t.rate()),
+        Facts::Upload(t) => format!("ok ({} bytes acknowledged, {:.0} B/s)", t.bytes, t.rate()),
         Facts::Addresses(v) => format!("ok ({} addresses)", v.len()),
         _ => "ok".to_string(),
     }
@@ -352,6 +353,7 @@ pub fn describe(entry: &Entry, config: &Config) -> String {
         ),
         Check::Http(c) => c.written.clone(),
         Check::Download(c) => c.written.clone(),
+        Check::Upload(c) => c.written.clone(),
         Check::Quic(c) => match (&c.sni, &c.target.host) {
             (Some(sni), crate::config::Host::Name(h)) if sni == h => c.target.written.clone(),
             (Some(sni), _) => format!("{} (SNI {sni})", c.target.written),

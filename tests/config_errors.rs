@@ -103,7 +103,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "empty-service",
-        "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports, http, download or quic",
+        "4:11: services.signal: service has no checks: add dns, tcp, tls, call_ports, http, download, upload or quic",
     ),
     (
         "http-scheme",
@@ -135,7 +135,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "module-kind",
-        "3:11: modules.q.kind: unknown value `smtp`, expected one of dns, tcp, tls, call_port, http, download, quic",
+        "3:11: modules.q.kind: unknown value `smtp`, expected one of dns, tcp, tls, call_port, http, download, quic, upload",
     ),
     (
         "module-option",
@@ -167,7 +167,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic, upload",
     ),
     (
         "unknown-key-tls",

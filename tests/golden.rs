@@ -46,6 +46,9 @@ services:
       - "https://thumbs.video.test/b.jpg"
     quic: ["www.video.test:443"]
     tls: ["www.video.test:443"]
+    upload:
+      - { url: "https://up.video.test/u", bytes: 64KiB, min_rate: 100KiB }
+      - "https://up.video.test/v"
 "#;
 
 fn ms(n: u64) -> Duration {
@@ -139,6 +142,7 @@ fn outcome_for(n: usize, check: &Check) -> Outcome {
                 first_byte: Some(ms(150)),
                 stalled: false,
                 status: None,
+                segments: Some(190),
             }),
             control: None,
             ech: None,
@@ -152,11 +156,40 @@ fn outcome_for(n: usize, check: &Check) -> Outcome {
                 first_byte: Some(ms(90)),
                 stalled: true,
                 status: None,
+                segments: None,
             }),
             control: None,
             ech: None,
         },
         Check::Quic(_) => Outcome::failed(Stage::QuicHandshake, Reason::GenericTimeout),
+        Check::Upload(u) if u.min_rate.is_some() => Outcome {
+            failure: None,
+            duration: Some(ms(500)),
+            facts: Facts::Upload(Transfer {
+                bytes: 65_536,
+                duration: ms(500),
+                first_byte: Some(ms(510)),
+                stalled: false,
+                status: Some(200),
+                segments: Some(52),
+            }),
+            control: None,
+            ech: None,
+        },
+        Check::Upload(_) => Outcome {
+            failure: Some((Stage::Write, Reason::GenericTimeout)),
+            duration: Some(Duration::from_secs(3)),
+            facts: Facts::Upload(Transfer {
+                bytes: 15_000,
+                duration: Duration::from_secs(3),
+                first_byte: None,
+                stalled: true,
+                status: None,
+                segments: Some(25),
+            }),
+            control: None,
+            ech: None,
+        },
     }
 }
 

@@ -398,6 +398,8 @@ async fn downloads_throttled_and_stalled() {
         assert_eq!(verdict(&body, "s", &fast, "throttled"), Some(0.0), "{body}");
         assert_eq!(verdict(&body, "s", &fast, "stalled"), Some(0.0));
         assert_eq!(m("reachability_download_bytes", &fast), Some(131072.0));
+        // The kernel's count of segments received, the SYN-ACK on.
+        assert!(m("reachability_download_segments", &fast).is_some_and(|n| n >= 3.0), "{body}");
         // 16 KiB, then nothing: a stall at stage read.
         assert_eq!(verdict(&body, "s", &freeze, "stalled"), Some(1.0), "{body}");
         assert_eq!(verdict(&body, "s", &freeze, "throttled"), None);
@@ -420,6 +422,74 @@ async fn downloads_throttled_and_stalled() {
             sample(&body, "reachability_failure_info", &[("target", down.as_str()), ("stage", "connect"), ("reason", "connection_refused")]),
             Some(1.0)
         );
+    })
+    .await;
+}
+
+/// Uploads against a sink whose small receive buffer makes the kernel stop
+/// acknowledging what the server does not read: whole, frozen after
+/// 16 KiB (a stall at stage write), read at 50 KB/s (throttled), rejected
+/// with 413 before the body, and over TLS (the framing left out exactly).
+#[tokio::test]
+async fn uploads_acknowledged_stalled_throttled_and_rejected() {
+    within(30, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let http = upload_server(None).await;
+        let https = upload_server(Some(pki.server_config(&["up.test"], CertKind::Good, &[b"http/1.1"]))).await;
+        let closed = closed_port().await;
+        let dns = DnsServer::serve(&pki, &[("up.test.", "127.0.0.1")]).await;
+        let config = format!(
+            "timeout: 3s\nservices:\n  s:\n    upload:\n      - {{ url: \"http://{http}/upload\", bytes: 64KiB, min_rate: 1KiB }}\n      - {{ url: \"http://{http}/freeze\", bytes: 64KiB, stall_after: 300ms }}\n      - {{ url: \"http://{http}/slow\", bytes: 64KiB, min_rate: 200000 }}\n      - {{ url: \"http://{http}/reject\", bytes: 1MiB }}\n      - {{ url: \"https://up.test:{}/upload\", bytes: 100000, ca_file: \"{ca}\" }}\n      - \"http://{closed}/upload\"\n    resolve_with: local\nresolvers:\n  local: {{ udp: \"{dns}\" }}\nallowed_ranges: [127.0.0.0/8]\n",
+            https.port(),
+            dns = dns.udp,
+        );
+        let body = scrape(&config, pki.dir.path()).await;
+        let t = |path: &str| format!("http://{http}{path}");
+        let m = |name: &str, target: &str| sample(&body, name, &[("target", target)]);
+        let v = |target: &str, kind: &str| verdict(&body, "s", target, kind);
+        // Whole: every byte acknowledged, a 200.
+        let whole = t("/upload");
+        assert_eq!(m("reachability_upload_success", &whole), Some(1.0), "{body}");
+        assert_eq!(m("reachability_upload_bytes", &whole), Some(65536.0));
+        assert!(m("reachability_upload_segments", &whole).is_some_and(|n| n >= 3.0), "{body}");
+        assert!(m("reachability_upload_duration_seconds", &whole).is_some_and(|d| d > 0.0 && d < 1.0));
+        assert_eq!(v(&whole, "upload_stalled"), Some(0.0));
+        assert_eq!(v(&whole, "throttled"), Some(0.0));
+        // Frozen after 16 KiB read: the kernel acknowledged that and its
+        // small buffer, then nothing.
+        let frozen = t("/freeze");
+        assert_eq!(v(&frozen, "upload_stalled"), Some(1.0), "{body}");
+        assert_eq!(m("reachability_upload_success", &frozen), Some(0.0));
+        let acked = m("reachability_upload_bytes", &frozen).unwrap_or(0.0);
+        assert!((16384.0..65536.0).contains(&acked), "acknowledged {acked}");
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("target", frozen.as_str()), ("check", "upload"), ("stage", "write"), ("reason", "generic_timeout_error")]),
+            Some(1.0),
+            "{body}"
+        );
+        // Read at about 50 KB/s against a floor of 200 kB/s.
+        let slow = t("/slow");
+        assert_eq!(v(&slow, "throttled"), Some(1.0), "{body}");
+        assert_eq!(v(&slow, "upload_stalled"), Some(0.0));
+        let rate = m("reachability_upload_bytes_per_second", &slow).unwrap_or(0.0);
+        assert!((20_000.0..100_000.0).contains(&rate), "rate {rate}");
+        // Rejected before the body: the server answered, nothing stalled.
+        let rejected = t("/reject");
+        assert_eq!(
+            sample(&body, "reachability_failure_info", &[("target", rejected.as_str()), ("stage", "http"), ("reason", "http_unexpected_status")]),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(v(&rejected, "upload_stalled"), Some(0.0));
+        // Over TLS 1.3: the records' framing is not counted as body.
+        let tls = format!("https://up.test:{}/upload", https.port());
+        assert_eq!(m("reachability_upload_success", &tls), Some(1.0), "{body}");
+        assert_eq!(m("reachability_upload_bytes", &tls), Some(100000.0));
+        // Never connected: nothing to judge.
+        let down = format!("http://{closed}/upload");
+        assert_eq!(v(&down, "upload_stalled"), None);
+        assert_eq!(m("reachability_upload_bytes", &down), None);
     })
     .await;
 }

@@ -122,6 +122,10 @@ impl Config {
                 Some(t) => (t.host, Some(t.port)),
                 None => return false,
             },
+            Check::Upload(c) => match url_target(&c.url) {
+                Some(t) => (t.host, Some(t.port)),
+                None => return false,
+            },
         };
         self.probe_allow.iter().any(|r| r.allows(&host, port))
     }

@@ -19,7 +19,7 @@ use super::values::{DnsName, HttpUrl, IpFamily, Target};
 use super::{
     CallPortCheck, CallPortOptions, DnsCheck, DnsOptions, DownloadCheck, DownloadOptions,
     HttpCheck, HttpOptions, QuicCheck, QuicOptions, Resolver, TcpCheck, TcpOptions, TlsCheck,
-    TlsOptions,
+    TlsOptions, UploadCheck, UploadOptions,
 };
 
 /// One check of a service, or of a `/probe` request.
@@ -39,6 +39,9 @@ pub enum Check {
     Download(DownloadCheck),
     /// A QUIC handshake.
     Quic(QuicCheck),
+    /// A bounded HTTP(S) upload (a POST), its acknowledged progress timed
+    /// and rated.
+    Upload(UploadCheck),
 }
 
 impl Check {
@@ -52,6 +55,7 @@ impl Check {
             Check::Http(_) => CheckKind::Http,
             Check::Download(_) => CheckKind::Download,
             Check::Quic(_) => CheckKind::Quic,
+            Check::Upload(_) => CheckKind::Upload,
         }
     }
 
@@ -66,6 +70,7 @@ impl Check {
             Check::Http(c) => c.family,
             Check::Download(c) => c.family,
             Check::Quic(c) => c.family,
+            Check::Upload(c) => c.family,
         }
     }
 
@@ -96,6 +101,7 @@ impl Check {
             ],
             Check::Http(c) => vec![("target", c.written.clone())],
             Check::Download(c) => vec![("target", c.written.clone())],
+            Check::Upload(c) => vec![("target", c.written.clone())],
         }
     }
 
@@ -109,6 +115,7 @@ impl Check {
             Check::Http(c) => c.timeout,
             Check::Download(c) => c.timeout,
             Check::Quic(c) => c.timeout,
+            Check::Upload(c) => c.timeout,
         }
     }
 }
@@ -130,6 +137,8 @@ pub enum CheckOptions {
     Download(DownloadOptions),
     /// A QUIC handshake with `host:port`.
     Quic(QuicOptions),
+    /// A bounded upload to the target URL.
+    Upload(UploadOptions),
 }
 
 impl CheckOptions {
@@ -143,12 +152,13 @@ impl CheckOptions {
             CheckOptions::Http(_) => CheckKind::Http,
             CheckOptions::Download(_) => CheckKind::Download,
             CheckOptions::Quic(_) => CheckKind::Quic,
+            CheckOptions::Upload(_) => CheckKind::Upload,
         }
     }
 
     /// The check these options make of `target` (a name for dns,
-    /// `host:port` for tcp, tls, call_port and quic, a URL for http and
-    /// download), or why `target` is not one.
+    /// `host:port` for tcp, tls, call_port and quic, a URL for http,
+    /// download and upload), or why `target` is not one.
     pub fn check_for(&self, target: &str) -> Result<Check, String> {
         let host_port = || Target::parse(target, None);
         Ok(match self.clone() {
@@ -159,6 +169,7 @@ impl CheckOptions {
             CheckOptions::Http(o) => Check::Http(o.check(HttpUrl::parse(target)?)),
             CheckOptions::Download(o) => Check::Download(o.check(HttpUrl::parse(target)?)),
             CheckOptions::Quic(o) => Check::Quic(o.check(host_port()?)),
+            CheckOptions::Upload(o) => Check::Upload(o.check(HttpUrl::parse(target)?)),
         })
     }
 }
@@ -228,4 +239,5 @@ deref_to_options!(
     HttpCheck => HttpOptions,
     DownloadCheck => DownloadOptions,
     QuicCheck => QuicOptions,
+    UploadCheck => UploadOptions,
 );

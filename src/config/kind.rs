@@ -28,11 +28,13 @@ pub enum CheckKind {
     Download,
     /// A QUIC handshake.
     Quic,
+    /// A bounded upload.
+    Upload,
 }
 
 impl CheckKind {
     /// Every kind, in [`CheckKind::index`] order.
-    pub const ALL: [CheckKind; 7] = [
+    pub const ALL: [CheckKind; 8] = [
         CheckKind::Dns,
         CheckKind::Tcp,
         CheckKind::Tls,
@@ -40,6 +42,7 @@ impl CheckKind {
         CheckKind::Http,
         CheckKind::Download,
         CheckKind::Quic,
+        CheckKind::Upload,
     ];
 
     /// The label value, and how a module's `kind` names it.
@@ -52,6 +55,7 @@ impl CheckKind {
             CheckKind::Http => "http",
             CheckKind::Download => "download",
             CheckKind::Quic => "quic",
+            CheckKind::Upload => "upload",
         }
     }
 

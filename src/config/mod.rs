@@ -45,6 +45,7 @@ mod resolver;
 mod tcp;
 mod test_list;
 mod tls;
+mod upload;
 mod validate;
 mod values;
 mod web;
@@ -70,6 +71,7 @@ pub use regime::{Regime, Side};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
+pub use upload::{DEFAULT_UPLOAD_BYTES, UploadCheck, UploadOptions};
 pub use values::{CallMethod, EchOffer, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{ClientAuth, WebConfig, WebTls};
 

@@ -84,6 +84,8 @@ pub(super) struct RawService {
     pub download: Vec<Spanned<Entry<RawDownload>>>,
     #[serde(default)]
     pub quic: Vec<Spanned<Entry<RawQuic>>>,
+    #[serde(default)]
+    pub upload: Vec<Spanned<Entry<RawUpload>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +205,18 @@ raw_entry! {
 }
 
 raw_entry! {
+    /// An `upload:` entry.
+    RawUpload<T = HttpUrl> {
+        url: T;
+        bytes: Option<Size>,
+        min_rate: Option<Size>,
+        stall_after: Option<Dur>,
+        trust,
+        placement,
+    }
+}
+
+raw_entry! {
     /// A `quic:` entry.
     RawQuic<T = Target> {
         target: T;
@@ -270,6 +284,7 @@ pub(super) struct RawModule {
     max_redirects: Option<u32>,
     max_body: Option<Size>,
     max_bytes: Option<Size>,
+    bytes: Option<Size>,
     min_rate: Option<Size>,
     stall_after: Option<Dur>,
     alpn: Option<Vec<String>>,
@@ -304,6 +319,7 @@ pub(super) enum RawOptions {
     Http(RawHttp<()>),
     Download(RawDownload<()>),
     Quic(RawQuic<()>),
+    Upload(RawUpload<()>),
 }
 
 impl RawModule {
@@ -330,6 +346,7 @@ impl RawModule {
             CheckKind::Http => RawOptions::Http(RawHttp::from_module(m)),
             CheckKind::Download => RawOptions::Download(RawDownload::from_module(m)),
             CheckKind::Quic => RawOptions::Quic(RawQuic::from_module(m)),
+            CheckKind::Upload => RawOptions::Upload(RawUpload::from_module(m)),
         };
         (options, self.leftover())
     }

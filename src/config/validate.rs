@@ -298,10 +298,14 @@ impl Validator<'_> {
         self.entries(&at.key("quic"), raw.quic, c, |at, e| {
             self.quic(at, &d, e.0).map(|(t, o)| Check::Quic(o.check(t)))
         })?;
+        self.entries(&at.key("upload"), raw.upload, c, |at, e| {
+            self.upload(at, &d, e.0)
+                .map(|(u, o)| Check::Upload(o.check(u)))
+        })?;
         if checks.is_empty() {
             return Err(self.err(
                 &at,
-                "service has no checks: add dns, tcp, tls, call_ports, http, download or quic",
+                "service has no checks: add dns, tcp, tls, call_ports, http, download, upload or quic",
             ));
         }
         let mut allowed_ranges = top_ranges.to_vec();
@@ -374,6 +378,7 @@ impl Validator<'_> {
             RawOptions::Http(o) => CheckOptions::Http(self.http(&at, top, o)?.1),
             RawOptions::Download(o) => CheckOptions::Download(self.download(&at, top, o)?.1),
             RawOptions::Quic(o) => CheckOptions::Quic(self.quic(&at, top, o)?.1),
+            RawOptions::Upload(o) => CheckOptions::Upload(self.upload(&at, top, o)?.1),
         };
         Ok(Module {
             name: name.to_string(),
@@ -471,6 +476,7 @@ fn repeat(check: &Check) -> (String, Option<String>) {
         ),
         Check::Http(c) => (format!("duplicate http check of {:?}", c.written), None),
         Check::Download(c) => (format!("duplicate download of {:?}", c.written), None),
+        Check::Upload(c) => (format!("duplicate upload to {:?}", c.written), None),
         Check::Quic(c) => (
             format!(
                 "duplicate quic check of {:?} with the same sni",

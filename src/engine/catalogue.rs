@@ -146,6 +146,9 @@ impl Catalogue {
                     Check::Download(d) if d.url.scheme() == "https" => {
                         Some((&d.trust, tls::Alpn::Http1))
                     }
+                    Check::Upload(u) if u.url.scheme() == "https" => {
+                        Some((&u.trust, tls::Alpn::Http1))
+                    }
                     _ => None,
                 };
                 let tls = match wants {
@@ -185,6 +188,7 @@ impl Catalogue {
                 CheckOptions::Tls(o) => tls_for(&o.trust, tls::Alpn::Browser).map(Some),
                 CheckOptions::Http(o) => tls_for(&o.trust, tls::Alpn::Http1).map(Some),
                 CheckOptions::Download(o) => tls_for(&o.trust, tls::Alpn::Http1).map(Some),
+                CheckOptions::Upload(o) => tls_for(&o.trust, tls::Alpn::Http1).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;

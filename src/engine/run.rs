@@ -83,6 +83,7 @@ fn span(service: &str, check: &Check, config: &Config) -> tracing::Span {
         Check::Quic(c) => &c.target.written,
         Check::Http(c) => &c.written,
         Check::Download(c) => &c.written,
+        Check::Upload(c) => &c.written,
     };
     let span = tracing::debug_span!(
         "check",

@@ -264,6 +264,30 @@ fn render_items<'a>(
         "reachability_download_first_byte_seconds",
         "From the request sent to the response head, present when it came",
     );
+    let mut download_segments = Metric::new(
+        "reachability_download_segments",
+        "TCP segments the kernel received on the download's connection, from its SYN-ACK on (censors count packets)",
+    );
+    let mut upload_success = Metric::new(
+        "reachability_upload_success",
+        "1 if the peer acknowledged every body byte of the upload and answered 2xx",
+    );
+    let mut upload_bytes = Metric::new(
+        "reachability_upload_bytes",
+        "Body bytes of the upload the peer acknowledged (TCP_INFO), at most its bytes",
+    );
+    let mut upload_duration = Metric::new(
+        "reachability_upload_duration_seconds",
+        "From the request handed to the kernel to the last body byte acknowledged (or the end of the check's time)",
+    );
+    let mut upload_rate = Metric::new(
+        "reachability_upload_bytes_per_second",
+        "Body bytes acknowledged divided by the upload's duration",
+    );
+    let mut upload_segments = Metric::new(
+        "reachability_upload_segments",
+        "TCP segments the kernel sent on the upload's connection, from its SYN on, retransmissions included (censors count packets)",
+    );
     let mut quic_success = Metric::new(
         "reachability_quic_handshake_success",
         "1 if the QUIC handshake with the target completed and the certificate was accepted",
@@ -326,6 +350,10 @@ fn render_items<'a>(
                 Check::CallPort(_) => Some((&mut call_reachable, &mut call_rtt)),
                 Check::Quic(_) => Some((&mut quic_success, &mut quic_duration)),
                 Check::Download(_) => None,
+                Check::Upload(_) => {
+                    upload_success.set(&labels, b(ok));
+                    None
+                }
             };
             if let Some((success, timed)) = pair {
                 success.set(&labels, b(ok));
@@ -350,6 +378,17 @@ fn render_items<'a>(
                     download_rate.set(&labels, t.rate());
                     if let Some(f) = t.first_byte {
                         download_first_byte.set(&labels, f.as_secs_f64());
+                    }
+                    if let Some(n) = t.segments {
+                        download_segments.set(&labels, f64::from(n));
+                    }
+                }
+                Facts::Upload(t) => {
+                    upload_bytes.set(&labels, t.bytes as f64);
+                    upload_duration.set(&labels, t.duration.as_secs_f64());
+                    upload_rate.set(&labels, t.rate());
+                    if let Some(n) = t.segments {
+                        upload_segments.set(&labels, f64::from(n));
                     }
                 }
                 _ => {}
@@ -421,6 +460,12 @@ fn render_items<'a>(
         download_duration,
         download_rate,
         download_first_byte,
+        download_segments,
+        upload_success,
+        upload_bytes,
+        upload_duration,
+        upload_rate,
+        upload_segments,
         quic_success,
         quic_duration,
         failure,

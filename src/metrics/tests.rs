@@ -141,6 +141,7 @@ fn download_family_has_no_success_gauge() {
             first_byte: Some(ms(100)),
             stalled: false,
             status: None,
+            segments: None,
         }),
         control: None,
         ech: None,

@@ -10,13 +10,14 @@
 //! ended, and its rate is what was measured. Redirects are not followed; a
 //! status other than 2xx fails at stage `http`.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use rustls::ClientConfig;
 
 use super::http::{get_request, http_err, open, start};
-use super::{Facts, Outcome, Progress, TargetResolver, Transfer};
+use super::{Facts, Outcome, Progress, TargetResolver, Transfer, kernel};
 use crate::config::DownloadCheck;
 use crate::reason::{Reason, Stage};
 
@@ -27,7 +28,7 @@ pub async fn probe(
     resolver: TargetResolver<'_>,
     progress: &Progress,
 ) -> Outcome {
-    let stream = match open(&check.url, tls.as_ref(), &resolver, progress).await {
+    let (stream, conn) = match open(&check.url, tls.as_ref(), &resolver, progress).await {
         Ok(s) => s,
         Err((stage, reason)) => return Outcome::failed(stage, reason),
     };
@@ -43,6 +44,10 @@ pub async fn probe(
     progress.enter(Stage::Read);
     let sent = progress.transfer_started();
     let ended = |failure: Option<(Stage, Reason)>, stalled: bool, status: Option<u16>| {
+        // The connection is still open: its socket is the one counted.
+        if let Some(c) = kernel::tcp_counters(conn.fd.as_raw_fd()) {
+            progress.segments(c.segs_in);
+        }
         let transfer = progress.transfer(stalled).map(|t| Transfer { status, ..t });
         if let Some((stage, reason)) = failure {
             tracing::debug!(

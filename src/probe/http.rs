@@ -11,6 +11,7 @@
 //! request, every hop included.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -99,7 +100,7 @@ async fn fetch(
     resolver: &TargetResolver<'_>,
     progress: &Progress,
 ) -> Result<Hop, Failure> {
-    let stream = open(url, tls, resolver, progress).await?;
+    let (stream, _) = open(url, tls, resolver, progress).await?;
     progress.enter(Stage::Http);
     let (mut sender, _conn) = start(stream).await?;
     let request = get_request(url)?;
@@ -131,6 +132,19 @@ pub(super) fn http_err(e: hyper::Error) -> Failure {
         classify(&e)
     };
     (Stage::Http, reason)
+}
+
+/// An open connection beside its stream: its socket, for the kernel's
+/// counters, and the bytes TLS adds to each record (0 for plain HTTP).
+#[derive(Debug)]
+pub(super) struct Conn {
+    /// The TCP socket: a duplicate descriptor, so that the counters read
+    /// are this connection's even once the HTTP client has closed its own
+    /// (a closed descriptor's number may already name another socket). The
+    /// socket closes when both are closed.
+    pub fd: OwnedFd,
+    /// Header, tag (and TLS 1.2's explicit nonce) of each TLS record.
+    pub record_overhead: u64,
 }
 
 /// An HTTP/1.1 client on `stream`; the connection task ends when the
@@ -182,7 +196,7 @@ pub(super) async fn open(
     tls: Option<&Arc<ClientConfig>>,
     resolver: &TargetResolver<'_>,
     progress: &Progress,
-) -> Result<Pin<Box<dyn Stream>>, Failure> {
+) -> Result<(Pin<Box<dyn Stream>>, Conn), Failure> {
     let target = url_target(url).ok_or((Stage::Http, Reason::UnknownFailure))?;
     let ip = resolver
         .resolve(&target.host, progress)
@@ -192,6 +206,13 @@ pub(super) async fn open(
     let tcp = tcp::connect(SocketAddr::new(ip, target.port))
         .await
         .map_err(|e| (Stage::Connect, classify(&e)))?;
+    let mut conn = Conn {
+        fd: tcp
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| (Stage::Connect, classify(&e)))?,
+        record_overhead: 0,
+    };
     let stream: Pin<Box<dyn Stream>> = if url.scheme() == "https" {
         // Catalogue::new builds a TLS configuration for every HTTP check.
         let cfg = tls.ok_or((Stage::TlsHandshake, Reason::UnknownFailure))?;
@@ -205,9 +226,30 @@ pub(super) async fn open(
             .connect(name, tcp)
             .await
             .map_err(|e| (Stage::TlsHandshake, classify(&e)))?;
+        conn.record_overhead = record_overhead(s.get_ref().1);
         Box::pin(s)
     } else {
         Box::pin(tcp)
     };
-    Ok(stream)
+    Ok((stream, conn))
+}
+
+/// The bytes a TLS record adds to its plaintext under the negotiated
+/// suite: TLS 1.3 a 5-byte header, the content type and a 16-byte tag;
+/// TLS 1.2 with AES-GCM also an 8-byte explicit nonce, with ChaCha20 none.
+fn record_overhead(conn: &rustls::ClientConnection) -> u64 {
+    use rustls::{CipherSuite, ProtocolVersion};
+    match (
+        conn.protocol_version(),
+        conn.negotiated_cipher_suite().map(|s| s.suite()),
+    ) {
+        (Some(ProtocolVersion::TLSv1_2), Some(s))
+            if s == CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                || s == CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 =>
+        {
+            5 + 16
+        }
+        (Some(ProtocolVersion::TLSv1_2), _) => 5 + 8 + 16,
+        _ => 5 + 1 + 16,
+    }
 }

@@ -29,7 +29,41 @@ pub fn handshake_rtt(stream: &TcpStream) -> Option<Duration> {
         .then(|| Duration::from_micros(info.tcpi_rtt.into()))
 }
 
+/// What the kernel counted on a TCP connection so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpCounters {
+    /// Bytes we sent that the peer acknowledged (`tcpi_bytes_acked`).
+    pub bytes_acked: u64,
+    /// Segments sent, retransmissions and pure ACKs included
+    /// (`tcpi_segs_out`): what a censor counting packets from us sees.
+    pub segs_out: u32,
+    /// Segments received, pure ACKs included (`tcpi_segs_in`).
+    pub segs_in: u32,
+}
+
+/// The counters of the connection on `fd`, or `None` when `TCP_INFO` fails
+/// or the kernel is too old to fill them (before 4.2).
+pub fn tcp_counters(fd: RawFd) -> Option<TcpCounters> {
+    let (info, len) = tcp_info_len(fd).ok()?;
+    (len >= mem::offset_of!(libc::tcp_info, tcpi_segs_in) + 4).then_some(TcpCounters {
+        bytes_acked: info.tcpi_bytes_acked,
+        segs_out: info.tcpi_segs_out,
+        segs_in: info.tcpi_segs_in,
+    })
+}
+
 fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
+    let (info, len) = tcp_info_len(fd)?;
+    // tcpi_rtt and tcpi_total_retrans lie in the first 104 bytes, which
+    // every kernel since 2.6 fills.
+    if len < mem::offset_of!(libc::tcp_info, tcpi_total_retrans) + 4 {
+        return Err(io::Error::other("short TCP_INFO"));
+    }
+    Ok(info)
+}
+
+/// `TCP_INFO` and how many of its bytes the kernel filled.
+fn tcp_info_len(fd: RawFd) -> io::Result<(libc::tcp_info, usize)> {
     // SAFETY: tcp_info is plain integers: all zeroes is a valid value.
     let mut info: libc::tcp_info = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -48,12 +82,7 @@ fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    // tcpi_rtt and tcpi_total_retrans lie in the first 104 bytes, which
-    // every kernel since 2.6 fills.
-    if (len as usize) < mem::offset_of!(libc::tcp_info, tcpi_total_retrans) + 4 {
-        return Err(io::Error::other("short TCP_INFO"));
-    }
-    Ok(info)
+    Ok((info, len as usize))
 }
 
 /// Keeps the kernel's receive stamping switched on for the life of the

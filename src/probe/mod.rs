@@ -16,11 +16,12 @@ pub mod kernel;
 pub mod quic;
 pub mod tcp;
 pub mod tls;
+pub mod upload;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -93,6 +94,9 @@ pub enum Facts {
     },
     /// A download that got as far as sending its request.
     Download(Transfer),
+    /// An upload that got as far as sending its request: `bytes` are body
+    /// bytes the peer acknowledged, `first_byte` the response head.
+    Upload(Transfer),
     /// An `all_addresses` check: the outcome at each address, in answer
     /// order.
     Addresses(Vec<(IpAddr, Outcome)>),
@@ -111,6 +115,10 @@ pub struct Transfer {
     pub stalled: bool,
     /// The response's HTTP status, once its head came.
     pub status: Option<u16>,
+    /// Segments the kernel counted on the connection from its SYN on: for
+    /// a download those received, for an upload those sent (what a censor
+    /// counting packets sees). `None` when `TCP_INFO` could not tell.
+    pub segments: Option<u32>,
 }
 
 impl Transfer {
@@ -170,7 +178,7 @@ impl Outcome {
     pub fn http_status(&self) -> Option<u16> {
         match self.facts {
             Facts::Http { status } => Some(status),
-            Facts::Download(t) => t.status,
+            Facts::Download(t) | Facts::Upload(t) => t.status,
             _ => None,
         }
     }
@@ -219,7 +227,15 @@ struct TransferProgress {
     sent: OnceLock<Instant>,
     /// Nanoseconds from `sent` to the response head; `u64::MAX` before.
     first_byte_ns: AtomicU64,
+    /// Body bytes received (download) or acknowledged (upload).
     bytes: AtomicU64,
+    /// Nanoseconds from `sent` to the transfer's end (an upload's last
+    /// body byte acknowledged); `u64::MAX` while it runs.
+    ended_ns: AtomicU64,
+    /// Segments the kernel counted; 0 when not known.
+    segments: AtomicU32,
+    /// An upload, not a download.
+    upload: AtomicBool,
 }
 
 /// One address of an `all_addresses` check.
@@ -315,16 +331,50 @@ impl Progress {
         self.transfer.bytes.fetch_add(n, Ordering::Relaxed) + n
     }
 
+    /// Records that the transfer is an upload.
+    pub fn uploading(&self) {
+        self.transfer.upload.store(true, Ordering::Relaxed);
+    }
+
+    /// Records an upload's body bytes acknowledged so far.
+    pub fn acknowledged(&self, bytes: u64) {
+        self.transfer.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records that the transfer's last byte went (an upload's: was
+    /// acknowledged) `after` the request was sent.
+    pub fn transfer_ended(&self, after: Duration) {
+        let ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX - 1);
+        let _ = self.transfer.ended_ns.compare_exchange(
+            u64::MAX,
+            ns,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Records the segments the kernel counted on the connection.
+    pub fn segments(&self, n: u32) {
+        self.transfer.segments.store(n, Ordering::Relaxed);
+    }
+
     /// The transfer so far (`None` before the request was sent).
     pub fn transfer(&self, stalled: bool) -> Option<Transfer> {
         let sent = self.transfer.sent.get()?;
         let ns = self.transfer.first_byte_ns.load(Ordering::Relaxed);
+        let ended = self.transfer.ended_ns.load(Ordering::Relaxed);
+        let segments = self.transfer.segments.load(Ordering::Relaxed);
         Some(Transfer {
             bytes: self.transfer.bytes.load(Ordering::Relaxed),
-            duration: sent.elapsed(),
+            duration: if ended == u64::MAX {
+                sent.elapsed()
+            } else {
+                Duration::from_nanos(ended)
+            },
             first_byte: (ns != u64::MAX && ns != 0).then(|| Duration::from_nanos(ns)),
             stalled,
             status: None,
+            segments: (segments != 0).then_some(segments),
         })
     }
 
@@ -391,10 +441,16 @@ impl Progress {
         };
         let mut outcome = Outcome::failed(self.stage(), reason);
         if let Some(t) = self.transfer(false) {
-            if t.first_byte.is_some() {
-                outcome.failure = None;
+            if self.transfer.upload.load(Ordering::Relaxed) {
+                // An upload passes only once every byte was acknowledged
+                // and the response came.
+                outcome.facts = Facts::Upload(t);
+            } else {
+                if t.first_byte.is_some() {
+                    outcome.failure = None;
+                }
+                outcome.facts = Facts::Download(t);
             }
-            outcome.facts = Facts::Download(t);
         }
         outcome.control = control;
         outcome.ech = ech;
@@ -408,6 +464,9 @@ impl Default for TransferProgress {
             sent: OnceLock::new(),
             first_byte_ns: AtomicU64::new(u64::MAX),
             bytes: AtomicU64::new(0),
+            ended_ns: AtomicU64::new(u64::MAX),
+            segments: AtomicU32::new(0),
+            upload: AtomicBool::new(false),
         }
     }
 }
@@ -499,13 +558,15 @@ pub fn first_stage(check: &Check) -> Stage {
         Check::Quic(c) if named(&c.target.host) => Stage::Resolve,
         Check::Http(c) if url_named(&c.url) => Stage::Resolve,
         Check::Download(c) if url_named(&c.url) => Stage::Resolve,
+        Check::Upload(c) if url_named(&c.url) => Stage::Resolve,
         Check::CallPort(c) if c.transport == crate::config::Transport::Udp => Stage::Stun,
         Check::Quic(_) => Stage::QuicHandshake,
         Check::Tcp(_)
         | Check::Tls(_)
         | Check::CallPort(_)
         | Check::Http(_)
-        | Check::Download(_) => Stage::Connect,
+        | Check::Download(_)
+        | Check::Upload(_) => Stage::Connect,
     }
 }
 
@@ -544,6 +605,7 @@ pub async fn run(
             Check::Download(c) => {
                 download::probe(c, clients.tls.cloned(), resolver, progress).await
             }
+            Check::Upload(c) => upload::probe(c, clients.tls.cloned(), resolver, progress).await,
             Check::Quic(c) => {
                 // Built for every QUIC check and module at load.
                 let Some(cfg) = clients.quic else {

@@ -61,15 +61,18 @@ pub enum BlockingKind {
     /// encrypted_client_hello to the same address fails with a reset,
     /// timeout or EOF.
     EchBlocked,
-    /// A download's rate is below its `min_rate`.
+    /// A download's or upload's rate is below its `min_rate`.
     Throttled,
     /// A download got no byte for `stall_after`.
     Stalled,
+    /// An upload's acknowledged progress stopped for `stall_after` once its
+    /// handshakes were done, before every body byte was acknowledged.
+    UploadStalled,
 }
 
 impl BlockingKind {
     /// Every kind.
-    pub const ALL: [BlockingKind; 10] = [
+    pub const ALL: [BlockingKind; 11] = [
         BlockingKind::DnsRemoved,
         BlockingKind::DnsInjected,
         BlockingKind::IpBlocked,
@@ -80,6 +83,7 @@ impl BlockingKind {
         BlockingKind::EchBlocked,
         BlockingKind::Throttled,
         BlockingKind::Stalled,
+        BlockingKind::UploadStalled,
     ];
 
     /// The label value.
@@ -95,6 +99,7 @@ impl BlockingKind {
             BlockingKind::EchBlocked => "ech_blocked",
             BlockingKind::Throttled => "throttled",
             BlockingKind::Stalled => "stalled",
+            BlockingKind::UploadStalled => "upload_stalled",
         }
     }
 }
@@ -202,10 +207,10 @@ pub enum Case {
         /// the control).
         control: bool,
     },
-    /// A download with a `min_rate`.
+    /// A download or upload with a `min_rate`.
     Throttled {
-        /// The download check.
-        download: EntryId,
+        /// The download or upload check.
+        transfer: EntryId,
         /// Its `min_rate`, bytes per second.
         min_rate: u64,
     },
@@ -213,6 +218,11 @@ pub enum Case {
     Stalled {
         /// The download check.
         download: EntryId,
+    },
+    /// An upload.
+    UploadStalled {
+        /// The upload check.
+        upload: EntryId,
     },
 }
 
@@ -237,7 +247,9 @@ impl Case {
             Case::QuicBlocked { quic, tls, .. } => {
                 std::iter::once(*quic).chain(tls.iter().copied()).collect()
             }
-            Case::Throttled { download, .. } | Case::Stalled { download } => vec![*download],
+            Case::Throttled { transfer: id, .. }
+            | Case::Stalled { download: id }
+            | Case::UploadStalled { upload: id } => vec![*id],
         }
     }
 
@@ -431,12 +443,18 @@ fn judge_case<'a>(
             }
             Some(blocked_like)
         }
-        Case::Throttled { download, min_rate } => {
-            let o = outcome(*download)?;
+        Case::Throttled { transfer, min_rate } => {
+            let o = outcome(*transfer)?;
             match (&o.failure, &o.facts) {
                 (None, Facts::Download(t)) if !t.stalled && t.first_byte.is_some() => {
                     rate_below(t, *min_rate)
                 }
+                // An upload's rate stands whether it finished or ran out
+                // of time while the peer still acknowledged bytes.
+                (
+                    None | Some((Stage::Write | Stage::Http, Reason::GenericTimeout)),
+                    Facts::Upload(t),
+                ) if !t.stalled && t.bytes > 0 => rate_below(t, *min_rate),
                 _ => None,
             }
         }
@@ -444,6 +462,13 @@ fn judge_case<'a>(
             let o = outcome(*download)?;
             match &o.facts {
                 Facts::Download(t) => Some(t.stalled),
+                _ => None,
+            }
+        }
+        Case::UploadStalled { upload } => {
+            let o = outcome(*upload)?;
+            match &o.facts {
+                Facts::Upload(t) => Some(t.stalled),
                 _ => None,
             }
         }

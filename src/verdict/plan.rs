@@ -209,7 +209,7 @@ impl Service<'_> {
 
     /// The verdicts of one check and its partners: `sni_filtered`,
     /// `ech_blocked`, `udp_blocked`, `quic_sni_filtered`, `quic_blocked`,
-    /// `throttled`, `stalled`.
+    /// `throttled`, `stalled`, `upload_stalled`.
     fn pair_plans(&self, out: &mut Plans) {
         for (i, c) in &self.mine {
             let i = *i;
@@ -261,13 +261,24 @@ impl Service<'_> {
                 Check::Download(d) => {
                     if let Some(min_rate) = d.min_rate {
                         let case = Case::Throttled {
-                            download: i,
+                            transfer: i,
                             min_rate,
                         };
                         out.push(self.id, &d.written, BlockingKind::Throttled, case);
                     }
                     let case = Case::Stalled { download: i };
                     out.push(self.id, &d.written, BlockingKind::Stalled, case);
+                }
+                Check::Upload(u) => {
+                    if let Some(min_rate) = u.min_rate {
+                        let case = Case::Throttled {
+                            transfer: i,
+                            min_rate,
+                        };
+                        out.push(self.id, &u.written, BlockingKind::Throttled, case);
+                    }
+                    let case = Case::UploadStalled { upload: i };
+                    out.push(self.id, &u.written, BlockingKind::UploadStalled, case);
                 }
                 _ => {}
             }

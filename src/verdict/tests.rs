@@ -70,6 +70,7 @@ fn download(bytes: u64, millis: u64, first_byte: bool, stalled: bool) -> Outcome
             first_byte: first_byte.then_some(Duration::from_millis(50)),
             stalled,
             status: None,
+            segments: None,
         }),
         control: None,
         ech: None,
@@ -746,7 +747,7 @@ fn quic_blocked() {
 #[test]
 fn throttled_and_stalled() {
     let throttled = || Case::Throttled {
-        download: id(0),
+        transfer: id(0),
         min_rate: 100_000,
     };
     let stalled = || Case::Stalled { download: id(0) };
@@ -859,7 +860,7 @@ fn a_plan_reads_exactly_the_checks_of_its_cases() {
         (Case::EchBlocked { check: id(4) }, ids(&[4])),
         (
             Case::Throttled {
-                download: id(3),
+                transfer: id(3),
                 min_rate: 1,
             },
             ids(&[3]),

@@ -151,3 +151,97 @@ async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     // Let the client read before the (linger 0) socket is dropped.
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
+
+/// An HTTP/1.1 upload sink on 127.0.0.1:0 (over TLS with `tls`) whose
+/// sockets have a small receive buffer (4 KiB asked), so that what the
+/// server does not read, the kernel soon stops acknowledging — as when a
+/// censor freezes the connection. It reads one request per connection and
+/// answers by path: `/upload` reads the whole body (`Content-Length`) and
+/// answers 200; `/freeze` reads 16 KiB of the body and then nothing;
+/// `/slow` reads 1 KiB every 20 ms (about 50 KB/s), then answers 200;
+/// `/reject` answers 413 without reading the body. Returns its address.
+pub async fn upload_server(tls: Option<Arc<ServerConfig>>) -> SocketAddr {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(64).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(socket.into()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(TlsAcceptor::from);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(s) = a.accept(stream).await {
+                            serve_upload(s).await;
+                        }
+                    }
+                    None => serve_upload(stream).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Answers one upload on `s` as [`upload_server`] describes.
+async fn serve_upload<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    let end = loop {
+        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..end]).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut got = req.len() - end;
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    match path.as_str() {
+        "/upload" | "/slow" => {
+            let pause = (path == "/slow").then_some(Duration::from_millis(20));
+            while got < length {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+                if let Some(p) = pause {
+                    tokio::time::sleep(p).await;
+                }
+            }
+            let _ = s.write_all(ok).await;
+        }
+        "/freeze" => {
+            while got < 16384 {
+                match s.read(&mut buf[..(16384 - got).min(1024)]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        "/reject" => {
+            let _ = s
+                .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+        _ => return,
+    }
+    let _ = s.flush().await;
+    let _ = s.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
