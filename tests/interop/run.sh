@@ -69,6 +69,7 @@ install_packages() {
     command -v curl >/dev/null || need+=(curl)
     command -v openssl >/dev/null || need+=(openssl)
     command -v tcpdump >/dev/null || need+=(tcpdump)
+    command -v ethtool >/dev/null || need+=(ethtool)
     command -v python3 >/dev/null || need+=(python3)
     command -v systemd-analyze >/dev/null || need+=(systemd)
     command -v buildah >/dev/null || need+=(buildah)
@@ -215,6 +216,8 @@ http {
         location /moved { return 302 /; }
         location /missing { return 404; }
         location /big.bin { root $WORK/www; }
+        # An upload sink: nginx reads and discards the body.
+        location = /upload { client_max_body_size 10m; return 200 "ok\n"; }
     }
 }
 EOF
@@ -280,6 +283,7 @@ services:
     # The neutral name of the QUIC control handshake (quic_sni_filtered).
     quic: [{ target: "chat.lab:443", ca_file: ca.pem, control_sni: neutral.lab }]
     download: [{ url: "http://chat.lab/big.bin", min_rate: 1MiB, stall_after: 1s }]
+    upload: [{ url: "http://chat.lab/upload", bytes: 256KiB, stall_after: 1s }]
 EOF
     VANTAGE_COUNTRY=XA spawn ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter.yaml" --log.level warn
     EXPORTER_PID=$!
@@ -414,8 +418,9 @@ s_baseline() {
     local all
     all=$(grep -cE '^reachability_[a-z_]+_success\{' <<<"$LAST" || true)
     # chat: 2 names x 4 resolvers, 2 tcp, 3 tls, 3 http; latency: 1 tcp,
-    # 1 tls; video: 1 tls, 1 quic (a download has no success gauge)
-    [ "$all" = 20 ] || ERRORS+=("$all success series, want 20")
+    # 1 tls; video: 1 tls, 1 quic, 1 upload (a download has no success
+    # gauge)
+    [ "$all" = 21 ] || ERRORS+=("$all success series, want 21")
     [ "$ok" = "$all" ] || ERRORS+=("$ok of $all checks succeed")
     # Every configured service is up, and there is no other.
     local svc
@@ -448,6 +453,8 @@ s_baseline() {
     expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"$BIG\" kind=\"stalled\"
     expect "$LAST" 1 reachability_quic_handshake_success service=\"video\" target=\"chat.lab:443\"
     expect "$LAST" 1048576 reachability_download_bytes service=\"video\"
+    expect "$LAST" 262144 reachability_upload_bytes service=\"video\"
+    expect "$LAST" 0 reachability_blocking_suspected service=\"video\" target=\"http://chat.lab/upload\" kind=\"upload_stalled\"
     return 0
 }
 
@@ -559,6 +566,65 @@ s_freeze_16k() {
     bytes=$(value "$LAST" reachability_download_bytes service=\"video\")
     awk -v b="${bytes:-0}" 'BEGIN { exit !(b > 0 && b <= 16384) }' \
         || ERRORS+=("${bytes:-absent} bytes before the freeze, want 1..16384")
+}
+
+# offloads off|on: segmentation and coalescing on both ends of the veth, so
+# that iptables sees the packets on the wire (with them on, the sender's
+# chains see 64 KB super-packets and the receiver's coalesced ones).
+offloads() {
+    in_cli ethtool -K "rec$$" tso "$1" gso "$1" gro "$1" >/dev/null
+    in_srv ethtool -K "res$$" tso "$1" gso "$1" gro "$1" >/dev/null
+}
+
+s_upload_freeze_25() {
+    # The TSPU's freeze, counted in packets (the "l4-25" checkers): the
+    # client's packets on a connection to port 80 dropped from the 25th on.
+    offloads off
+    in_srv iptables -A INPUT -p tcp --dport 80 -m connbytes --connbytes 25: \
+        --connbytes-dir original --connbytes-mode packets -j DROP
+    LAST=$(scrape)
+    in_srv iptables -F INPUT
+    offloads on
+    [ -n "$LAST" ] || return 1
+    local up=(service=\"video\" target=\"http://chat.lab/upload\")
+    verdict "$LAST" 1 video http://chat.lab/upload upload_stalled
+    expect "$LAST" 0 reachability_upload_success "${up[@]}"
+    expect_failure "$LAST" "${up[@]}" check=\"upload\" write generic_timeout_error
+    local bytes segs
+    bytes=$(value "$LAST" reachability_upload_bytes "${up[@]}")
+    segs=$(value "$LAST" reachability_upload_segments "${up[@]}")
+    # 24 packets through: SYN, ACK, the head, then at most 21 full segments.
+    awk -v b="${bytes:-0}" 'BEGIN { exit !(b > 0 && b <= 24 * 1448) }' \
+        || ERRORS+=("${bytes:-absent} bytes acknowledged before the freeze, want 1..$((24 * 1448))")
+    # The kernel sent more than got through: its retransmissions count.
+    awk -v s="${segs:-0}" 'BEGIN { exit !(s >= 25) }' \
+        || ERRORS+=("${segs:-absent} segments sent, want at least 25")
+    log "     upload frozen at 25 packets: ${bytes:-?} bytes acknowledged, ${segs:-?} segments sent"
+}
+
+s_download_freeze_25() {
+    # The same freeze on the server's replies: from the 25th packet of the
+    # reply direction on, nothing reaches the client. Counted where the
+    # packets arrive (the client's INPUT): the server's OUTPUT would see
+    # super-packets, since software segmentation comes after it.
+    offloads off
+    in_cli iptables -A INPUT -p tcp --sport 80 -m connbytes --connbytes 25: \
+        --connbytes-dir reply --connbytes-mode packets -j DROP
+    LAST=$(scrape)
+    in_cli iptables -F INPUT
+    offloads on
+    [ -n "$LAST" ] || return 1
+    verdict "$LAST" 1 video "$BIG" stalled
+    expect_failure "$LAST" service=\"video\" check=\"download\" read generic_timeout_error
+    local segs bytes
+    segs=$(value "$LAST" reachability_download_segments service=\"video\")
+    bytes=$(value "$LAST" reachability_download_bytes service=\"video\")
+    # 24 reply packets: the SYN-ACK, the response head's and the body's.
+    awk -v s="${segs:-0}" 'BEGIN { exit !(s >= 20 && s <= 24) }' \
+        || ERRORS+=("${segs:-absent} segments received, want 20..24")
+    awk -v b="${bytes:-0}" 'BEGIN { exit !(b > 0 && b <= 23 * 1448) }' \
+        || ERRORS+=("${bytes:-absent} bytes before the freeze, want 1..$((23 * 1448))")
+    log "     download frozen at 25 packets: ${bytes:-?} bytes, ${segs:-?} segments received"
 }
 
 s_nxdomain() {
@@ -1295,6 +1361,8 @@ main() {
     scenario ech-blocked s_ech_blocked
     scenario throttled s_throttled
     scenario freeze-16k s_freeze_16k
+    scenario upload-freeze-25 s_upload_freeze_25
+    scenario download-freeze-25 s_download_freeze_25
     scenario latency-10ms s_latency_10ms
     scenario latency-50ms s_latency_50ms
     scenario latency-150ms s_latency_150ms
