@@ -710,6 +710,7 @@ async fn ad_hoc_probes_of_allowed_targets_only() {
             tls_server_counted_at("127.0.0.2:0", pki.server_config(&["ok.test"], CertKind::Good, &[])).await;
         let closed = closed_port().await;
         let http = http_server(None).await;
+        let sink = upload_server(None).await;
         let quic = quic_server("127.0.0.1:0", pki.server_config(&["ok.test"], CertKind::Good, &[b"h3"])).await;
         let yaml = format!(
             r#"allowed_ranges: [127.0.0.0/8]
@@ -723,6 +724,7 @@ modules:
   dl: {{ kind: download, max_bytes: 32KiB, stall_after: 1s }}
   h3: {{ kind: quic, sni: ok.test, ca_file: "{ca}" }}
   bad_dl: {{ kind: download, min_rate: 1GiB }}
+  up: {{ kind: upload, bytes: 40KiB }}
 services:
   s:
     tcp: ["{closed}"]
@@ -754,6 +756,10 @@ services:
         // A download module, and a QUIC module with its own CA and SNI.
         let (_, body) = probe(format!("target=http://{http}/fast&module=dl")).await;
         assert_eq!(sample(&body, "reachability_download_bytes", &[("service", "dl")]), Some(32768.0), "{body}");
+        // An upload module: its size from the module.
+        let (_, body) = probe(format!("target=http://{sink}/upload&module=up")).await;
+        assert_eq!(sample(&body, "reachability_upload_success", &[("service", "up")]), Some(1.0), "{body}");
+        assert_eq!(sample(&body, "reachability_upload_bytes", &[("service", "up")]), Some(40960.0), "{body}");
         let (_, body) = probe(format!("target={quic}&module=h3")).await;
         assert_eq!(sample(&body, "reachability_quic_handshake_success", &[("service", "h3"), ("sni", "ok.test")]), Some(1.0), "{body}");
         // /probe renders no verdicts: they need a service's paired checks.
