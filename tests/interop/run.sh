@@ -649,6 +649,21 @@ s_syn_dropped() {
     # and DoH answer.
     verdict "$LAST" 1 chat chat.lab:443 ip_blocked
     verdict "$LAST" 0 chat chat.lab:80 ip_blocked
+    # No plain handshake to compare the GREASE-ECH one with.
+    verdict "$LAST" absent video chat.lab:443 ech_blocked
+}
+
+s_http_refused() {
+    # Port 80 refused: the transfers never send a request, so neither
+    # freeze verdict can be judged.
+    in_srv iptables -A INPUT -p tcp --dport 80 --syn -j REJECT --reject-with tcp-reset
+    LAST=$(scrape) || return 1
+    expect_failure "$LAST" service=\"video\" check=\"upload\" connect connection_refused
+    expect_failure "$LAST" service=\"video\" check=\"download\" connect connection_refused
+    verdict "$LAST" absent video http://chat.lab/upload upload_stalled
+    verdict "$LAST" absent video "$BIG" stalled
+    verdict "$LAST" absent video "$BIG" throttled
+    expect "$LAST" absent reachability_upload_bytes service=\"video\"
 }
 
 s_syn_reset() {
@@ -1118,6 +1133,7 @@ latency() { # DELAY_MS
 
 FIDELITY=()
 print_fidelity() {
+    [ ${#FIDELITY[@]} -gt 0 ] || return 0
     log "     timing fidelity, medians of 5 (ms; D held in an NFQUEUE towards the server):"
     log "     |    D | exporter connect | wire connect | ratio | curl time_connect | exporter TLS | wire TLS | ratio | curl appconnect-connect | python ssl |"
     for row in "${FIDELITY[@]}"; do log "     $row"; done
@@ -1351,6 +1367,7 @@ main() {
     scenario nxdomain s_nxdomain
     scenario syn-dropped s_syn_dropped
     scenario syn-reset s_syn_reset
+    scenario http-refused s_http_refused
     scenario sni-reset s_sni_reset
     scenario hello-dropped s_hello_dropped
     scenario udp-calls-blocked s_udp_calls_blocked
