@@ -1,7 +1,7 @@
 //! reachability_exporter: a Prometheus exporter that probes, on every scrape,
 //! whether configured services are reachable — DNS through the system and
 //! control resolvers, TCP connects, TLS and QUIC handshakes, call ports
-//! (STUN over UDP and TCP), HTTP requests and bounded downloads — and when
+//! (STUN over UDP and TCP), HTTP requests, bounded downloads and uploads — and when
 //! they are not, at which stage, for what reason, and what kind of blocking
 //! the evidence points to.
 //!

@@ -13,7 +13,7 @@ use reachability_exporter::logs;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Probes whether configured services are reachable (DNS, TCP, TLS, QUIC,
-/// call ports, HTTP, downloads) on every Prometheus scrape, and says how
+/// call ports, HTTP, downloads, uploads) on every Prometheus scrape, and says how
 /// they fail and what kind of blocking the evidence points to.
 #[derive(Debug, Parser)]
 #[command(version, about)]

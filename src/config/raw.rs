@@ -360,6 +360,7 @@ impl RawModule {
             ("ca_file", self.ca_file.is_some()),
             ("insecure", self.insecure),
             ("max_bytes", self.max_bytes.is_some()),
+            ("bytes", self.bytes.is_some()),
             ("min_rate", self.min_rate.is_some()),
             ("stall_after", self.stall_after.is_some()),
             ("alpn", self.alpn.is_some()),

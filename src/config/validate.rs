@@ -356,7 +356,8 @@ impl Validator<'_> {
         let (raw, leftover) = m.value.split();
         if let Some(key) = leftover {
             let kind = kind.as_str();
-            return Err(self.err(&at, format!("`{key}` does not apply to a {kind} module")));
+            let a = if kind.starts_with('u') { "an" } else { "a" };
+            return Err(self.err(&at, format!("`{key}` does not apply to {a} {kind} module")));
         }
         let options = match raw {
             RawOptions::Dns {

@@ -219,6 +219,10 @@ pub struct Progress {
     addresses: OnceLock<Vec<AddressProgress>>,
     /// A deadline cut the check off.
     cut: AtomicBool,
+    /// The check's deadline is its own timeout, not an earlier one (the
+    /// scrape's): an evidence handshake still unanswered when it passes had
+    /// the check's whole time, and its silence counts.
+    full_time: AtomicBool,
 }
 
 /// A download's transfer so far, readable when it is cut off.
@@ -276,6 +280,12 @@ impl Progress {
     pub fn set_control(&self, answered: bool) {
         self.control
             .store(if answered { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// Records whether the check runs for its whole timeout (the deadline
+    /// is its own), which an `all_addresses` check's addresses share.
+    pub fn set_full_time(&self, full: bool) {
+        self.full_time.store(full, Ordering::Relaxed);
     }
 
     /// Records that the GREASE-ECH handshake entered `stage`.
@@ -410,20 +420,22 @@ impl Progress {
                     .collect(),
             );
         }
-        let ech = self.ech_result().or_else(|| {
-            // Still running at the deadline: no answer in the check's time.
-            match self.ech_stage.load(Ordering::Relaxed) {
-                0 => None,
-                s => Some(EchResult::Failed(
+        // An evidence handshake still running at the check's own deadline
+        // got no answer in the check's time: silence. Cut off earlier (by
+        // the scrape's deadline), it had less time than the check: not
+        // finished.
+        let full = self.full_time.load(Ordering::Relaxed);
+        let ech = self
+            .ech_result()
+            .or_else(|| match self.ech_stage.load(Ordering::Relaxed) {
+                s if s != 0 && full => Some(EchResult::Failed(
                     Stage::from_u8(s - 1),
                     Reason::GenericTimeout,
                 )),
-            }
-        });
-        // A control handshake still unanswered at the check's deadline got
-        // no answer in the check's time: silence.
+                _ => None,
+            });
         let control = match self.control.load(Ordering::Relaxed) {
-            3 => Some(false),
+            3 if full => Some(false),
             _ => self.control_result(),
         };
         if let Some(done) = self.finished.get() {
@@ -492,10 +504,14 @@ where
     let subs = progress.addresses.get_or_init(|| {
         ips.into_iter()
             .take(max)
-            .map(|ip| AddressProgress {
-                ip,
-                progress: Progress::default(),
-                outcome: OnceLock::new(),
+            .map(|ip| {
+                let sub = Progress::default();
+                sub.set_full_time(progress.full_time.load(Ordering::Relaxed));
+                AddressProgress {
+                    ip,
+                    progress: sub,
+                    outcome: OnceLock::new(),
+                }
             })
             .collect()
     });
@@ -580,7 +596,9 @@ pub async fn run(
     deadline: Instant,
     progress: &Progress,
 ) -> Outcome {
-    let deadline = deadline.min(Instant::now() + check.timeout());
+    let own = Instant::now() + check.timeout();
+    progress.set_full_time(own <= deadline);
+    let deadline = deadline.min(own);
     let fut = async {
         match check {
             Check::Dns(c) => {
@@ -723,6 +741,9 @@ mod tests {
         let p = Progress::default();
         p.enter(Stage::TlsHandshake);
         p.ech_enter(Stage::Connect);
+        // Cut off by an earlier deadline than the check's own: unfinished.
+        assert_eq!(p.cut_off().ech, None);
+        p.set_full_time(true);
         assert_eq!(
             p.cut_off().ech,
             Some(EchResult::Failed(Stage::Connect, Reason::GenericTimeout))
@@ -751,7 +772,13 @@ mod tests {
         assert_eq!(p.cut_off().control, None);
         p.control_started();
         assert_eq!(p.control_result(), None, "running");
-        assert_eq!(p.cut_off().control, Some(false), "silent until cut off");
+        assert_eq!(p.cut_off().control, None, "cut off by the scrape");
+        p.set_full_time(true);
+        assert_eq!(
+            p.cut_off().control,
+            Some(false),
+            "silent for its whole time"
+        );
         p.set_control(true);
         assert_eq!(p.cut_off().control, Some(true));
         p.set_control(false);

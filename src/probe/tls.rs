@@ -172,7 +172,18 @@ async fn handshake_at(
         progress.ech_enter(Stage::Connect);
         async move {
             let result = grease_handshake(check, config, addr, progress).await;
-            tracing::debug!(%addr, ?result, "GREASE-ECH handshake");
+            match result {
+                EchResult::Completed => {
+                    tracing::debug!(%addr, completed = true, "GREASE-ECH handshake");
+                }
+                EchResult::Failed(stage, reason) => tracing::debug!(
+                    %addr,
+                    completed = false,
+                    stage = stage.as_str(),
+                    reason = reason.as_str(),
+                    "GREASE-ECH handshake"
+                ),
+            }
             progress.set_ech(result);
         }
     });
