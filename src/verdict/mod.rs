@@ -382,16 +382,7 @@ fn judge_case<'a>(
                 _ => None,
             }
         }
-        Case::SniFiltered { check } => {
-            let o = outcome(*check)?;
-            match &o.facts {
-                Facts::Addresses(per) => per
-                    .iter()
-                    .filter_map(|(_, o)| sni_verdict(o))
-                    .reduce(|a, b| a || b),
-                _ => sni_verdict(o),
-            }
-        }
+        Case::SniFiltered { check } => each_address(outcome(*check)?, sni_verdict),
         Case::UdpBlocked { udp, tcp } => {
             let u = outcome(*udp)?;
             if u.is_ok() {
@@ -401,16 +392,7 @@ fn judge_case<'a>(
                 .any(|&t| outcome(t).is_some_and(|o| o.is_ok()))
                 .then_some(true)
         }
-        Case::EchBlocked { check } => {
-            let o = outcome(*check)?;
-            match &o.facts {
-                Facts::Addresses(per) => per
-                    .iter()
-                    .filter_map(|(_, o)| ech_verdict(o))
-                    .reduce(|a, b| a || b),
-                _ => ech_verdict(o),
-            }
-        }
+        Case::EchBlocked { check } => each_address(outcome(*check)?, ech_verdict),
         Case::QuicSniFiltered { check } => {
             let q = outcome(*check)?;
             match q.failure {
@@ -472,6 +454,18 @@ fn judge_case<'a>(
                 _ => None,
             }
         }
+    }
+}
+
+/// `verdict` of a check's outcome — of each address's, for an
+/// `all_addresses` check, 1 if any says 1.
+fn each_address(o: &Outcome, verdict: fn(&Outcome) -> Option<bool>) -> Option<bool> {
+    match &o.facts {
+        Facts::Addresses(per) => per
+            .iter()
+            .filter_map(|(_, o)| verdict(o))
+            .reduce(|a, b| a || b),
+        _ => verdict(o),
     }
 }
 

@@ -207,6 +207,18 @@ impl Service<'_> {
         }
     }
 
+    /// `throttled` for transfer `i` (a download or an upload, `written` its
+    /// URL) when it has a `min_rate`.
+    fn throttled(&self, out: &mut Plans, i: EntryId, written: &str, min_rate: Option<u64>) {
+        if let Some(min_rate) = min_rate {
+            let case = Case::Throttled {
+                transfer: i,
+                min_rate,
+            };
+            out.push(self.id, written, BlockingKind::Throttled, case);
+        }
+    }
+
     /// The verdicts of one check and its partners: `sni_filtered`,
     /// `ech_blocked`, `udp_blocked`, `quic_sni_filtered`, `quic_blocked`,
     /// `throttled`, `stalled`, `upload_stalled`.
@@ -259,24 +271,12 @@ impl Service<'_> {
                     }
                 }
                 Check::Download(d) => {
-                    if let Some(min_rate) = d.min_rate {
-                        let case = Case::Throttled {
-                            transfer: i,
-                            min_rate,
-                        };
-                        out.push(self.id, &d.written, BlockingKind::Throttled, case);
-                    }
+                    self.throttled(out, i, &d.written, d.min_rate);
                     let case = Case::Stalled { download: i };
                     out.push(self.id, &d.written, BlockingKind::Stalled, case);
                 }
                 Check::Upload(u) => {
-                    if let Some(min_rate) = u.min_rate {
-                        let case = Case::Throttled {
-                            transfer: i,
-                            min_rate,
-                        };
-                        out.push(self.id, &u.written, BlockingKind::Throttled, case);
-                    }
+                    self.throttled(out, i, &u.written, u.min_rate);
                     let case = Case::UploadStalled { upload: i };
                     out.push(self.id, &u.written, BlockingKind::UploadStalled, case);
                 }
