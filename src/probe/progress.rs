@@ -277,7 +277,9 @@ impl Progress {
         if let Some(t) = self.transfer(false) {
             if self.transfer.upload.load(Ordering::Relaxed) {
                 // An upload passes only once every byte was acknowledged
-                // and the response came.
+                // and the response came. Its duration is the transfer's, as
+                // when it ends by itself.
+                outcome.duration = Some(t.duration);
                 outcome.facts = Facts::Upload(t);
             } else {
                 if t.first_byte.is_some() {
@@ -431,6 +433,23 @@ mod tests {
         assert_eq!(p.cut_off().control, Some(true));
         p.set_control(false);
         assert_eq!(p.cut_off().control, Some(false));
+    }
+
+    #[test]
+    fn an_upload_cut_off_fails_with_its_figures() {
+        let p = Progress::default();
+        p.uploading();
+        p.enter(Stage::Write);
+        p.transfer_started();
+        p.acknowledged(30_000);
+        p.segments(40);
+        let o = p.cut_off();
+        assert_eq!(o.failure, Some((Stage::Write, Reason::GenericTimeout)));
+        let Facts::Upload(t) = o.facts else {
+            panic!("not an upload's facts: {o:?}");
+        };
+        assert_eq!((t.bytes, t.segments, t.stalled), (30_000, Some(40), false));
+        assert_eq!(o.duration, Some(t.duration));
     }
 
     #[test]
