@@ -385,7 +385,7 @@ async fn downloads_throttled_and_stalled() {
         let http = http_server(None).await;
         let closed = closed_port().await;
         let config = format!(
-            "timeout: 3s\nservices:\n  s:\n    download:\n      - {{ url: \"http://{http}/trickle\", min_rate: 200000, stall_after: 1s }}\n      - {{ url: \"http://{http}/fast\", min_rate: 100KiB, max_bytes: 128KiB }}\n      - {{ url: \"http://{http}/freeze\", min_rate: 1000, stall_after: 300ms }}\n      - {{ url: \"http://{closed}/fast\", min_rate: 1000 }}\n      - {{ url: \"http://{http}/ok\", min_rate: 100KiB }}\n"
+            "timeout: 3s\nservices:\n  s:\n    download:\n      - {{ url: \"http://{http}/trickle\", min_rate: 200000, stall_after: 1s }}\n      - {{ url: \"http://{http}/fast\", min_rate: 100KiB, max_bytes: 128KiB }}\n      - {{ url: \"http://{http}/freeze\", min_rate: 1000, stall_after: 300ms }}\n      - {{ url: \"http://{closed}/fast\", min_rate: 1000 }}\n      - {{ url: \"http://{http}/ok\", min_rate: 100KiB }}\n      - {{ url: \"http://{http}/64k\", stall_after: 10s }}\n"
         );
         let body = scrape(&config, dir.path()).await;
         let trickle = format!("http://{http}/trickle");
@@ -420,6 +420,11 @@ async fn downloads_throttled_and_stalled() {
         assert_eq!(m("reachability_download_bytes", &small), Some(5.0), "{body}");
         assert_eq!(verdict(&body, "s", &small, "throttled"), None, "{body}");
         assert_eq!(verdict(&body, "s", &small, "stalled"), Some(0.0));
+        // Cut off by its timeout while the body had stopped short of
+        // stall_after: measured, its segments too.
+        let cut = format!("http://{http}/64k");
+        assert_eq!(m("reachability_download_bytes", &cut), Some(65536.0), "{body}");
+        assert!(m("reachability_download_segments", &cut).is_some_and(|n| n >= 2.0), "{body}");
         // Never connected: nothing to judge.
         assert_eq!(verdict(&body, "s", &down, "stalled"), None);
         assert_eq!(verdict(&body, "s", &down, "throttled"), None);

@@ -93,6 +93,11 @@ pub async fn probe(
                 // Count no more than max_bytes: a frame may overshoot it.
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
                 bytes = progress.received(n.min(check.max_bytes - bytes));
+                // Kept as it goes: a download cut off by its deadline has
+                // them too.
+                if let Some(c) = kernel::tcp_counters(conn.fd.as_raw_fd()) {
+                    progress.segments(c.segs_in);
+                }
             }
             Ok(Some(Err(e))) => return ended(Some((Stage::Read, http_err(e).1)), false, status),
         }
