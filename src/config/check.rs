@@ -17,9 +17,9 @@ use rustls::RootCertStore;
 use super::kind::CheckKind;
 use super::values::{DnsName, HttpUrl, IpFamily, Target};
 use super::{
-    CallPortCheck, CallPortOptions, DnsCheck, DnsOptions, DownloadCheck, DownloadOptions,
-    HttpCheck, HttpOptions, QuicCheck, QuicOptions, Resolver, TcpCheck, TcpOptions, TlsCheck,
-    TlsOptions, UploadCheck, UploadOptions,
+    CallPortCheck, CallPortOptions, DnsCheck, DnsOptions, HttpCheck, HttpOptions, QuicCheck,
+    QuicOptions, Resolver, TcpCheck, TcpOptions, TlsCheck, TlsOptions, TransferCheck,
+    TransferOptions,
 };
 
 /// One check of a service, or of a `/probe` request.
@@ -36,12 +36,12 @@ pub enum Check {
     /// An HTTP(S) GET.
     Http(HttpCheck),
     /// A bounded HTTP(S) download, timed and rated.
-    Download(DownloadCheck),
+    Download(TransferCheck),
     /// A QUIC handshake.
     Quic(QuicCheck),
     /// A bounded HTTP(S) upload (a POST), its acknowledged progress timed
     /// and rated.
-    Upload(UploadCheck),
+    Upload(TransferCheck),
 }
 
 impl Check {
@@ -134,11 +134,11 @@ pub enum CheckOptions {
     /// GET the target URL.
     Http(HttpOptions),
     /// A bounded download of the target URL.
-    Download(DownloadOptions),
+    Download(TransferOptions),
     /// A QUIC handshake with `host:port`.
     Quic(QuicOptions),
     /// A bounded upload to the target URL.
-    Upload(UploadOptions),
+    Upload(TransferOptions),
 }
 
 impl CheckOptions {
@@ -210,11 +210,74 @@ pub enum Trust {
 
 /// The server name a TLS or QUIC handshake with `target` sends: the one
 /// configured, else the target's host name; none for a bare IP address.
-pub(super) fn sni_for(configured: Option<&str>, target: &Target) -> Option<String> {
+fn sni_for(configured: Option<&str>, target: &Target) -> Option<String> {
     match (configured, &target.host) {
         (Some(name), _) => Some(name.to_string()),
         (None, super::Host::Name(n)) => Some(n.clone()),
         (None, super::Host::Ip(_)) => None,
+    }
+}
+
+/// A handshake with a target under a server name: a TLS or a QUIC check
+/// (its options are read through it: `check.trust`).
+#[derive(Debug, Clone)]
+pub struct NamedCheck<O> {
+    /// Where to (TCP for TLS, UDP for QUIC).
+    pub target: Target,
+    /// Server name sent and verified; `None` sends none (bare IP target).
+    pub sni: Option<String>,
+    /// How.
+    pub options: O,
+}
+
+/// The options of a [`NamedCheck`]: the server name configured, and the
+/// neutral name of the control handshake.
+trait Names {
+    /// `sni:` as configured, and `control_sni:`.
+    fn names(&mut self) -> (Option<&str>, &mut Option<String>);
+}
+
+/// The check of `target`: its SNI is the name configured, else the
+/// target's host name ([`sni_for`]); the neutral name is kept only when it
+/// differs from the SNI (the same name would prove nothing).
+fn named_check<O: Names>(target: Target, mut options: O) -> NamedCheck<O> {
+    let (configured, control) = options.names();
+    let sni = sni_for(configured, &target);
+    if *control == sni {
+        *control = None;
+    }
+    NamedCheck {
+        target,
+        sni,
+        options,
+    }
+}
+
+/// TLS and QUIC options: where their names are, and their check of a
+/// target.
+macro_rules! named_options {
+    ($($options:ident),*) => {$(
+        impl Names for $options {
+            fn names(&mut self) -> (Option<&str>, &mut Option<String>) {
+                (self.server_name.as_deref(), &mut self.control_sni)
+            }
+        }
+
+        impl $options {
+            /// The check of `target`.
+            pub fn check(self, target: Target) -> NamedCheck<$options> {
+                named_check(target, self)
+            }
+        }
+    )*};
+}
+
+named_options!(TlsOptions, QuicOptions);
+
+impl<O> std::ops::Deref for NamedCheck<O> {
+    type Target = O;
+    fn deref(&self) -> &O {
+        &self.options
     }
 }
 
@@ -234,10 +297,7 @@ macro_rules! deref_to_options {
 deref_to_options!(
     DnsCheck => DnsOptions,
     TcpCheck => TcpOptions,
-    TlsCheck => TlsOptions,
     CallPortCheck => CallPortOptions,
     HttpCheck => HttpOptions,
-    DownloadCheck => DownloadOptions,
-    QuicCheck => QuicOptions,
-    UploadCheck => UploadOptions,
+    TransferCheck => TransferOptions,
 );

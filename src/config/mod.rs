@@ -21,8 +21,8 @@
 //!   sizes, names, URLs…).
 //! - `validate`: raw → [`Config`]; every rule that spans keys, once.
 //! - one module per check kind (`dns`, `tcp`, `tls`, `call_port`, `http`,
-//!   `download`, `quic`): its options, its check ("options + target") and
-//!   its validation.
+//!   `quic`; `transfer` for downloads and uploads): its options, its check
+//!   ("options + target") and its validation.
 //! - `check`: [`Check`], [`CheckOptions`], [`Module`], [`Trust`];
 //!   `kind`: [`CheckKind`].
 //! - `resolver`: [`Resolver`]s and resolv.conf; `allow`: `probe_allow`;
@@ -33,7 +33,6 @@ mod call_port;
 mod check;
 mod decode;
 mod dns;
-mod download;
 mod http;
 mod kind;
 mod listen;
@@ -45,7 +44,7 @@ mod resolver;
 mod tcp;
 mod test_list;
 mod tls;
-mod upload;
+mod transfer;
 mod validate;
 mod values;
 mod web;
@@ -58,10 +57,9 @@ use ipnet::IpNet;
 
 pub use allow::AllowRule;
 pub use call_port::{CallPortCheck, CallPortOptions};
-pub use check::{Check, CheckOptions, Module, Trust};
+pub use check::{Check, CheckOptions, Module, NamedCheck, Trust};
 pub use decode::ConfigError;
 pub use dns::{DnsCheck, DnsOptions};
-pub use download::{DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DownloadCheck, DownloadOptions};
 pub use http::{DEFAULT_HTTP_STATUS, DEFAULT_MAX_BODY, HttpCheck, HttpOptions};
 pub use kind::CheckKind;
 pub use listen::ListenAddress;
@@ -71,7 +69,10 @@ pub use regime::{Regime, Side};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
-pub use upload::{DEFAULT_UPLOAD_BYTES, UploadCheck, UploadOptions};
+pub use transfer::{
+    DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DEFAULT_UPLOAD_BYTES, TransferCheck,
+    TransferOptions,
+};
 pub use values::{CallMethod, EchOffer, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{ClientAuth, WebConfig, WebTls};
 

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::check::{Trust, sni_for};
+use super::check::{NamedCheck, Trust};
 use super::raw::RawQuic;
 use super::validate::{At, Checked, Defaults, Validator};
-use super::values::{IpFamily, Target};
+use super::values::IpFamily;
 
 /// How to handshake over QUIC: a module's options, or a service entry's.
 #[derive(Debug, Clone)]
@@ -30,31 +30,8 @@ pub struct QuicOptions {
     pub control_sni: Option<String>,
 }
 
-/// A QUIC handshake with a target (its options are read through it:
-/// `check.alpn`).
-#[derive(Debug, Clone)]
-pub struct QuicCheck {
-    /// Where to (UDP).
-    pub target: Target,
-    /// Server name sent and verified; `None` sends none (bare IP target).
-    pub sni: Option<String>,
-    /// How.
-    pub options: QuicOptions,
-}
-
-impl QuicOptions {
-    /// The check of `target`.
-    pub fn check(mut self, target: Target) -> QuicCheck {
-        let sni = sni_for(self.server_name.as_deref(), &target);
-        // A neutral name equal to the real one would prove nothing.
-        self.control_sni = self.control_sni.filter(|c| sni.as_ref() != Some(c));
-        QuicCheck {
-            sni,
-            target,
-            options: self,
-        }
-    }
-}
+/// A QUIC handshake with a target.
+pub type QuicCheck = NamedCheck<QuicOptions>;
 
 impl Validator<'_> {
     /// A quic entry or module at `at`, with its target (`()` for a module).

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use super::check::{Trust, sni_for};
+use super::check::{NamedCheck, Trust};
 use super::raw::RawTls;
 use super::validate::{At, Checked, Defaults, Validator};
-use super::values::{EchOffer, IpFamily, Target};
+use super::values::{EchOffer, IpFamily};
 
 /// How to handshake: a module's options, or a service entry's.
 #[derive(Debug, Clone)]
@@ -36,31 +36,8 @@ pub struct TlsOptions {
     pub ech: Option<EchOffer>,
 }
 
-/// A TLS handshake with a target (its options are read through it:
-/// `check.trust`).
-#[derive(Debug, Clone)]
-pub struct TlsCheck {
-    /// Where to.
-    pub target: Target,
-    /// Server name sent and verified; `None` sends no SNI (bare IP target).
-    pub sni: Option<String>,
-    /// How.
-    pub options: TlsOptions,
-}
-
-impl TlsOptions {
-    /// The check of `target`.
-    pub fn check(mut self, target: Target) -> TlsCheck {
-        let sni = sni_for(self.server_name.as_deref(), &target);
-        // A neutral name equal to the real one would prove nothing.
-        self.control_sni = self.control_sni.filter(|c| sni.as_ref() != Some(c));
-        TlsCheck {
-            target,
-            sni,
-            options: self,
-        }
-    }
-}
+/// A TLS handshake with a target.
+pub type TlsCheck = NamedCheck<TlsOptions>;
 
 impl Validator<'_> {
     /// A tls entry or module at `at`, with its target (`()` for a module).

@@ -278,30 +278,21 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let c = &mut checks;
-        self.entries(&at.key("tcp"), raw.tcp, c, |at, e| {
-            self.tcp(at, &d, e.0).map(|(t, o)| Check::Tcp(o.check(t)))
-        })?;
-        self.entries(&at.key("tls"), raw.tls, c, |at, e| {
-            self.tls(at, &d, e.0).map(|(t, o)| Check::Tls(o.check(t)))
-        })?;
+        // The entries of each kind, in file order, each validated by its
+        // kind's function (named as the key) and made a check.
+        macro_rules! entries {
+            ($($key:ident => $kind:ident),*) => {$(
+                self.entries(&at.key(stringify!($key)), raw.$key, c, |at, e| {
+                    self.$key(at, &d, e.0).map(|(t, o)| Check::$kind(o.check(t)))
+                })?;
+            )*};
+        }
+        entries!(tcp => Tcp, tls => Tls);
         self.entries(&at.key("call_ports"), raw.call_ports, c, |at, e| {
             let (t, o) = self.call_port(at, &d, e, "`tcp`")?;
             Ok(Check::CallPort(o.check(t)))
         })?;
-        self.entries(&at.key("http"), raw.http, c, |at, e| {
-            self.http(at, &d, e.0).map(|(u, o)| Check::Http(o.check(u)))
-        })?;
-        self.entries(&at.key("download"), raw.download, c, |at, e| {
-            self.download(at, &d, e.0)
-                .map(|(u, o)| Check::Download(o.check(u)))
-        })?;
-        self.entries(&at.key("quic"), raw.quic, c, |at, e| {
-            self.quic(at, &d, e.0).map(|(t, o)| Check::Quic(o.check(t)))
-        })?;
-        self.entries(&at.key("upload"), raw.upload, c, |at, e| {
-            self.upload(at, &d, e.0)
-                .map(|(u, o)| Check::Upload(o.check(u)))
-        })?;
+        entries!(http => Http, download => Download, quic => Quic, upload => Upload);
         if checks.is_empty() {
             return Err(self.err(
                 &at,

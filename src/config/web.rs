@@ -91,11 +91,12 @@ struct RawWebTls {
     client_allowed_sans: Option<Spanned<Vec<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RawHttpServer {
+    /// Refused unless false: this exporter serves HTTP/1.1 only.
     http2: Option<Spanned<bool>>,
-    #[serde(default)]
+    /// Added to every response.
     headers: OrderedMap<Spanned<String>>,
 }
 

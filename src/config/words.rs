@@ -188,29 +188,34 @@ mod tests {
 
     #[test]
     fn a_missing_space_after_a_colon_is_named() {
-        assert_eq!(
-            missing_space("    timeout:5s").as_deref(),
-            Some("`timeout:5s` needs a space after the colon: `timeout: 5s`")
-        );
-        assert_eq!(
-            missing_space("  - udp:1.2.3.4:3478").as_deref(),
-            Some("`udp:1.2.3.4:3478` needs a space after the colon: `udp: 1.2.3.4:3478`")
-        );
-        // A key with its value after a space, a URL, a key alone: fine.
-        assert_eq!(missing_space("timeout: 5s"), None);
-        assert_eq!(missing_space("  - https://a.org/"), None);
-        assert_eq!(missing_space("services:"), None);
-        assert_eq!(missing_space("    tls: [\"a.org:443\"]"), None);
-        // Flow style.
-        assert_eq!(
-            missing_space("  ok: {tcp:[\"a:1\"]}").as_deref(),
-            Some("`tcp:[…` needs a space after the colon: `tcp: […`")
-        );
-        assert_eq!(
-            missing_space("    tcp: [{target:127.0.0.1:80}]").as_deref(),
-            Some("`target:127.0.0.1:80` needs a space after the colon: `target: 127.0.0.1:80`")
-        );
-        // An address is not a key.
-        assert_eq!(missing_space("    - 127.0.0.1:443"), None);
+        for (line, key, fixed) in [
+            ("    timeout:5s", "timeout:5s", "timeout: 5s"),
+            (
+                "  - udp:1.2.3.4:3478",
+                "udp:1.2.3.4:3478",
+                "udp: 1.2.3.4:3478",
+            ),
+            // Flow style.
+            ("  ok: {tcp:[\"a:1\"]}", "tcp:[…", "tcp: […"),
+            (
+                "    tcp: [{target:127.0.0.1:80}]",
+                "target:127.0.0.1:80",
+                "target: 127.0.0.1:80",
+            ),
+        ] {
+            let said = format!("`{key}` needs a space after the colon: `{fixed}`");
+            assert_eq!(missing_space(line), Some(said), "{line}");
+        }
+        // A key with its value after a space, a URL, a key alone, an
+        // address: fine.
+        for line in [
+            "timeout: 5s",
+            "  - https://a.org/",
+            "services:",
+            "    tls: [\"a.org:443\"]",
+            "    - 127.0.0.1:443",
+        ] {
+            assert_eq!(missing_space(line), None, "{line}");
+        }
     }
 }

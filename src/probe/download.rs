@@ -18,12 +18,12 @@ use rustls::ClientConfig;
 
 use super::http::{get_request, http_err, open, start};
 use super::{Facts, Outcome, Progress, TargetResolver, Transfer, kernel};
-use crate::config::DownloadCheck;
+use crate::config::TransferCheck;
 use crate::reason::{Reason, Stage};
 
 /// Downloads at most `max_bytes` of the check's URL.
 pub async fn probe(
-    check: &DownloadCheck,
+    check: &TransferCheck,
     tls: Option<Arc<ClientConfig>>,
     resolver: TargetResolver<'_>,
     progress: &Progress,
@@ -85,14 +85,14 @@ pub async fn probe(
     }
     let mut body = response.into_body();
     let mut bytes = 0;
-    while bytes < check.max_bytes {
+    while bytes < check.bytes {
         match tokio::time::timeout(check.stall_after, body.frame()).await {
             Err(_) => return ended(Some(stall), true, status),
             Ok(None) => break,
             Ok(Some(Ok(frame))) => {
                 // Count no more than max_bytes: a frame may overshoot it.
                 let n = frame.data_ref().map_or(0, |d| d.len() as u64);
-                bytes = progress.received(n.min(check.max_bytes - bytes));
+                bytes = progress.received(n.min(check.bytes - bytes));
                 // Kept as it goes: a download cut off by its deadline has
                 // them too.
                 if let Some(c) = kernel::tcp_counters(conn.fd.as_raw_fd()) {

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::http::{Failure, Stream, open};
 use super::{Facts, Outcome, Progress, TargetResolver, Transfer, kernel};
-use crate::config::UploadCheck;
+use crate::config::TransferCheck;
 use crate::reason::{Reason, Stage, classify};
 
 /// How often the acknowledged bytes are read.
@@ -41,7 +41,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// Uploads the check's `bytes` to its URL.
 pub async fn probe(
-    check: &UploadCheck,
+    check: &TransferCheck,
     tls: Option<Arc<ClientConfig>>,
     resolver: TargetResolver<'_>,
     progress: &Progress,
