@@ -120,7 +120,7 @@ macro_rules! raw_entry {
     };
     (@opt [$(#[$doc:meta])* $name:ident $target:ident] [$($req:ident: $req_ty:ty),*] [$($key:ident: $ty:ty,)*]) => {
         $(#[$doc])*
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields, bound(deserialize = "T: Deserialize<'de>"))]
         pub(super) struct $name<T = $target> {
             $(pub $req: $req_ty,)*

@@ -8,8 +8,8 @@
 //! names a host gives its category, and that row's list the options of all
 //! the host's checks; later rows (of any list) only add their URLs.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -71,9 +71,37 @@ struct HostService {
 }
 
 impl Validator<'_> {
+    /// Adds the services the test `lists` make to the configured ones;
+    /// returns the lists' files (watched by `--config.auto-reload`).
+    pub(super) fn add_listed(
+        &self,
+        lists: Vec<Spanned<Entry<RawTestList>>>,
+        top: &Defaults,
+        top_ranges: &[ipnet::IpNet],
+        resolvers: &[Resolver],
+        services: &mut Vec<Service>,
+    ) -> Result<Vec<PathBuf>, ConfigError> {
+        let files = lists
+            .iter()
+            .map(|l| self.base.join(&l.value.0.file))
+            .collect();
+        let listed = self.test_lists(lists, top, top_ranges, resolvers, services)?;
+        if services.is_empty() && listed.is_empty() {
+            return Err(self.err(
+                &At::new(None, "test_lists".into()),
+                "the test lists give no host to check (only a header, or no check for their URLs) and no service is configured",
+            ));
+        }
+        services.extend(listed.into_iter().map(|(mut s, category)| {
+            s.category = Some(category);
+            s
+        }));
+        Ok(files)
+    }
+
     /// The services of every list, in order of first appearance; a host may
     /// not take the name of one of the `configured` services.
-    pub(super) fn test_lists(
+    fn test_lists(
         &self,
         lists: Vec<Spanned<Entry<RawTestList>>>,
         top: &Defaults,
@@ -81,8 +109,7 @@ impl Validator<'_> {
         resolvers: &[Resolver],
         configured: &[Service],
     ) -> Result<Vec<(Service, String)>, ConfigError> {
-        let taken: std::collections::HashSet<&str> =
-            configured.iter().map(|s| s.name.as_str()).collect();
+        let taken: HashSet<&str> = configured.iter().map(|s| s.name.as_str()).collect();
         let mut hosts: Vec<HostService> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut builders: Vec<ListBuilder> = Vec::new();
@@ -90,59 +117,12 @@ impl Validator<'_> {
             let at = At::new(Some(list.referenced), format!("test_lists[{i}]"));
             let raw = list.value.0;
             builders.push(self.list_builder(&at, list.referenced, &raw, top, resolvers)?);
-            let path = self.base.join(&raw.file);
-            let shown = path.display().to_string();
-            let text = read_list(&path).map_err(|e| {
-                self.err(
-                    &at.key("file"),
-                    format!("cannot read test list {shown}: {e}"),
-                )
-            })?;
-            let row_err = |line: usize, message: String| ConfigError::Invalid {
-                file: shown.clone(),
-                line,
-                column: 1,
-                path: at.path.clone(),
-                message,
-            };
-            // A spreadsheet's UTF-8 byte order mark is not part of the header.
-            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            let mut lines = text.lines().enumerate();
-            match lines.next() {
-                Some((_, header))
-                    if split_row(header).ok().as_deref() == Some(&HEADER.map(String::from)[..]) => {
-                }
-                _ => {
-                    return Err(row_err(
-                        1,
-                        format!("the first line must be the header {}", HEADER.join(",")),
-                    ));
-                }
-            }
-            for (n, line) in lines {
-                let line_no = n + 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let Row {
-                    url,
-                    category,
-                    host,
-                } = parse_row(line).map_err(|e| row_err(line_no, e))?;
-                self.label_value("service", &host, &at).map_err(|_| {
-                    row_err(
-                        line_no,
-                        format!("host {host:?} cannot name a service: use letters, digits, `_`, `-` and `.`"),
-                    )
-                })?;
-                if taken.contains(host.as_str()) {
-                    return Err(row_err(
-                        line_no,
-                        format!(
-                            "host {host:?} is also a configured service: remove it from the list or rename the service"
-                        ),
-                    ));
-                }
+            for Row {
+                url,
+                category,
+                host,
+            } in self.list_rows(&at, &raw.file, &taken)?
+            {
                 let k = match index.get(&host) {
                     Some(&k) => k,
                     None => {
@@ -171,6 +151,67 @@ impl Validator<'_> {
         Ok(out)
     }
 
+    /// The rows of the list `file` names, its header checked, each row's
+    /// host able to name a service and not one of the `taken` names.
+    /// Errors name the list file and its line.
+    fn list_rows(
+        &self,
+        at: &At,
+        file: &str,
+        taken: &HashSet<&str>,
+    ) -> Result<Vec<Row>, ConfigError> {
+        let path = self.base.join(file);
+        let shown = path.display().to_string();
+        let text = read_list(&path).map_err(|e| {
+            self.err(
+                &at.key("file"),
+                format!("cannot read test list {shown}: {e}"),
+            )
+        })?;
+        let row_err = |line: usize, message: String| ConfigError::Invalid {
+            file: shown.clone(),
+            line,
+            column: 1,
+            path: at.path.clone(),
+            message,
+        };
+        // A spreadsheet's UTF-8 byte order mark is not part of the header.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, header))
+                if split_row(header).ok().as_deref() == Some(&HEADER.map(String::from)[..]) => {}
+            _ => {
+                let message = format!("the first line must be the header {}", HEADER.join(","));
+                return Err(row_err(1, message));
+            }
+        }
+        let mut rows = Vec::new();
+        for (n, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
+            let line_no = n + 1;
+            let row = parse_row(line).map_err(|e| row_err(line_no, e))?;
+            let host = &row.host;
+            self.label_value("service", host, at).map_err(|_| {
+                row_err(
+                    line_no,
+                    format!(
+                        "host {host:?} cannot name a service: use letters, digits, `_`, `-` and `.`"
+                    ),
+                )
+            })?;
+            if taken.contains(host.as_str()) {
+                return Err(row_err(
+                    line_no,
+                    format!(
+                        "host {host:?} is also a configured service: remove it from the list or rename the service"
+                    ),
+                ));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
     /// The options a list gives each of its hosts, validated once.
     fn list_builder(
         &self,
@@ -195,66 +236,69 @@ impl Validator<'_> {
             Some(r) => self.resolver_index(resolvers, r, &at.key("resolve_with"))?,
             None => 0,
         };
-        let mut dns = Vec::new();
-        if checks.contains(&ListCheck::Dns) {
-            let listed: Vec<Spanned<String>> = match &raw.resolvers {
-                Some(r) if r.is_empty() => {
-                    return Err(self.err(
-                        &at.key("resolvers"),
-                        "empty list: name at least one resolver, such as system",
-                    ));
-                }
-                Some(r) => r.clone(),
-                None => vec![Spanned::new(super::SYSTEM_RESOLVER.to_string(), loc, loc)],
-            };
-            for (k, r) in listed.iter().enumerate() {
-                let at = at.key("resolvers").item(k, r.referenced);
-                dns.push(super::DnsOptions {
-                    resolver: self.resolver_index(resolvers, r, &at)?,
-                    record_type: RecordType::A,
-                    timeout: d.timeout,
-                });
-            }
-        }
-        let trust_tls = RawTls {
-            target: (),
-            sni: None,
-            ca_file: raw.ca_file.clone(),
-            insecure: raw.insecure,
-            timeout: None,
-            ip_family: None,
-            all_addresses: false,
-            max_addresses: None,
-            control_sni: None,
-            ech: None,
+        let dns = match checks.contains(&ListCheck::Dns) {
+            true => self.list_dns(at, loc, raw, d.timeout, resolvers)?,
+            false => Vec::new(),
         };
-        let tls = checks
-            .contains(&ListCheck::Tls)
-            .then(|| self.tls(at, &d, trust_tls).map(|(_, o)| o))
-            .transpose()?;
-        let raw_http = RawHttp {
-            url: (),
-            status: None,
-            max_redirects: None,
-            max_body: None,
-            ca_file: raw.ca_file.clone(),
-            insecure: raw.insecure,
-            timeout: None,
-            ip_family: None,
+        // The list's trust, every other option at its default (for http,
+        // `status` 200-399).
+        let (ca_file, insecure) = (raw.ca_file.clone(), raw.insecure);
+        let tls = RawTls {
+            ca_file: ca_file.clone(),
+            insecure,
+            ..RawTls::<()>::default()
         };
-        let http = checks
-            .contains(&ListCheck::Http)
-            .then(|| {
-                // No `status`: the default, 200-399.
-                self.http(at, &d, raw_http).map(|(_, o)| o)
-            })
-            .transpose()?;
+        let http = RawHttp {
+            ca_file,
+            insecure,
+            ..RawHttp::<()>::default()
+        };
+        let tls = match checks.contains(&ListCheck::Tls) {
+            true => Some(self.tls(at, &d, tls)?.1),
+            false => None,
+        };
+        let http = match checks.contains(&ListCheck::Http) {
+            true => Some(self.http(at, &d, http)?.1),
+            false => None,
+        };
         Ok(ListBuilder {
             resolve_with,
             dns,
             tls,
             http,
         })
+    }
+
+    /// A list's DNS checks: type A through each of its `resolvers`
+    /// (`system` when it names none).
+    fn list_dns(
+        &self,
+        at: &At,
+        loc: serde_saphyr::Location,
+        raw: &RawTestList,
+        timeout: std::time::Duration,
+        resolvers: &[Resolver],
+    ) -> Result<Vec<super::DnsOptions>, ConfigError> {
+        let listed: Vec<Spanned<String>> = match &raw.resolvers {
+            Some(r) if r.is_empty() => {
+                return Err(self.err(
+                    &at.key("resolvers"),
+                    "empty list: name at least one resolver, such as system",
+                ));
+            }
+            Some(r) => r.clone(),
+            None => vec![Spanned::new(super::SYSTEM_RESOLVER.to_string(), loc, loc)],
+        };
+        let mut dns = Vec::new();
+        for (k, r) in listed.iter().enumerate() {
+            let at = at.key("resolvers").item(k, r.referenced);
+            dns.push(super::DnsOptions {
+                resolver: self.resolver_index(resolvers, r, &at)?,
+                record_type: RecordType::A,
+                timeout,
+            });
+        }
+        Ok(dns)
     }
 }
 

@@ -155,22 +155,8 @@ impl Validator<'_> {
             .map(|(name, m)| self.module(&name, m, &top, &resolvers))
             .collect::<Result<Vec<_>, _>>()?;
         let mut services = services;
-        let list_files = raw
-            .test_lists
-            .iter()
-            .map(|l| self.base.join(&l.value.0.file))
-            .collect();
-        let listed = self.test_lists(raw.test_lists, &top, &top_ranges, &resolvers, &services)?;
-        if services.is_empty() && listed.is_empty() {
-            return Err(self.err(
-                &At::new(None, "test_lists".into()),
-                "the test lists give no host to check (only a header, or no check for their URLs) and no service is configured",
-            ));
-        }
-        services.extend(listed.into_iter().map(|(mut s, category)| {
-            s.category = Some(category);
-            s
-        }));
+        let list_files =
+            self.add_listed(raw.test_lists, &top, &top_ranges, &resolvers, &mut services)?;
         let regime = match raw.regime {
             Some(r) => Some(self.regime(r, &top, &top_ranges, &resolvers)?),
             None => None,

@@ -194,35 +194,7 @@ impl Validator<'_> {
     fn web_tls(&self, t: Spanned<RawWebTls>) -> Result<WebTls, ConfigError> {
         let at = At::new(Some(t.referenced), "tls_server_config".into());
         let t = t.value;
-        let cert_file = self.base.join(&t.cert_file);
-        let key_file = self.base.join(&t.key_file);
-        let certs = read_certs("cert_file", &cert_file).map_err(|e| self.err(&at, e))?;
-        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|err| {
-            let key_file = key_file.display();
-            self.err(
-                &at,
-                format!("cannot read a private key from key_file {key_file}: {err}"),
-            )
-        })?;
-        // The pair, checked here so that the error names the file and line.
-        let provider = rustls::crypto::ring::default_provider();
-        let pair = rustls::sign::CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider);
-        match pair {
-            Ok(_) => {}
-            Err(rustls::Error::InconsistentKeys(_)) => {
-                return Err(self.err(
-                    &at,
-                    format!(
-                        "key_file {} is not the key of the certificate in cert_file {}",
-                        key_file.display(),
-                        cert_file.display()
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err(self.err(&at, format!("cert_file and key_file cannot be used: {e}")));
-            }
-        }
+        let (certs, key) = self.key_pair(&at, &t.cert_file, &t.key_file)?;
         let client_auth = self.client_auth(&at, t.client_auth_type, t.client_ca_file)?;
         let versions = self.versions(&at, t.min_version, t.max_version)?;
         let cipher_suites = match t.cipher_suites {
@@ -255,6 +227,45 @@ impl Validator<'_> {
             kx_groups,
             client_allowed_sans,
         })
+    }
+
+    /// The certificate chain of `cert_file` and the key of `key_file`,
+    /// checked to be a pair, so that the error names the file and line.
+    fn key_pair(
+        &self,
+        at: &At,
+        cert_file: &str,
+        key_file: &str,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ConfigError> {
+        let cert_file = self.base.join(cert_file);
+        let key_file = self.base.join(key_file);
+        let certs = read_certs("cert_file", &cert_file).map_err(|e| self.err(at, e))?;
+        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|err| {
+            let key_file = key_file.display();
+            self.err(
+                at,
+                format!("cannot read a private key from key_file {key_file}: {err}"),
+            )
+        })?;
+        let provider = rustls::crypto::ring::default_provider();
+        let pair = rustls::sign::CertifiedKey::from_der(certs.clone(), key.clone_key(), &provider);
+        match pair {
+            Ok(_) => {}
+            Err(rustls::Error::InconsistentKeys(_)) => {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "key_file {} is not the key of the certificate in cert_file {}",
+                        key_file.display(),
+                        cert_file.display()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(self.err(at, format!("cert_file and key_file cannot be used: {e}")));
+            }
+        }
+        Ok((certs, key))
     }
 
     fn client_auth(
