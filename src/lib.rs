@@ -40,6 +40,7 @@
 pub mod config;
 pub mod engine;
 pub mod ids;
+pub mod locate;
 pub mod logs;
 pub mod metrics;
 pub mod oneshot;

@@ -209,13 +209,14 @@ async fn scrape(engine: &Engine, scope: Scope, headers: &HeaderMap) -> Response 
             round,
             outcomes,
             verdicts,
+            located,
             own,
         }) => {
             let body = metrics::render(
                 &round.catalogue,
                 &round.checks,
                 &outcomes,
-                (&verdicts, round.regime()),
+                (&verdicts, round.regime(), &located),
                 &own,
                 format,
             );

@@ -13,11 +13,14 @@ use std::time::Duration;
 
 use reachability_exporter::config::{Check, CheckKind, Config};
 use reachability_exporter::engine::catalogue::Catalogue;
+use reachability_exporter::engine::locator::Found;
 use reachability_exporter::ids::{EntryId, PlanId};
+use reachability_exporter::locate::Located;
 use reachability_exporter::metrics::{self, Format, SelfStats};
 use reachability_exporter::probe::{Facts, Outcome, Transfer};
 use reachability_exporter::reason::{Reason, Stage};
 use reachability_exporter::stats::{CheckCounts, TaskDelay};
+use reachability_exporter::verdict::BlockingKind;
 
 const CONFIG: &str = r#"
 labels: { country: RU, site: lab-1 }
@@ -243,7 +246,36 @@ fn rendered(format: Format) -> String {
         .collect();
     assert!(verdicts.iter().any(|v| v.1) && verdicts.iter().any(|v| !v.1));
     assert!(verdicts.len() < cat.plans().len(), "some verdict is absent");
-    metrics::render(&cat, &checks, &outcomes, (&verdicts, None), &own(), format)
+    // One located censor (hop 3 of 4, both routers answered), one search
+    // that proved nothing (path length only).
+    let found = |target: &str, kind, hop: Option<u8>, routers: Vec<(u8, IpAddr)>| Found {
+        service: "golden".into(),
+        target: target.into(),
+        kind,
+        located: Located {
+            path_hops: Some(4),
+            censor_hop: hop,
+            routers,
+            answers: Vec::new(),
+        },
+        ended: 1_764_000_100.0,
+    };
+    let routers = vec![
+        (3, IpAddr::from([192, 0, 2, 3])),
+        (2, IpAddr::from([192, 0, 2, 2])),
+    ];
+    let located = [
+        found("a.org:443", BlockingKind::SniFiltered, Some(3), routers),
+        found("b.org:443", BlockingKind::EchBlocked, None, Vec::new()),
+    ];
+    metrics::render(
+        &cat,
+        &checks,
+        &outcomes,
+        (&verdicts, None, &located),
+        &own(),
+        format,
+    )
 }
 
 /// `text` with the samples of each family sorted: prometheus-client keeps

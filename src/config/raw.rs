@@ -17,6 +17,7 @@ use serde_saphyr::Spanned;
 use super::allow::AllowRule;
 use super::decode::OrderedMap;
 use super::kind::CheckKind;
+use super::locate::RawLocate;
 use super::pace::RawPace;
 use super::regime::RawRegime;
 use super::test_list::RawTestList;
@@ -69,6 +70,7 @@ pub(super) struct RawService {
     pub ip_family: Option<IpFamily>,
     pub control_sni: Option<DnsName>,
     pub ech: Option<EchOffer>,
+    pub locate: Option<Spanned<RawLocate>>,
     #[serde(default)]
     pub allowed_ranges: Vec<Cidr>,
     pub dns: Option<RawDns>,
@@ -165,6 +167,7 @@ raw_entry! {
         max_addresses: Option<usize>,
         control_sni: Option<DnsName>,
         ech: Option<EchOffer>,
+        locate: Option<Spanned<RawLocate>>,
     }
 }
 
@@ -302,6 +305,8 @@ pub(super) struct RawModule {
     control_sni: Option<DnsName>,
     #[serde(skip)]
     ech: Option<EchOffer>,
+    #[serde(skip)]
+    locate: Option<Spanned<RawLocate>>,
 }
 
 /// A module's options sorted into its kind's raw struct, with no target.

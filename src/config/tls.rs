@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::check::{NamedCheck, Trust};
+use super::locate::Locate;
 use super::raw::RawTls;
 use super::validate::{At, Checked, Defaults, Validator};
 use super::values::{EchOffer, IpFamily};
@@ -34,6 +35,10 @@ pub struct TlsOptions {
     /// extension to the same address, beside the plain one: the evidence
     /// of the `ech_blocked` verdict.
     pub ech: Option<EchOffer>,
+    /// `locate:`: where the censor sits is searched for when the check's
+    /// `sni_filtered` or `ech_blocked` verdict is 1 (a check with neither a
+    /// control nor `ech` has no such verdict: `None`).
+    pub locate: Option<Locate>,
 }
 
 /// A TLS handshake with a target.
@@ -53,7 +58,21 @@ impl Validator<'_> {
             all_addresses,
             control_sni: raw.control_sni.map(|n| n.0).or(d.control_sni),
             ech: raw.ech.or(d.ech),
+            locate: None,
         };
-        Ok((raw.target, options))
+        // A search starts on a verdict: a check with neither a control nor
+        // `ech` has none (the service's `locate` passes it by).
+        let judged = options.control_sni.is_some() || options.ech.is_some();
+        let locate = match raw.locate {
+            Some(_) if !judged => {
+                return Err(self.err(
+                    &at.key("locate"),
+                    "needs control_sni or `ech: grease`: a search starts when the check's sni_filtered or ech_blocked verdict is 1",
+                ));
+            }
+            Some(l) => Some(self.locate(&at.key("locate").written_at(l.referenced), l.value)?),
+            None => d.locate.filter(|_| judged),
+        };
+        Ok((raw.target, TlsOptions { locate, ..options }))
     }
 }

@@ -21,6 +21,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::check::{Check, Module, Trust};
 use super::decode::{ConfigError, OrderedMap};
+use super::locate::Locate;
 use super::raw::{RawConfig, RawModule, RawOptions, RawService};
 use super::resolver::Resolver;
 use super::values::{Dur, EchOffer, IpFamily, expand_env};
@@ -73,7 +74,7 @@ impl At {
 pub(super) type Checked<T, O> = Result<(T, O), ConfigError>;
 
 /// What a check gets for what it leaves out: the top level's timeout, then
-/// its service's timeout, `ip_family`, `control_sni` and `ech`.
+/// its service's timeout, `ip_family`, `control_sni`, `ech` and `locate`.
 #[derive(Debug, Clone)]
 pub(super) struct Defaults {
     /// Time limit.
@@ -84,6 +85,8 @@ pub(super) struct Defaults {
     pub control_sni: Option<String>,
     /// What TLS checks offer beside their plain handshake.
     pub ech: Option<EchOffer>,
+    /// How TLS checks locate their censor.
+    pub locate: Option<Locate>,
 }
 
 impl Defaults {
@@ -94,6 +97,7 @@ impl Defaults {
             family: family.unwrap_or(self.family),
             control_sni: self.control_sni.clone(),
             ech: self.ech,
+            locate: self.locate,
         }
     }
 }
@@ -129,6 +133,7 @@ impl Validator<'_> {
             family: IpFamily::default(),
             control_sni: None,
             ech: None,
+            locate: None,
         };
         let top_ranges: Vec<IpNet> = raw.allowed_ranges.iter().map(|c| c.0).collect();
         let resolvers = self.resolvers(raw.resolvers)?;
@@ -257,6 +262,10 @@ impl Validator<'_> {
         let d = Defaults {
             control_sni: raw.control_sni.map(|n| n.0),
             ech: raw.ech,
+            locate: match raw.locate {
+                Some(l) => Some(self.locate(&at.key("locate").written_at(l.referenced), l.value)?),
+                None => None,
+            },
             ..top.within(raw.timeout, raw.ip_family)
         };
         let mut checks = match raw.dns {
@@ -279,6 +288,13 @@ impl Validator<'_> {
             Ok(Check::CallPort(o.check(t)))
         })?;
         entries!(http => Http, download => Download, quic => Quic, upload => Upload);
+        let located = |c: &Check| matches!(c, Check::Tls(t) if t.locate.is_some());
+        if d.locate.is_some() && !checks.iter().any(located) {
+            return Err(self.err(
+                &at.key("locate"),
+                "no tls check of this service has control_sni or `ech: grease`: no verdict would start a search",
+            ));
+        }
         if checks.is_empty() {
             return Err(self.err(
                 &at,

@@ -145,6 +145,10 @@ fn shape_of(path: &str) -> Option<String> {
         "services.*.download[]" => "a download entry is a URL or a mapping such as { url: \"https://example.org/file\", min_rate: 100KiB }".into(),
         p if p.ends_with(".status") => "expected a list of codes or ranges, such as [200, \"300-399\"]".into(),
         p if p.ends_with(".ech") => "expected `grease`, such as `ech: grease`".into(),
+        p if p.ends_with(".locate") => {
+            "expected a mapping such as { every: 10m, max_hops: 30 }".into()
+        }
+        p if p.ends_with(".locate.max_hops") => "expected a whole number of hops, 1 to 64".into(),
         p if p.ends_with(".ip_family") => "expected one of ipv4, ipv6, any".into(),
         p if p.ends_with(".alpn") => "expected a list of protocol names, such as [h3]".into(),
         "max_concurrent_checks" => "expected a number of checks, such as 1024".into(),

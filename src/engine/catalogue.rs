@@ -13,9 +13,11 @@ use tokio::time::Instant;
 
 use crate::config::{Check, CheckOptions, Config, Side, Trust};
 use crate::ids::{EntryId, PlanId, ServiceId};
+use crate::locate::{Limits, Located};
 pub use crate::probe::BuildError;
+use crate::probe::ttl::TtlProber;
 use crate::probe::{self, Clients, Outcome, Progress, TargetResolver, dns, quic, tls};
-use crate::verdict::Plan;
+use crate::verdict::{BlockingKind, Plan};
 
 /// A check of the catalogue with what it needs to run.
 #[derive(Debug)]
@@ -341,6 +343,68 @@ impl Catalogue {
             ech_tls: entry.ech_tls.as_ref(),
         };
         probe::run(&entry.check, clients, resolver, deadline, progress).await
+    }
+
+    /// Searches where the censor of TLS check `id` sits ([`crate::locate`]):
+    /// its target resolved as the check resolves it, then TTL-limited
+    /// ClientHellos, real and neutral — for `sni_filtered`, the check's SNI
+    /// and its `control_sni`; for `ech_blocked`, the GREASE-ECH ClientHello
+    /// and the plain one. `None` when the check has no `locate`, its target
+    /// does not resolve, or its ClientHellos cannot be made.
+    pub async fn locate(&self, id: EntryId, kind: BlockingKind) -> Option<Located> {
+        let entry = self.entry(id);
+        let Check::Tls(t) = &entry.check else {
+            return None;
+        };
+        let locate = t.locate?;
+        let service = &self.config.services[entry.service.index()];
+        let resolver = TargetResolver::new(
+            &self.resolvers[service.resolve_with],
+            &service.allowed_ranges,
+            t.family,
+        );
+        let ip = resolver
+            .resolve(&t.target.host, &Progress::default())
+            .await
+            .ok()?;
+        let main = entry.tls.as_ref()?;
+        let sni = t.sni.as_deref();
+        let (real, neutral) = match kind {
+            BlockingKind::EchBlocked => ((entry.ech_tls.as_ref()?, sni), (main, sni)),
+            _ => ((main, sni), (&self.control_tls, t.control_sni.as_deref())),
+        };
+        let addr = std::net::SocketAddr::new(ip, t.target.port);
+        let prober = match TtlProber::new(addr, real, neutral, t.timeout) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot make the ClientHellos of a censor search");
+                return None;
+            }
+        };
+        let limits = Limits {
+            max_hops: locate.max_hops,
+            retries: 2,
+            pace: Duration::from_secs(1),
+        };
+        let located = crate::locate::search(&prober, limits).await;
+        let answers: Vec<String> = located
+            .answers
+            .iter()
+            .map(|(ttl, hello, a)| format!("{ttl}/{hello:?}:{}", a.as_str()))
+            .collect();
+        match located.censor_hop {
+            Some(hop) => tracing::info!(
+                target = %t.target.written, %ip, kind = kind.as_str(), hop,
+                path_hops = ?located.path_hops, routers = ?located.routers,
+                "censor located"
+            ),
+            None => tracing::debug!(
+                target = %t.target.written, %ip, kind = kind.as_str(),
+                path_hops = ?located.path_hops, answers = ?answers,
+                "censor not located: no hop answered as a proof needs"
+            ),
+        }
+        Some(located)
     }
 
     /// The network regime's references.

@@ -10,6 +10,7 @@
 
 pub mod catalogue;
 pub mod lag;
+pub mod locator;
 pub mod round;
 pub mod run;
 
@@ -59,6 +60,7 @@ pub struct Engine {
     reload_ok: AtomicBool,
     reload_ts: AtomicU64,
     stats: Arc<Stats>,
+    locator: Arc<locator::Locator>,
     /// Whether the config's `listen` is where we serve (no flag overrode
     /// it): a reload that changes it is then worth a warning.
     listen_from_config: AtomicBool,
@@ -114,6 +116,8 @@ pub struct Scraped {
     pub outcomes: Vec<Outcome>,
     /// The verdicts judged from them.
     pub verdicts: Vec<(PlanId, bool)>,
+    /// The latest censor search of each target whose verdict is 1.
+    pub located: Vec<locator::Found>,
     /// The exporter's own figures.
     pub own: SelfStats,
 }
@@ -165,6 +169,7 @@ impl Engine {
             reload_ok: AtomicBool::new(true),
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
             stats: Arc::new(Stats::default()),
+            locator: Arc::default(),
             listen_from_config: AtomicBool::new(false),
         })
     }
@@ -345,6 +350,7 @@ impl Engine {
         round.wait(deadline).await;
         let outcomes = round.snapshot();
         let verdicts = round.verdicts(&outcomes);
+        let located = self.locator.after_scrape(&round.catalogue, &verdicts);
         let own = SelfStats {
             scrape_duration_seconds: start.elapsed().as_secs_f64(),
             rounds_total: self.rounds.load(Ordering::Relaxed),
@@ -361,6 +367,7 @@ impl Engine {
             round,
             outcomes,
             verdicts,
+            located,
             own,
         })
     }

@@ -19,11 +19,14 @@ use prometheus_client::registry::Registry;
 
 use crate::config::{Check, CheckKind};
 use crate::engine::catalogue::Catalogue;
+use crate::engine::locator::Found;
 use crate::ids::{EntryId, PlanId};
 use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
 use crate::stats::{CheckCounts, REFUSED, TaskDelay};
 use crate::verdict::{BlockingKind, NetworkRegime};
+
+mod censor;
 
 /// A label set: keys are the contract's names (or the config's vantage
 /// labels), values come from the config.
@@ -120,12 +123,13 @@ fn b(v: bool) -> f64 {
 
 /// Renders the outcomes of `checks` (outcomes in the same order) plus the
 /// exporter's own metrics. `verdicts` are the round's judgements:
-/// `(plan, blocked)`; `regime` the network regime, if judged.
+/// `(plan, blocked)`; `regime` the network regime, if judged; `located`
+/// the latest censor searches of the targets whose verdict is 1.
 pub fn render(
     cat: &Catalogue,
     checks: &[EntryId],
     outcomes: &[Outcome],
-    (verdicts, regime): (&[(PlanId, bool)], Option<NetworkRegime>),
+    (verdicts, regime, located): (&[(PlanId, bool)], Option<NetworkRegime>, &[Found]),
     own: &SelfStats,
     format: Format,
 ) -> String {
@@ -145,7 +149,7 @@ pub fn render(
     render_items(
         &cat.config,
         items,
-        (verdicts, regime),
+        (verdicts, regime, located),
         Own::All(own),
         format,
     )
@@ -166,7 +170,7 @@ pub fn render_probe(
     render_items(
         config,
         std::iter::once((module, check, outcome)),
-        (std::iter::empty(), None),
+        (std::iter::empty(), None, &[]),
         Own::Duration(scrape_duration_seconds),
         format,
     )
@@ -185,9 +189,10 @@ enum Own<'a> {
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
-    (verdicts, regime): (
+    (verdicts, regime, located): (
         impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
         Option<NetworkRegime>,
+        &[Found],
     ),
     own: Own<'_>,
     format: Format,
@@ -473,7 +478,10 @@ fn render_items<'a>(
         service_up,
         service_info,
         network,
-    ] {
+    ]
+    .into_iter()
+    .chain(censor::metrics(config, located))
+    {
         m.register(&mut reg);
     }
     match own {

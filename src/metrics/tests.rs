@@ -20,7 +20,7 @@ fn samples(yaml: &str, outcome: Outcome) -> Vec<String> {
     let text = render_items(
         &config,
         std::iter::once(("s", &check, &outcome)),
-        (std::iter::empty(), None),
+        (std::iter::empty(), None, &[]),
         Own::Duration(0.0),
         Format::Prometheus,
     );
@@ -176,6 +176,7 @@ fn verdict_and_regime_families() {
             ]
             .into_iter(),
             Some(NetworkRegime::Offline),
+            &[],
         ),
         Own::Duration(0.0),
         Format::Prometheus,

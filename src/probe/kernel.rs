@@ -2,9 +2,13 @@
 //! and not our own scheduling: the TCP handshake's RTT from `TCP_INFO`, and
 //! the arrival time of received data from `SO_TIMESTAMPNS`.
 //!
+//! For locating a censor ([`limit_hops`], [`expired_at`]): an IP TTL on a
+//! socket and the ICMP time exceeded that comes back.
+//!
 //! The only module with `unsafe` code: the system calls the safe crates
-//! we use do not wrap (`getsockopt(TCP_INFO)`, `setsockopt(SO_TIMESTAMPNS)`
-//! and `recvmsg` with its control messages). Each call has its SAFETY note.
+//! we use do not wrap (`getsockopt(TCP_INFO)`, `setsockopt` of
+//! `SO_TIMESTAMPNS`, `IP_RECVERR` and `IP_TTL`, and `recvmsg` with its
+//! control messages). Each call has its SAFETY note.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -104,14 +108,18 @@ pub fn keep_stamping() {
 
 /// `setsockopt(SO_TIMESTAMPNS, 1)`.
 fn enable_stamps(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and its size is passed with it.
+    set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// `setsockopt(level, name, value)` for an option that is an int.
+fn set_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a live c_int and its size is passed with it.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&raw const on).cast(),
+            level,
+            name,
+            (&raw const value).cast(),
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -119,6 +127,119 @@ fn enable_stamps(fd: RawFd) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Sends what `fd` sends from now on with `hops` as its IP TTL (IPv6: hop
+/// limit), and has the kernel report ICMP errors (`IP_RECVERR`): a router's
+/// time exceeded then fails a TCP socket with `EHOSTUNREACH` at once, and
+/// queues the router's address on a UDP socket's error queue
+/// ([`expired_at`]). Without `IP_RECVERR` the error stays soft on a TCP
+/// socket: the probe would see only silence. No privilege is needed.
+pub fn limit_hops(fd: RawFd, v6: bool, hops: u8) -> io::Result<()> {
+    let hops = libc::c_int::from(hops);
+    match v6 {
+        false => {
+            set_int(fd, libc::SOL_IP, libc::IP_RECVERR, 1)?;
+            set_int(fd, libc::SOL_IP, libc::IP_TTL, hops)
+        }
+        true => {
+            set_int(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, 1)?;
+            set_int(fd, libc::SOL_IPV6, libc::IPV6_UNICAST_HOPS, hops)
+        }
+    }
+}
+
+/// An ICMP error queued on a socket with `IP_RECVERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Icmp {
+    /// Time exceeded, from the router at this address (if the kernel
+    /// queued it).
+    Expired(Option<std::net::IpAddr>),
+    /// Another error: the packet reached its host (port unreachable), or
+    /// was refused on the way.
+    Other,
+}
+
+/// The first ICMP error on `fd`'s error queue (`IP_RECVERR`), taken off
+/// it; `None` when the queue is empty. Never blocks.
+pub fn expired_at(fd: RawFd) -> io::Result<Option<Icmp>> {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 64];
+    // SAFETY: msghdr is plain data: zeroed is valid (no name, no flags).
+    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control);
+    // SAFETY: `msg` points at the live `iov`, `data` and `control` buffers
+    // with their lengths; the kernel writes within them.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: `msg` was filled by recvmsg: its control buffer holds
+    // msg_controllen bytes of well-formed control messages.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+    while !cmsg.is_null() {
+        // SAFETY: non-null pointers from CMSG_FIRSTHDR/NXTHDR point at a
+        // header inside `control`.
+        let header = unsafe { &*cmsg };
+        let recverr = (header.cmsg_level, header.cmsg_type) == (libc::SOL_IP, libc::IP_RECVERR)
+            || (header.cmsg_level, header.cmsg_type) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
+        if recverr {
+            // SAFETY: an IP(V6)_RECVERR message's data is a
+            // sock_extended_err followed by the offender's sockaddr, which
+            // SO_EE_OFFENDER points at; both lie inside `control` (read
+            // unaligned: the buffer gives no alignment guarantee).
+            let (ee, offender) = unsafe {
+                let ee = libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>();
+                (std::ptr::read_unaligned(ee), libc::SO_EE_OFFENDER(ee))
+            };
+            let expired = match ee.ee_origin {
+                libc::SO_EE_ORIGIN_ICMP => ee.ee_type == 11,
+                libc::SO_EE_ORIGIN_ICMP6 => ee.ee_type == 3,
+                _ => false,
+            };
+            return Ok(Some(match expired {
+                // SAFETY: `offender` points inside `control` (above).
+                true => Icmp::Expired(unsafe { sockaddr_ip(offender) }),
+                false => Icmp::Other,
+            }));
+        }
+        // SAFETY: as CMSG_FIRSTHDR above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+    }
+    Ok(Some(Icmp::Other))
+}
+
+/// The IP address of a socket address the kernel wrote.
+///
+/// # Safety
+/// `sa` points at a sockaddr_in or a sockaddr_in6 (as its family says), or
+/// at an unspecified family (`AF_UNSPEC`: no offender).
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<std::net::IpAddr> {
+    // SAFETY: the caller's promise; read unaligned, as above.
+    unsafe {
+        match libc::c_int::from(std::ptr::read_unaligned(sa).sa_family) {
+            libc::AF_INET => {
+                let a = std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in>());
+                Some(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into())
+            }
+            libc::AF_INET6 => {
+                let a = std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in6>());
+                Some(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr).into())
+            }
+            _ => None,
+        }
     }
 }
 

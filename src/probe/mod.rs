@@ -17,6 +17,7 @@ mod progress;
 pub mod quic;
 pub mod tcp;
 pub mod tls;
+pub mod ttl;
 pub mod upload;
 
 use std::net::{IpAddr, SocketAddr};

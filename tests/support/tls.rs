@@ -79,14 +79,20 @@ pub async fn tls_server_counted_at(
 /// reads it) is reset; any other completes its handshake with `config` and
 /// is closed. Returns its address.
 pub async fn sni_filtering_server(config: Arc<ServerConfig>, blocked: &'static str) -> SocketAddr {
+    sni_filtering_server_counted(config, blocked).await.0
+}
+
+/// [`sni_filtering_server`], with a count of the connections it reset.
+pub async fn sni_filtering_server_counted(
+    config: Arc<ServerConfig>,
+    blocked: &'static str,
+) -> (SocketAddr, Counter) {
     let blocks = move |record: &[u8]| {
         record
             .windows(blocked.len())
             .any(|w| w == blocked.as_bytes())
     };
-    hello_filtering_server(config, blocks, Misbehaviour::Reset)
-        .await
-        .0
+    hello_filtering_server(config, blocks, Misbehaviour::Reset).await
 }
 
 /// A TLS server on 127.0.0.1:0 behind a filter that drops every ClientHello

@@ -1,0 +1,104 @@
+//! Censor location (`locate:`) end to end on loopback, where no router lies
+//! between client and server: a search starts in the background when the
+//! `sni_filtered` verdict is 1, a scrape never waits for it, the next
+//! scrape shows what it found, and no second search starts within
+//! `every`. The search logic itself is tested against a fake path in
+//! `src/locate.rs`; routers at given hops, in the interop suite.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[tokio::test]
+async fn a_blocked_target_is_searched_in_the_background_once_per_every() {
+    within(40, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let server = pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]);
+        let (relay, resets) = sni_filtering_server_counted(server, "blocked.test").await;
+        let tls = |sni: &str| {
+            format!("[{{ target: \"{relay}\", sni: {sni}, ca_file: \"{ca}\", control_sni: ok.test }}]")
+        };
+        let config = format!(
+            "services:\n  blocked:\n    locate: {{ every: 1h }}\n    tls: {}\n  clean:\n    locate: {{ every: 1h }}\n    tls: {}\n",
+            tls("blocked.test"),
+            tls("ok.test"),
+        );
+        let exporter = Exporter::start(pki.dir.path(), &config).await;
+        let t = relay.to_string();
+        let hop = |body: &str| sample(body, "reachability_censor_hop", &[("service", "blocked"), ("target", &t), ("kind", "sni_filtered")]);
+
+        let started = Instant::now();
+        let (_, body) = get(exporter.addr, "/metrics", Some("4")).await;
+        // The scrape did not wait for the search it started.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(verdict(&body, "blocked", &t, "sni_filtered"), Some(1.0));
+        assert_eq!(hop(&body), None, "{body}");
+
+        // On loopback the ClientHello crosses no router: with TTL 1 the
+        // neutral one gets through, the blocked one draws the reset. The
+        // blocking is at the server's own hop.
+        let mut body = String::new();
+        let mut scrapes = 1;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while hop(&body).is_none() {
+            assert!(Instant::now() < deadline, "no search ended: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            body = get(exporter.addr, "/metrics", Some("4")).await.1;
+            scrapes += 1;
+        }
+        assert_eq!(hop(&body), Some(1.0));
+        assert_eq!(sample(&body, "reachability_censor_path_hops", &[("service", "blocked"), ("target", &t)]), Some(1.0));
+        let ended = sample(&body, "reachability_censor_located_timestamp_seconds", &[("service", "blocked"), ("kind", "sni_filtered")]).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        assert!((now - 20.0..=now).contains(&ended), "{ended} vs {now}");
+        // No router answered time exceeded: no address is claimed.
+        assert!(!body.contains("reachability_censor_hop_info"), "{body}");
+        // The clean service has no verdict 1: no search, no series.
+        let clean = |l: &str| l.starts_with("reachability_censor") && l.contains("service=\"clean\"");
+        assert!(!body.lines().any(clean), "{body}");
+
+        // The search sent blocked ClientHellos of its own (the scrapes so
+        // far sent one each).
+        let searched = resets.get();
+        assert!(searched > scrapes, "{searched} resets for {scrapes} scrapes");
+        // Within `every`, scrapes start no other search: each adds only its
+        // check's own blocked handshake.
+        for _ in 0..3 {
+            get(exporter.addr, "/metrics", Some("4")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(resets.get(), searched + 3);
+        exporter.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn locate_needs_a_verdict_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |yaml: &str| {
+        std::fs::write(dir.path().join("c.yaml"), yaml).unwrap();
+        reachability_exporter::config::Config::load(&dir.path().join("c.yaml"))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        at("services:\n  s:\n    tls: [{ target: \"127.0.0.1:443\", locate: {} }]\n")
+            .contains("services.s.tls[0].locate: needs control_sni or `ech: grease`"),
+    );
+    assert!(
+        at("services:\n  s:\n    locate: { every: 1h }\n    tls: [\"127.0.0.1:443\"]\n")
+            .contains("services.s.locate: no tls check of this service has control_sni"),
+    );
+    assert!(
+        at("services:\n  s:\n    control_sni: a.test\n    locate: { every: 1s }\n    tls: [\"127.0.0.1:443\"]\n")
+            .contains("services.s.locate.every: must be at least 10s"),
+    );
+    assert!(
+        at("services:\n  s:\n    control_sni: a.test\n    locate: { max_hops: 65 }\n    tls: [\"127.0.0.1:443\"]\n")
+            .contains("`max_hops: 65`: expected 1 to 64"),
+    );
+}
