@@ -10,6 +10,7 @@
 //! it for an established TCP socket).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socket2::SockRef;
+use tokio::io::{AsyncWriteExt, Interest};
 
 use super::kernel::{self, Icmp};
 use super::tcp;
@@ -26,6 +28,10 @@ use crate::locate::{Answer, Hello, Prober};
 /// The first port of the UDP probes (traceroute's): hop `n` is sent to
 /// this port + `n`.
 const UDP_BASE_PORT: u16 = 33434;
+
+/// The TTL a probe's connection gets back before it is closed (Linux's
+/// default).
+const NORMAL_TTL: u8 = 64;
 
 /// How often the UDP probe's error queue is looked at.
 const POLL: Duration = Duration::from_millis(10);
@@ -66,12 +72,37 @@ impl TtlProber {
         if let Err(e) = stream.write_all(hello).await {
             return Some(answer_of(&e));
         }
-        let mut byte = [0u8; 1];
-        Some(match stream.read(&mut byte).await {
-            Ok(0) => Answer::Closed,
-            Ok(_) => Answer::Through,
-            Err(e) => answer_of(&e),
-        })
+        // A socket error (the router's time exceeded) wakes a poller with
+        // EPOLLERR alone, which a plain read never waits for (nor tokio's
+        // try_read looks at): wait for either, and then read the socket
+        // itself, which returns data that came before an error first (a
+        // server may answer, then reset).
+        let answer = loop {
+            let ready = stream
+                .ready(Interest::READABLE | Interest::ERROR)
+                .await
+                .ok()?;
+            let mut byte = [MaybeUninit::uninit()];
+            let read = match ready.is_error() {
+                false => stream.try_io(Interest::READABLE, || {
+                    SockRef::from(&stream).recv(&mut byte)
+                }),
+                true => stream.try_io(Interest::ERROR, || SockRef::from(&stream).recv(&mut byte)),
+            };
+            match read {
+                Ok(0) => break Answer::Closed,
+                Ok(_) => break Answer::Through,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => break answer_of(&e),
+            }
+        };
+        // Close without a trace on the path: the normal TTL back, then a
+        // reset rather than a FIN that the kernel would send again and
+        // again with the probe's TTL, each time drawing ICMP a router
+        // rate-limits (and the router's address is asked next).
+        let _ = kernel::limit_hops(stream.as_raw_fd(), self.addr.is_ipv6(), NORMAL_TTL);
+        let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        Some(answer)
     }
 }
 
@@ -148,6 +179,7 @@ fn client_hello(ip: IpAddr, (config, sni): HelloOf<'_>) -> Result<Vec<u8>, rustl
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     /// On loopback no router is crossed: a TTL of 1 reaches the server.
     #[tokio::test]

@@ -47,6 +47,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     ip netns del "$CLI" 2>/dev/null
     ip netns del "$SRV" 2>/dev/null
+    remove_chain
     if [ "${KEEP_WORK:-}" = "" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
 trap cleanup EXIT
@@ -405,6 +406,9 @@ scenario() { # NAME FUNCTION
     fi
     in_srv iptables -F INPUT
 }
+
+# shellcheck source=tests/interop/hops.sh
+. "$HERE/hops.sh"
 
 BIG="http://chat.lab/big.bin"
 CHAT_TLS=(service=\"chat\" target=\"chat.lab:443\" sni=\"chat.lab\")
@@ -1359,6 +1363,7 @@ main() {
     wait_for "the QUIC server" in_srv bash -c "ss -Hlun 'sport = :443' | grep -q ."
     wait_for "nginx" in_cli curl -sf "http://$SRV_IP/"
     wait_for "coturn" in_srv bash -c "ss -Hlun 'sport = :3478' | grep -q ."
+    make_chain
     start_exporter
     wait_for "the exporter" in_cli curl -sf http://127.0.0.1:9799/-/ready
     wait_for "the regime exporter" in_cli curl -sf http://127.0.0.1:9803/-/ready
@@ -1376,6 +1381,10 @@ main() {
     scenario quic-blocked s_quic_blocked
     scenario quic-sni s_quic_sni
     scenario ech-blocked s_ech_blocked
+    scenario hop-reset s_hop_reset
+    scenario hop-drop s_hop_drop
+    scenario hop-clean s_hop_clean
+    scenario hop-silent-router s_hop_silent_router
     scenario throttled s_throttled
     scenario freeze-16k s_freeze_16k
     scenario upload-freeze-25 s_upload_freeze_25

@@ -1,0 +1,159 @@
+# Censor location (`locate:`) on a path of real routers, sourced by run.sh.
+#
+# A chain of network namespaces of its own, beside the suite's two:
+#   client 10.251.1.1 - r1 - r2 - r3 - server 10.251.4.2
+# r1 is hop 1 (10.251.1.2, facing the client), r2 hop 2 (10.251.2.2),
+# r3 hop 3 (10.251.3.2), the server hop 4. Each router forwards, and
+# answers ICMP time exceeded from the address facing the client.
+# The censor goes into a router's FORWARD chain: a packet whose TTL ends
+# at that router expires before the chain sees it, so a censor in router
+# k acts on packets that reach hop k + 1: the search reports hop k + 1, and
+# the routers at hops k + 1 and k.
+# The exporter runs in the client namespace as uid 65534 with no
+# capability, as the container does.
+
+HOP_NS=()
+HOP_NET=10.251
+
+hop_ns() { echo "re-h$1-$$"; } # INDEX: 0 client, 1-3 routers, 4 server
+in_hop() { local i=$1; shift; ip netns exec "$(hop_ns "$i")" "$@"; }
+
+make_chain() {
+    for i in 0 1 2 3 4; do
+        ip netns add "$(hop_ns "$i")"
+        HOP_NS+=("$(hop_ns "$i")")
+        ip -n "$(hop_ns "$i")" link set lo up
+    done
+    # Link i joins namespace i-1 (.1) and namespace i (.2) on 10.251.i.0/24.
+    for i in 1 2 3 4; do
+        local a="rh$i-a-$$" b="rh$i-b-$$"
+        ip link add "${a:0:15}" type veth peer name "${b:0:15}"
+        ip link set "${a:0:15}" netns "$(hop_ns $((i - 1)))"
+        ip link set "${b:0:15}" netns "$(hop_ns "$i")"
+        ip -n "$(hop_ns $((i - 1)))" addr add "$HOP_NET.$i.1/24" dev "${a:0:15}"
+        ip -n "$(hop_ns "$i")" addr add "$HOP_NET.$i.2/24" dev "${b:0:15}"
+        ip -n "$(hop_ns $((i - 1)))" link set "${a:0:15}" up
+        ip -n "$(hop_ns "$i")" link set "${b:0:15}" up
+    done
+    # Towards the server: via the next link; back: via the previous one.
+    ip -n "$(hop_ns 0)" route add default via "$HOP_NET.1.2"
+    for i in 1 2 3; do
+        in_hop "$i" sysctl -qw net.ipv4.ip_forward=1
+        ip -n "$(hop_ns "$i")" route add default via "$HOP_NET.$((i + 1)).2"
+        for j in $(seq 1 $((i - 1))); do
+            ip -n "$(hop_ns "$i")" route add "$HOP_NET.$j.0/24" via "$HOP_NET.$i.1"
+        done
+    done
+    ip -n "$(hop_ns 4)" route add default via "$HOP_NET.4.1"
+    # The server: a TLS server any name may reach (the certificate names
+    # blocked.lab; the neutral name's handshake is not validated).
+    cat > "$WORK/hop-server.py" <<'EOF'
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+def serve(c):
+    try:
+        ctx.wrap_socket(c, server_side=True).close()
+    except (OSError, ssl.SSLError):
+        c.close()
+s = socket.create_server(("0.0.0.0", 443))
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+    spawn ip netns exec "$(hop_ns 4)" python3 "$WORK/hop-server.py" "$WORK/server.pem" "$WORK/server.key"
+    wait_for "the hop server" in_hop 4 bash -c "ss -Hltn 'sport = :443' | grep -q ."
+    # The unprivileged exporter reads its config and CA from here.
+    mkdir -p "$WORK/hops"
+    cp "$WORK/ca.pem" "$EXPORTER" "$WORK/hops/"
+    chmod 755 "$WORK" "$WORK/hops" "$WORK/hops/reachability_exporter"
+    chmod 644 "$WORK/hops/ca.pem"
+    cat > "$WORK/hops/exporter.yaml" <<EOF
+listen: 127.0.0.1:9810
+timeout: 1s
+services:
+  far:
+    control_sni: neutral.lab
+    locate: { every: 10m, max_hops: 8 }
+    tls: [{ target: "$HOP_NET.4.2:443", sni: blocked.lab, ca_file: ca.pem }]
+EOF
+}
+
+remove_chain() {
+    for ns in "${HOP_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+}
+
+# located: starts an unprivileged exporter in the client namespace, scrapes
+# until a search has ended (or 60 s pass), leaves the last scrape in LAST
+# and stops the exporter.
+located() {
+    ip netns exec "$(hop_ns 0)" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+        "$WORK/hops/reachability_exporter" --config.file "$WORK/hops/exporter.yaml" --log.level debug 2>"$WORK/hops/exporter.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for "the unprivileged exporter" in_hop 0 curl -sf http://127.0.0.1:9810/-/ready || return 1
+    LAST=""
+    for _ in $(seq 1 60); do
+        LAST=$(in_hop 0 curl -sf --max-time 4 -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9810/metrics) || true
+        if [ -n "$(value "$LAST" reachability_censor_located_timestamp_seconds)" ]; then break; fi
+        # No verdict 1: no search will come.
+        if [ "$(value "$LAST" reachability_blocking_suspected kind=\"sni_filtered\")" = 0 ]; then break; fi
+        sleep 1
+    done
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    # What the search saw, for a failure's report.
+    LAST+=$'\n'$(grep -i censor "$WORK/hops/exporter.log" || true)
+}
+
+# censor_at ROUTER ACTION: the SNI censor in router ROUTER's FORWARD chain.
+censor_at() {
+    in_hop "$1" iptables -A FORWARD -p tcp --dport 443 -m string --string blocked.lab --algo bm "${@:2}"
+}
+
+FAR=(service=\"far\" target=\"$HOP_NET.4.2:443\")
+
+s_hop_reset() {
+    censor_at 2 -j REJECT --reject-with tcp-reset
+    located
+    in_hop 2 iptables -F FORWARD
+    expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" 3 reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
+    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"3\" address=\"$HOP_NET.3.2\"
+    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"2\" address=\"$HOP_NET.2.2\"
+}
+
+s_hop_drop() {
+    censor_at 1 -j DROP
+    located
+    in_hop 1 iptables -F FORWARD
+    expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" 2 reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
+    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"2\" address=\"$HOP_NET.2.2\"
+    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"1\" address=\"$HOP_NET.1.2\"
+}
+
+s_hop_clean() {
+    located
+    expect "$LAST" 0 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" absent reachability_censor_hop "${FAR[@]}"
+    expect "$LAST" absent reachability_censor_path_hops "${FAR[@]}"
+}
+
+# Router 2 sends no ICMP and the censor sits behind it: the packet's
+# arrival at hop 2 cannot be proven, so no hop is claimed (a wrong one
+# would be worse), though the search ended.
+s_hop_silent_router() {
+    censor_at 2 -j REJECT --reject-with tcp-reset
+    in_hop 2 iptables -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP
+    located
+    in_hop 2 iptables -F FORWARD
+    in_hop 2 iptables -F OUTPUT
+    expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
+    is_number "$(value "$LAST" reachability_censor_located_timestamp_seconds "${FAR[@]}")" \
+        || ERRORS+=("no search ended")
+    expect "$LAST" absent reachability_censor_hop "${FAR[@]}"
+    expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
+}
