@@ -1,6 +1,7 @@
 # Censor location (`locate:`) on a path of real routers, sourced by run.sh.
 #
-# A chain of network namespaces of its own, beside the suite's two:
+# A chain of routers from the suite's client namespace (which gets a second
+# link and a default route through it) to a server of its own:
 #   client 10.251.1.1 - r1 - r2 - r3 - server 10.251.4.2
 # r1 is hop 1 (10.251.1.2, facing the client), r2 hop 2 (10.251.2.2),
 # r3 hop 3 (10.251.3.2), the server hop 4. Each router forwards, and
@@ -10,16 +11,17 @@
 # k acts on packets that reach hop k + 1: the search reports hop k + 1, and
 # the routers at hops k + 1 and k.
 # The exporter runs in the client namespace as uid 65534 with no
-# capability, as the container does.
+# capability, as the container does, on 127.0.0.1:9810 (where the dashboard
+# scenario's Prometheus scrapes it).
 
 HOP_NS=()
 HOP_NET=10.251
 
-hop_ns() { echo "re-h$1-$$"; } # INDEX: 0 client, 1-3 routers, 4 server
+hop_ns() { if [ "$1" = 0 ]; then echo "$CLI"; else echo "re-h$1-$$"; fi; } # INDEX: 0 client, 1-3 routers, 4 server
 in_hop() { local i=$1; shift; ip netns exec "$(hop_ns "$i")" "$@"; }
 
 make_chain() {
-    for i in 0 1 2 3 4; do
+    for i in 1 2 3 4; do
         ip netns add "$(hop_ns "$i")"
         HOP_NS+=("$(hop_ns "$i")")
         ip -n "$(hop_ns "$i")" link set lo up
@@ -83,15 +85,24 @@ remove_chain() {
     for ns in "${HOP_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
 }
 
-# located: starts an unprivileged exporter in the client namespace, scrapes
-# until a search has ended (or 60 s pass), leaves the last scrape in LAST
-# and stops the exporter.
-located() {
+# start_hop_exporter: an unprivileged exporter in the client namespace,
+# searching for the censor of the chain's server; stop_hop_exporter.
+start_hop_exporter() {
     ip netns exec "$(hop_ns 0)" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
         "$WORK/hops/reachability_exporter" --config.file "$WORK/hops/exporter.yaml" --log.level debug 2>"$WORK/hops/exporter.log" &
-    local pid=$!
-    PIDS+=("$pid")
-    wait_for "the unprivileged exporter" in_hop 0 curl -sf http://127.0.0.1:9810/-/ready || return 1
+    HOP_PID=$!
+    PIDS+=("$HOP_PID")
+    wait_for "the unprivileged exporter" in_hop 0 curl -sf http://127.0.0.1:9810/-/ready
+}
+stop_hop_exporter() {
+    kill "$HOP_PID"
+    wait "$HOP_PID" 2>/dev/null || true
+}
+
+# located: starts the exporter, scrapes until a search has ended (or 60 s
+# pass), leaves the last scrape in LAST and stops the exporter.
+located() {
+    start_hop_exporter || return 1
     LAST=""
     for _ in $(seq 1 60); do
         LAST=$(in_hop 0 curl -sf --max-time 4 -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9810/metrics) || true
@@ -100,8 +111,7 @@ located() {
         if [ "$(value "$LAST" reachability_blocking_suspected kind=\"sni_filtered\")" = 0 ]; then break; fi
         sleep 1
     done
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_hop_exporter
     # What the search saw, for a failure's report.
     LAST+=$'\n'$(grep -i censor "$WORK/hops/exporter.log" || true)
 }

@@ -756,11 +756,21 @@ EOF
         "https://ok.list.lab/,HUMR,Human Rights Issues,2026-11-30,interop," > "$WORK/list-dash.csv"
     in_srv iptables -A INPUT -p tcp --dport 443 -m string --string reset.list.lab --algo bm -j REJECT --reject-with tcp-reset
     kill -HUP "$EXPORTER_PID"
-    # Wait until Prometheus has several scrapes of the failing service.
+    # The censor of the router chain, located by a fourth exporter that
+    # Prometheus scrapes for this scenario only.
+    censor_at 2 -j REJECT --reject-with tcp-reset
+    start_hop_exporter || ERRORS+=("the hop exporter did not start")
+    sed -i 's/"127.0.0.1:9803"]/"127.0.0.1:9803", "127.0.0.1:9810"]/' "$WORK/prometheus.yml"
+    kill -HUP "$PROM_PID"
+    # Wait until Prometheus has several scrapes of the failing service, and
+    # the located censor.
     local have='count_over_time(reachability_service_up{service="broken"}[1m]) >= 4'
     wait_for "Prometheus to scrape the broken service" bash -c \
         "ip netns exec $CLI curl -sfG --data-urlencode 'query=$have' $q | grep -q '\"value\"'" \
         || { ERRORS+=("the reloaded config never reached Prometheus"); return 0; }
+    wait_long "Prometheus to scrape the located censor" bash -c \
+        "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_censor_hop_info' $q | grep -q '\"value\"'" \
+        || ERRORS+=("the located censor never reached Prometheus")
     local n=0 title expr out
     while IFS=$'\t' read -r title expr; do
         n=$((n + 1))
@@ -770,6 +780,10 @@ EOF
         fi
     done < <(python3 "$HERE/dashboard_check.py" queries "$dash")
     log "     $n dashboard queries run against Prometheus"
+    stop_hop_exporter
+    in_hop 2 iptables -F FORWARD
+    sed -i 's/, "127.0.0.1:9810"]/]/' "$WORK/prometheus.yml"
+    kill -HUP "$PROM_PID"
     [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
     # The rules are loaded and evaluate against the same data.
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
@@ -1310,6 +1324,7 @@ EOF
     promtool check config "$WORK/prometheus.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
     spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
         --web.listen-address=127.0.0.1:9090 --log.level=warn
+    PROM_PID=$!
     local q='http://127.0.0.1:9090/api/v1/query?query='
     if ! wait_for "Prometheus to scrape the exporter" \
         bash -c "ip netns exec $CLI curl -sf '${q}up%7Bjob%3D%22reachability%22%7D%3D%3D1' | grep -q '\"value\"'"; then
