@@ -167,11 +167,31 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic, upload",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, locate, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic, upload",
+    ),
+    (
+        "locate-no-verdict",
+        "4:9: services.a.tls[0].locate: needs control_sni or `ech: grease`: a search starts when the check's sni_filtered or ech_blocked verdict is 1",
+    ),
+    (
+        "locate-unused",
+        "3:5: services.a.locate: no tls check of this service has control_sni or `ech: grease`: no verdict would start a search",
+    ),
+    (
+        "locate-every",
+        "4:13: services.a.locate.every: must be at least 10s: each search opens tens of connections and asks routers for ICMP",
+    ),
+    (
+        "locate-max-hops",
+        "4:25: services.a.locate.max_hops: `max_hops: 100`: expected 1 to 64",
+    ),
+    (
+        "locate-key",
+        "4:15: services.a.locate.evry: unknown field `evry`, expected one of every, max_hops",
     ),
     (
         "unknown-key-tls",
-        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni, ech",
+        "5:9: services.a.tls[0].snii: unknown field `snii`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni, ech, locate",
     ),
     (
         "pace-spread",

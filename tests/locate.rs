@@ -3,7 +3,8 @@
 //! `sni_filtered` verdict is 1, a scrape never waits for it, the next
 //! scrape shows what it found, and no second search starts within
 //! `every`. The search logic itself is tested against a fake path in
-//! `src/locate.rs`; routers at given hops, in the interop suite.
+//! `src/locate.rs`; routers at given hops, in the interop suite; the
+//! config's errors, in the invalid-config corpus (`locate-*`).
 
 mod support;
 
@@ -74,31 +75,4 @@ async fn a_blocked_target_is_searched_in_the_background_once_per_every() {
         exporter.stop().await;
     })
     .await;
-}
-
-#[tokio::test]
-async fn locate_needs_a_verdict_to_start_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let at = |yaml: &str| {
-        std::fs::write(dir.path().join("c.yaml"), yaml).unwrap();
-        reachability_exporter::config::Config::load(&dir.path().join("c.yaml"))
-            .unwrap_err()
-            .to_string()
-    };
-    assert!(
-        at("services:\n  s:\n    tls: [{ target: \"127.0.0.1:443\", locate: {} }]\n")
-            .contains("services.s.tls[0].locate: needs control_sni or `ech: grease`"),
-    );
-    assert!(
-        at("services:\n  s:\n    locate: { every: 1h }\n    tls: [\"127.0.0.1:443\"]\n")
-            .contains("services.s.locate: no tls check of this service has control_sni"),
-    );
-    assert!(
-        at("services:\n  s:\n    control_sni: a.test\n    locate: { every: 1s }\n    tls: [\"127.0.0.1:443\"]\n")
-            .contains("services.s.locate.every: must be at least 10s"),
-    );
-    assert!(
-        at("services:\n  s:\n    control_sni: a.test\n    locate: { max_hops: 65 }\n    tls: [\"127.0.0.1:443\"]\n")
-            .contains("`max_hops: 65`: expected 1 to 64"),
-    );
 }

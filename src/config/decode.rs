@@ -136,8 +136,8 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
 
 /// Formats a serde path as `a.b[0].c`, dropping the `value` segment that
 /// [`serde_saphyr::Spanned`] inserts under a service, resolver, module or
-/// label, the `regime:` block, the web config's two blocks, each list
-/// entry and a spanned leaf value.
+/// label, the `regime:` and `locate:` blocks, the web config's two blocks,
+/// each list entry and a spanned leaf value.
 fn format_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let segs: Vec<&Segment> = path.iter().collect();
@@ -155,6 +155,8 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                             && !matches!(segs[i - 1], Segment::Map { key } if key == "labels"))
                         || (i == 2
                             && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels")))
+                        // A spanned `locate:` block.
+                        || (i >= 1 && matches!(segs[i - 1], Segment::Map { key } if key == "locate"))
                         // Spanned blocks: `regime:`, and the web config's.
                         || (i == 1 && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "regime" | "tls_server_config" | "http_server_config"))));
                 if spanned_value {
