@@ -68,6 +68,16 @@ pub enum Hello {
     Neutral,
 }
 
+impl Hello {
+    /// A name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hello::Real => "real",
+            Hello::Neutral => "neutral",
+        }
+    }
+}
+
 /// Sends TTL-limited ClientHellos and asks routers their address.
 pub trait Prober {
     /// What a ClientHello `hello` sent with IP TTL `ttl` over a fresh

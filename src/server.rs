@@ -340,9 +340,11 @@ async fn index(engine: Arc<Engine>, metrics_path: &str, refresh_seconds: u32) ->
         Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
     };
     round.wait(deadline).await;
+    let located = engine.located(&round);
     let html = crate::status::page(&crate::status::View {
         round: &round,
         newer,
+        located,
         metrics_path,
         refresh_seconds,
     });

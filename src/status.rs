@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Check, Config};
 use crate::engine::catalogue::{Catalogue, Entry};
+use crate::engine::locator::Found;
 use crate::engine::round::Round;
 use crate::ids::ServiceId;
 use crate::probe::{Facts, Outcome};
@@ -51,6 +52,8 @@ pub struct View<'a> {
     /// Rounds of a single service (`/probe?service=`) that ended after
     /// `round` started, under the same config: a service shows the newest.
     pub newer: Vec<Arc<Round>>,
+    /// The latest censor search of each target whose verdict is 1.
+    pub located: Vec<Found>,
     /// Where the metrics are served (`--web.telemetry-path`).
     pub metrics_path: &'a str,
     /// Seconds between automatic reloads of the page.
@@ -183,7 +186,7 @@ pub fn page(view: &View<'_>) -> String {
     }
     let services = services(view);
     let restricted = round.regime().is_some_and(|r| r != NetworkRegime::Open);
-    summary(&mut out, &services, restricted);
+    summary(&mut out, &services, restricted, &view.located);
     for s in &services {
         let name = escape(s.name);
         let when = s.own_round.map_or(String::new(), |t| {
@@ -199,7 +202,8 @@ pub fn page(view: &View<'_>) -> String {
             out.push_str("<p class=\"suspected\">Blocking suspected: ");
             for (k, (kind, target, _)) in suspected.iter().enumerate() {
                 let sep = if k == 0 { "" } else { " · " };
-                let _ = write!(out, "{sep}<strong>{kind}</strong> {}", escape(target));
+                let at = where_located(&view.located, s.name, kind, target);
+                let _ = write!(out, "{sep}<strong>{kind}</strong> {}{at}", escape(target));
             }
             out.push_str("</p>");
         }
@@ -225,9 +229,34 @@ pub fn page(view: &View<'_>) -> String {
     out
 }
 
+/// Where the latest search put the censor of `service`'s `target` for
+/// verdict `kind`: " — censor at hop 3 of 4, after 192.0.2.2" (the router
+/// before it, when it answered), or why not; empty without a search.
+fn where_located(located: &[Found], service: &str, kind: &str, target: &str) -> String {
+    let Some(f) = located
+        .iter()
+        .find(|f| f.service == service && f.kind.as_str() == kind && f.target == target)
+    else {
+        return String::new();
+    };
+    let l = &f.located;
+    let of = l.path_hops.map_or(String::new(), |p| format!(" of {p}"));
+    match l.censor_hop {
+        Some(hop) => {
+            let before = l.routers.iter().find(|(h, _)| *h + 1 == hop);
+            let after = before.map_or(String::new(), |(_, a)| format!(", after {a}"));
+            format!(" — censor at hop {hop}{of}{after}")
+        }
+        None if l.path_hops.is_none() => {
+            " — censor not located: the server was not reached within max_hops".into()
+        }
+        None => " — censor not located: no hop could be proven".into(),
+    }
+}
+
 /// The table at the top: one row per service, linking to its section.
 /// While the network is `restricted`, no verdict is judged: it says so.
-fn summary(out: &mut String, services: &[ServiceView<'_>], restricted: bool) {
+fn summary(out: &mut String, services: &[ServiceView<'_>], restricted: bool, located: &[Found]) {
     out.push_str(
         "<table class=\"summary\"><thead><tr><th>Service</th><th>State</th>\
          <th>Failing checks</th><th>Blocking suspected</th></tr></thead><tbody>",
@@ -241,7 +270,11 @@ fn summary(out: &mut String, services: &[ServiceView<'_>], restricted: bool) {
             .iter()
             .filter(|v| v.2)
             .map(|(kind, target, _)| {
-                format!("<strong class=\"down\">{kind}</strong> {}", escape(target))
+                let at = where_located(located, s.name, kind, target);
+                format!(
+                    "<strong class=\"down\">{kind}</strong> {}{at}",
+                    escape(target)
+                )
             })
             .collect();
         let suspected = if restricted {

@@ -179,7 +179,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "locate-every",
-        "4:13: services.a.locate.every: must be at least 10s: each search opens tens of connections and asks routers for ICMP",
+        "4:22: services.a.locate.every: must be at least 10s: each search opens tens of connections and asks routers for ICMP",
     ),
     (
         "locate-max-hops",
@@ -188,6 +188,18 @@ const CASES: &[(&str, &str)] = &[
     (
         "locate-key",
         "4:15: services.a.locate.evry: unknown field `evry`, expected one of every, max_hops",
+    ),
+    (
+        "locate-own-sni",
+        "3:5: services.a.tls: the tls check of \"127.0.0.1:443\" has locate, but its control_sni is its own SNI: no sni_filtered verdict would start a search (use another name, or `ech: grease`)",
+    ),
+    (
+        "locate-reference",
+        "2:13: regime.foreign[0].locate: a reference is one handshake, judged by no verdict: locate does not apply",
+    ),
+    (
+        "regime-unknown-key",
+        "2:40: regime.foreign[0].foo: unknown field `foo`, expected one of target, sni, ca_file, insecure, timeout, ip_family, all_addresses, max_addresses, control_sni, ech, locate",
     ),
     (
         "unknown-key-tls",

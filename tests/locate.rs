@@ -19,13 +19,13 @@ async fn a_blocked_target_is_searched_in_the_background_once_per_every() {
         let ca = pki.ca_pem.display().to_string();
         let server = pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]);
         let (relay, resets) = sni_filtering_server_counted(server, "blocked.test").await;
-        let tls = |sni: &str| {
-            format!("[{{ target: \"{relay}\", sni: {sni}, ca_file: \"{ca}\", control_sni: ok.test }}]")
+        let tls = |sni: &str, control: &str| {
+            format!("[{{ target: \"{relay}\", sni: {sni}, ca_file: \"{ca}\", control_sni: {control} }}]")
         };
         let config = format!(
             "services:\n  blocked:\n    locate: {{ every: 1h }}\n    tls: {}\n  clean:\n    locate: {{ every: 1h }}\n    tls: {}\n",
-            tls("blocked.test"),
-            tls("ok.test"),
+            tls("blocked.test", "ok.test"),
+            tls("ok.test", "neutral.test"),
         );
         let exporter = Exporter::start(pki.dir.path(), &config).await;
         let t = relay.to_string();
@@ -61,6 +61,11 @@ async fn a_blocked_target_is_searched_in_the_background_once_per_every() {
         let clean = |l: &str| l.starts_with("reachability_censor") && l.contains("service=\"clean\"");
         assert!(!body.lines().any(clean), "{body}");
 
+        // The status page says it beside the verdict, in the summary and
+        // in the service's section.
+        let (_, page) = get(exporter.addr, "/", None).await;
+        let beside = format!("sni_filtered</strong> {t} — censor at hop 1 of 1");
+        assert_eq!(page.matches(&beside).count(), 2, "{page}");
         // The search sent blocked ClientHellos of its own (the scrapes so
         // far sent one each).
         let searched = resets.get();

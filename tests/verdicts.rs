@@ -579,6 +579,7 @@ async fn a_slow_check_elsewhere_holds_back_no_verdict_on_the_status_page() {
         let page = reachability_exporter::status::page(&reachability_exporter::status::View {
             round: &round,
             newer,
+            located: Vec::new(),
             metrics_path: "/metrics",
             refresh_seconds: 30,
         });

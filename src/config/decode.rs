@@ -155,8 +155,11 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                             && !matches!(segs[i - 1], Segment::Map { key } if key == "labels"))
                         || (i == 2
                             && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "services" | "resolvers" | "modules" | "labels")))
-                        // A spanned `locate:` block.
+                        // A spanned `locate:` block, and the regime's
+                        // spanned `foreign:` list.
                         || (i >= 1 && matches!(segs[i - 1], Segment::Map { key } if key == "locate"))
+                        || (i >= 1 && matches!(segs[0], Segment::Map { key } if key == "regime")
+                            && matches!(segs[i - 1], Segment::Map { key } if key == "foreign"))
                         // Spanned blocks: `regime:`, and the web config's.
                         || (i == 1 && matches!(segs[0], Segment::Map { key } if matches!(key.as_str(), "regime" | "tls_server_config" | "http_server_config"))));
                 if spanned_value {

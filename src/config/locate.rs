@@ -33,17 +33,20 @@ pub struct Locate {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLocate {
-    every: Option<Dur>,
+    every: Option<Spanned<Dur>>,
     max_hops: Option<Spanned<u64>>,
 }
 
 impl Validator<'_> {
     /// A `locate:` block at `at`.
     pub(super) fn locate(&self, at: &At, raw: RawLocate) -> Result<Locate, ConfigError> {
-        let every = raw.every.map_or(DEFAULT_LOCATE_EVERY, |d| d.0);
-        if every < MIN_LOCATE_EVERY {
+        let every = raw
+            .every
+            .as_ref()
+            .map_or(DEFAULT_LOCATE_EVERY, |d| d.value.0);
+        if let Some(written) = raw.every.filter(|_| every < MIN_LOCATE_EVERY) {
             return Err(self.err(
-                &at.key("every"),
+                &at.key("every").written_at(written.referenced),
                 "must be at least 10s: each search opens tens of connections and asks routers for ICMP",
             ));
         }

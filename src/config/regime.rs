@@ -97,6 +97,12 @@ impl Validator<'_> {
             let key = at.key(side.as_str());
             for (i, e) in list.into_iter().enumerate() {
                 let at = key.item(i, e.referenced);
+                if e.value.0.locate.is_some() {
+                    return Err(self.err(
+                        &at.key("locate"),
+                        "a reference is one handshake, judged by no verdict: locate does not apply",
+                    ));
+                }
                 let (target, options) = self.tls(&at, &d, e.value.0)?;
                 if options.control_sni.is_some()
                     || options.all_addresses.is_some()

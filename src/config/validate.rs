@@ -288,6 +288,22 @@ impl Validator<'_> {
             Ok(Check::CallPort(o.check(t)))
         })?;
         entries!(http => Http, download => Download, quic => Quic, upload => Upload);
+        // A control_sni equal to the check's SNI was dropped: no verdict
+        // would start a search. The service's `locate` passes such a check
+        // by; an entry's own is an error.
+        for c in &mut checks {
+            let Check::Tls(t) = c else { continue };
+            if t.locate.is_none() || t.control_sni.is_some() || t.ech.is_some() {
+                continue;
+            }
+            if d.locate.is_none() {
+                return Err(self.err(
+                    &at.key("tls"),
+                    format!("the tls check of {:?} has locate, but its control_sni is its own SNI: no sni_filtered verdict would start a search (use another name, or `ech: grease`)", t.target.written),
+                ));
+            }
+            t.options.locate = None;
+        }
         let located = |c: &Check| matches!(c, Check::Tls(t) if t.locate.is_some());
         if d.locate.is_some() && !checks.iter().any(located) {
             return Err(self.err(

@@ -387,20 +387,29 @@ impl Catalogue {
             pace: Duration::from_secs(1),
         };
         let located = crate::locate::search(&prober, limits).await;
+        // Plain words for the log: `1/real:expired 1/neutral:expired …`.
         let answers: Vec<String> = located
             .answers
             .iter()
-            .map(|(ttl, hello, a)| format!("{ttl}/{hello:?}:{}", a.as_str()))
+            .map(|(ttl, hello, a)| format!("{ttl}/{}:{}", hello.as_str(), a.as_str()))
             .collect();
+        let routers: Vec<String> = located
+            .routers
+            .iter()
+            .map(|(h, a)| format!("{h}={a}"))
+            .collect();
+        let path_hops = located
+            .path_hops
+            .map_or("unknown".to_string(), |p| p.to_string());
+        let (answers, routers) = (answers.join(" "), routers.join(" "));
+        let (service, target) = (service.name.as_str(), t.target.written.as_str());
         match located.censor_hop {
             Some(hop) => tracing::info!(
-                target = %t.target.written, %ip, kind = kind.as_str(), hop,
-                path_hops = ?located.path_hops, routers = ?located.routers,
+                service, target, %ip, kind = kind.as_str(), hop, path_hops, routers, answers,
                 "censor located"
             ),
-            None => tracing::debug!(
-                target = %t.target.written, %ip, kind = kind.as_str(),
-                path_hops = ?located.path_hops, answers = ?answers,
+            None => tracing::info!(
+                service, target, %ip, kind = kind.as_str(), path_hops, answers,
                 "censor not located: no hop answered as a proof needs"
             ),
         }

@@ -372,6 +372,14 @@ impl Engine {
         })
     }
 
+    /// The latest censor search of each target whose verdict in `round`
+    /// is 1, starting the searches those verdicts call for (as a scrape
+    /// does): for the status page.
+    pub fn located(&self, round: &Round) -> Vec<locator::Found> {
+        let verdicts = round.verdicts(&round.snapshot());
+        self.locator.after_scrape(&round.catalogue, &verdicts)
+    }
+
     /// Reloads the config on every SIGHUP, until the process ends.
     pub fn reload_on_sighup(self: &Arc<Engine>) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
