@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Mutation testing of the code whose mistakes would mislead users most:
 # the verdict rules and plans (src/verdict/), the error → reason map
-# (src/reason.rs) and the config validation (src/config/). cargo-mutants
+# (src/reason.rs), the config validation (src/config/) and the censor
+# search's proof (src/locate.rs). cargo-mutants
 # breaks one thing at a time (a condition negated, a match arm deleted, a
 # value replaced) and runs the tests that cover that file; a mutant that
 # no test notices is "missed". Not run by CI: it rebuilds once per mutant
 # (an hour or more on 2 cores). bench/RESULTS.md has the last table, with
 # every remaining missed mutant explained.
 #
-# Usage: bench/mutants.sh [verdict|plan|reason|config ...]   (default: all)
+# Usage: bench/mutants.sh [verdict|plan|reason|config|locate ...]   (default: all)
 # Needs: cargo install --locked cargo-mutants
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,15 +35,16 @@ run() { # NAME FILES... -- CARGO TEST SELECTION (--lib, --test NAME)
         "$(wc -l <"$m/timeout.txt")" "$(wc -l <"$m/unviable.txt")"
     sed 's/^/  missed: /' "$m/missed.txt"
 }
-want=${*:-verdict plan reason config}
+want=${*:-verdict plan reason config locate}
 for w in $want; do
     case $w in
         verdict) run verdict src/verdict/mod.rs -- --lib ;;
         plan) run plan src/verdict/plan.rs -- --test=bundled_config --test=golden --test=verdicts ;;
         reason) run reason src/reason.rs -- --lib --test=probes --test=call_ports --test=http --test=verdicts ;;
         config) run config src/config/validate.rs src/config/values.rs src/config/dns.rs src/config/tcp.rs \
-            src/config/tls.rs src/config/call_port.rs src/config/http.rs src/config/download.rs \
-            src/config/quic.rs src/config/allow.rs -- --lib --test=config_errors --test=bundled_config ;;
-        *) echo "unknown set $w (verdict, plan, reason, config)" >&2; exit 2 ;;
+            src/config/tls.rs src/config/call_port.rs src/config/http.rs src/config/transfer.rs \
+            src/config/quic.rs src/config/allow.rs src/config/locate.rs -- --lib --test=config_errors --test=bundled_config ;;
+        locate) run locate src/locate.rs -- --lib ;;
+        *) echo "unknown set $w (verdict, plan, reason, config, locate)" >&2; exit 2 ;;
     esac
 done

@@ -164,61 +164,38 @@ pub enum Icmp {
 /// The first ICMP error on `fd`'s error queue (`IP_RECVERR`), taken off
 /// it; `None` when the queue is empty. Never blocks.
 pub fn expired_at(fd: RawFd) -> io::Result<Option<Icmp>> {
-    let mut data = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut control = [0u64; 64];
-    // SAFETY: msghdr is plain data: zeroed is valid (no name, no flags).
-    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = mem::size_of_val(&control);
-    // SAFETY: `msg` points at the live `iov`, `data` and `control` buffers
-    // with their lengths; the kernel writes within them.
-    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::WouldBlock => Ok(None),
-            _ => Err(e),
-        };
-    }
-    // SAFETY: `msg` was filled by recvmsg: its control buffer holds
-    // msg_controllen bytes of well-formed control messages.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
-    while !cmsg.is_null() {
-        // SAFETY: non-null pointers from CMSG_FIRSTHDR/NXTHDR point at a
-        // header inside `control`.
-        let header = unsafe { &*cmsg };
-        let recverr = (header.cmsg_level, header.cmsg_type) == (libc::SOL_IP, libc::IP_RECVERR)
-            || (header.cmsg_level, header.cmsg_type) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
-        if recverr {
+    let recverr = |level, kind, data: *const u8| {
+        let ours = (level, kind) == (libc::SOL_IP, libc::IP_RECVERR)
+            || (level, kind) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
+        ours.then(|| {
             // SAFETY: an IP(V6)_RECVERR message's data is a
             // sock_extended_err followed by the offender's sockaddr, which
-            // SO_EE_OFFENDER points at; both lie inside `control` (read
-            // unaligned: the buffer gives no alignment guarantee).
+            // SO_EE_OFFENDER points at; both lie inside the control buffer
+            // (read unaligned: it gives no alignment guarantee).
             let (ee, offender) = unsafe {
-                let ee = libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>();
+                let ee = data.cast::<libc::sock_extended_err>();
                 (std::ptr::read_unaligned(ee), libc::SO_EE_OFFENDER(ee))
             };
-            let expired = match ee.ee_origin {
-                libc::SO_EE_ORIGIN_ICMP => ee.ee_type == 11,
-                libc::SO_EE_ORIGIN_ICMP6 => ee.ee_type == 3,
-                _ => false,
-            };
-            return Ok(Some(match expired {
-                // SAFETY: `offender` points inside `control` (above).
-                true => Icmp::Expired(unsafe { sockaddr_ip(offender) }),
-                false => Icmp::Other,
-            }));
-        }
-        // SAFETY: as CMSG_FIRSTHDR above.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
+            match (ee.ee_origin, ee.ee_type) {
+                (libc::SO_EE_ORIGIN_ICMP, 11) | (libc::SO_EE_ORIGIN_ICMP6, 3) => {
+                    // SAFETY: `offender` points inside the buffer (above).
+                    Icmp::Expired(unsafe { sockaddr_ip(offender) })
+                }
+                _ => Icmp::Other,
+            }
+        })
+    };
+    let mut data = [0u8; 64];
+    match recv_control(
+        fd,
+        &mut data,
+        libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        recverr,
+    ) {
+        Ok((_, icmp)) => Ok(Some(icmp.unwrap_or(Icmp::Other))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(Icmp::Other))
 }
 
 /// The IP address of a socket address the kernel wrote.
@@ -338,12 +315,39 @@ impl AsyncWrite for Stamped {
 /// One `recvmsg`: the bytes read and the kernel's receive stamp of the last
 /// segment they came from.
 fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let stamp = |level, kind, data: *const u8| {
+        if (level, kind) != (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) {
+            return None;
+        }
+        // SAFETY: an SCM_TIMESTAMPNS message carries one timespec after its
+        // header; it may be unaligned, hence read_unaligned.
+        let ts: libc::timespec = unsafe { std::ptr::read_unaligned(data.cast()) };
+        let (s, ns) = (
+            u64::try_from(ts.tv_sec).ok()?,
+            u32::try_from(ts.tv_nsec).ok()?,
+        );
+        Some(UNIX_EPOCH + Duration::new(s, ns))
+    };
+    // The socket is non-blocking (tokio's).
+    recv_control(fd, buf, 0, stamp)
+}
+
+/// One `recvmsg(fd, flags)` into `buf`: the bytes read, and what `pick`
+/// makes of the first control message it takes (it is handed each
+/// message's level, type and data, until it returns `Some`). `pick` reads
+/// at the data pointer only what a message of that level and type carries.
+fn recv_control<T>(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    mut pick: impl FnMut(libc::c_int, libc::c_int, *const u8) -> Option<T>,
+) -> io::Result<(usize, Option<T>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // Room for the one control message we asked for, aligned for cmsghdr.
-    let mut control = [0u64; 8];
+    // Room for the control messages we ask for, aligned for cmsghdr.
+    let mut control = [0u64; 64];
     // SAFETY: msghdr is pointers and integers: all zeroes is a valid value
     // (no name, no iovecs, no control buffer) before we fill it in.
     let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -353,33 +357,25 @@ fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTi
     msg.msg_controllen = mem::size_of_val(&control) as _;
     // SAFETY: `msg` points at `iov` (which covers `buf`, writable for its
     // length) and at `control` (writable for msg_controllen bytes); all
-    // three outlive the call. The socket is non-blocking (tokio's).
-    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
+    // three outlive the call.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut arrival = None;
+    let mut found = None;
     // SAFETY: `msg` is the header recvmsg filled in; CMSG_FIRSTHDR and
     // CMSG_NXTHDR stay within its msg_controllen bytes of `control`, and
     // return null past the last message.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
-    while !cmsg.is_null() {
-        // SAFETY: `cmsg` is non-null and points at a header inside `control`.
-        let header = unsafe { &*cmsg };
-        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_TIMESTAMPNS {
-            // SAFETY: an SCM_TIMESTAMPNS message carries one timespec after
-            // its header; it may be unaligned, hence read_unaligned.
-            let ts: libc::timespec =
-                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
-            arrival = u64::try_from(ts.tv_sec)
-                .ok()
-                .zip(u32::try_from(ts.tv_nsec).ok())
-                .map(|(s, ns)| UNIX_EPOCH + Duration::new(s, ns));
-        }
+    while !cmsg.is_null() && found.is_none() {
+        // SAFETY: `cmsg` is non-null and points at a header inside
+        // `control`, its data right after it.
+        let (header, data) = unsafe { (&*cmsg, libc::CMSG_DATA(cmsg).cast_const()) };
+        found = pick(header.cmsg_level, header.cmsg_type, data);
         // SAFETY: as for CMSG_FIRSTHDR: `msg` and `cmsg` are valid.
         cmsg = unsafe { libc::CMSG_NXTHDR(&raw const msg, cmsg) };
     }
-    Ok((n as usize, arrival))
+    Ok((n as usize, found))
 }
 
 #[cfg(test)]

@@ -123,27 +123,26 @@ censor_at() {
 
 FAR=(service=\"far\" target=\"$HOP_NET.4.2:443\")
 
-s_hop_reset() {
-    censor_at 2 -j REJECT --reject-with tcp-reset
+# located_at ROUTER ACTION...: the SNI censor in router ROUTER's FORWARD
+# chain, doing ACTION, is located at hop ROUTER + 1, between the routers
+# at hops ROUTER + 1 and ROUTER (each named by its address facing the
+# client, 10.251.K.2), on a path of 4 hops.
+located_at() {
+    local r=$1
+    shift
+    censor_at "$r" "$@"
     located
-    in_hop 2 iptables -F FORWARD
+    in_hop "$r" iptables -F FORWARD
     expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" 3 reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
+    expect "$LAST" $((r + 1)) reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
     expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
-    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"3\" address=\"$HOP_NET.3.2\"
-    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"2\" address=\"$HOP_NET.2.2\"
+    for h in $((r + 1)) "$r"; do
+        expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"$h\" address=\"$HOP_NET.$h.2\"
+    done
 }
 
-s_hop_drop() {
-    censor_at 1 -j DROP
-    located
-    in_hop 1 iptables -F FORWARD
-    expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" 2 reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
-    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"2\" address=\"$HOP_NET.2.2\"
-    expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"1\" address=\"$HOP_NET.1.2\"
-}
+s_hop_reset() { located_at 2 -j REJECT --reject-with tcp-reset; }
+s_hop_drop() { located_at 1 -j DROP; }
 
 s_hop_clean() {
     located
