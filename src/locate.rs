@@ -360,6 +360,51 @@ mod tests {
         assert_eq!(hop(&p).1, None);
     }
 
+    /// Answers per TTL, for paths no router chain makes.
+    struct Table(fn(u8, Hello) -> Answer);
+
+    impl Prober for Table {
+        async fn probe(&self, ttl: u8, hello: Hello) -> Answer {
+            (self.0)(ttl, hello)
+        }
+        async fn router(&self, _: u8) -> Option<IpAddr> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_path_that_changes_under_the_search_gives_no_hop() {
+        // The real ClientHello got through at TTL 2 (a shorter route for
+        // a moment) yet was reset at 3 and 4: the server answered it at
+        // the hop the bisection found, which proves no censor there.
+        let p = Table(|ttl, hello| match (hello, ttl) {
+            (_, 1) => Answer::Expired,
+            (Hello::Real, 2) => Answer::Through,
+            (Hello::Real, _) => Answer::Reset,
+            (Hello::Neutral, 2 | 3) => Answer::Expired,
+            (Hello::Neutral, _) => Answer::Through,
+        });
+        let l = block_on(search(&p, limits()));
+        assert_eq!((l.path_hops, l.censor_hop), (Some(4), None));
+    }
+
+    #[test]
+    fn answers_read_as_the_log_writes_them() {
+        let p = Path::new(3, Some((3, Answer::Reset)));
+        let l = block_on(search(&p, limits()));
+        let said: Vec<String> = l
+            .answers
+            .iter()
+            .map(|(ttl, hello, a)| format!("{ttl}/{}:{}", hello.as_str(), a.as_str()))
+            .collect();
+        assert!(said.contains(&"2/real:expired".to_string()), "{said:?}");
+        assert!(said.contains(&"3/real:reset".to_string()), "{said:?}");
+        assert!(said.contains(&"3/neutral:expired".to_string()), "{said:?}");
+        assert!(said.contains(&"30/neutral:through".to_string()), "{said:?}");
+        let names = [Answer::Closed, Answer::Silent].map(Answer::as_str);
+        assert_eq!(names, ["closed", "silent"]);
+    }
+
     #[test]
     fn a_path_longer_than_max_hops_locates_nothing() {
         let p = Path::new(40, Some((3, Answer::Reset)));
