@@ -114,6 +114,26 @@ pub struct Located {
     pub answers: Vec<(u8, Hello, Answer)>,
 }
 
+impl Located {
+    /// In words, as the status page and `check` show it beside the
+    /// verdict: "censor at hop 3 of 4, after 192.0.2.2" (the router before
+    /// the censor, when it answered), or why it is not located.
+    pub fn describe(&self) -> String {
+        let of = self.path_hops.map_or(String::new(), |p| format!(" of {p}"));
+        match self.censor_hop {
+            Some(hop) => {
+                let before = self.routers.iter().find(|(h, _)| *h + 1 == hop);
+                let after = before.map_or(String::new(), |(_, a)| format!(", after {a}"));
+                format!("censor at hop {hop}{of}{after}")
+            }
+            None if self.path_hops.is_none() => {
+                "censor not located: the server was not reached within max_hops".into()
+            }
+            None => "censor not located: no hop could be proven".into(),
+        }
+    }
+}
+
 /// The answers a search has drawn, each asked once (silences again,
 /// paced).
 struct Asked<'a, P> {

@@ -1,18 +1,19 @@
 //! `reachability_exporter check`: every check once, in the terminal.
 //!
 //! Runs a round with each check's own timeout (no scrape deadline; the
-//! starts keep the configured `pace`) and
-//! renders it as an aligned table — coloured only when asked, i.e. on a
-//! TTY — or as JSON. It shares the probers and the round with the server,
-//! and never touches metrics.
+//! starts keep the configured `pace`), then the censor search of each
+//! suspected verdict whose check has `locate:`, and renders the checks
+//! and the verdicts as aligned tables — coloured only when asked, i.e. on
+//! a TTY — or as JSON. It shares the probers, the round and the search
+//! with the server, and never touches metrics.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::engine::catalogue::Catalogue;
 use crate::engine::round::Round;
 use crate::ids::EntryId;
+use crate::locate::Located;
 use crate::probe::{Facts, Outcome};
 use crate::verdict::NetworkRegime;
 
@@ -32,12 +33,31 @@ pub struct Row {
     pub outcome: Outcome,
 }
 
-/// What one `check` found: a row per check, and the network regime when
-/// the config has references.
+/// One verdict of the report.
+#[derive(Debug, Clone)]
+pub struct VerdictRow {
+    /// The service.
+    pub service: String,
+    /// What it judges (`sni_filtered`, …).
+    pub kind: &'static str,
+    /// Its `target` label.
+    pub target: String,
+    /// `Some(true)` suspected, `Some(false)` not, `None` not judged (the
+    /// evidence does not allow it, or the network regime is not open).
+    pub suspected: Option<bool>,
+    /// For a suspected one whose check has `locate:`, what the search
+    /// found.
+    pub located: Option<Located>,
+}
+
+/// What one `check` found: a row per check and per verdict, and the
+/// network regime when the config has references.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// One row per check, in config order.
     pub rows: Vec<Row>,
+    /// Every verdict the checks make up, in config order.
+    pub verdicts: Vec<VerdictRow>,
     /// The network regime, judged from the `regime:` references.
     pub regime: Option<NetworkRegime>,
 }
@@ -73,8 +93,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
     // With no scrape deadline, the starts keep the configured pace: time
     // for all of them at that rate within `spread`, then for the last
     // check's own timeout.
-    let deadline =
-        tokio::time::Instant::now() + oneshot_budget(&cat.config.pace, checks.len(), longest);
+    let deadline = tokio::time::Instant::now() + cat.config.pace.unhurried(checks.len(), longest);
     // A fresh catalogue, and max_concurrent_checks covers every configured
     // check (the config loader makes sure): the reservation cannot fail.
     let permit = cat
@@ -88,10 +107,12 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
         Arc::new(crate::stats::Stats::default()),
     );
     round.wait(deadline).await;
+    let snapshot = round.snapshot();
+    let judged = round.verdicts(&snapshot);
     let rows = round
         .checks
         .iter()
-        .zip(round.snapshot())
+        .zip(snapshot)
         .map(|(&id, outcome)| {
             let entry = cat.entry(id);
             Row {
@@ -103,21 +124,28 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
             }
         })
         .collect();
+    let mut verdicts = Vec::new();
+    for &p in round.plans() {
+        let plan = cat.plan(p);
+        let suspected = judged.iter().find(|(j, _)| *j == p).map(|&(_, v)| v);
+        // A suspected censor is searched for now, if the check asks.
+        let located = match (suspected, plan.searched_check()) {
+            (Some(true), Some(check)) => cat.locate(check, plan.kind).await,
+            _ => None,
+        };
+        verdicts.push(VerdictRow {
+            service: cat.service_name(plan.service).to_string(),
+            kind: plan.kind.as_str(),
+            target: plan.target.clone(),
+            suspected,
+            located,
+        });
+    }
     Ok(Report {
         rows,
+        verdicts,
         regime: round.regime(),
     })
-}
-
-/// The round's budget for `checks` checks whose longest timeout is
-/// `longest`: long enough that [`crate::config::Pace::interval`] keeps the
-/// configured rate and the last check to start has its whole timeout.
-fn oneshot_budget(pace: &crate::config::Pace, checks: usize, longest: Duration) -> Duration {
-    let spread = pace
-        .period()
-        .mul_f64(checks.saturating_sub(1) as f64)
-        .div_f64(pace.spread);
-    spread + longest + Duration::from_secs(1)
 }
 
 fn latency(o: &Outcome) -> String {
@@ -137,10 +165,66 @@ pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// An aligned table; `color` marks results green and red (for a TTY).
-/// The network regime, when judged, closes it.
+/// Columns padded to their widest cell, two spaces apart, trailing space
+/// trimmed; the RESULT column (`result`) painted with the colour `paint`
+/// gives each row (for a TTY).
+fn aligned(
+    out: &mut String,
+    header: &[&str],
+    cells: &[Vec<String>],
+    result: usize,
+    paint: impl Fn(&[String]) -> Option<&'static str>,
+) {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for c in cells {
+        for (w, v) in width.iter_mut().zip(c) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |out: &mut String, vals: &[&str], paint: Option<&str>| {
+        for (i, (v, w)) in vals.iter().zip(&width).enumerate() {
+            let pad = " ".repeat(w - v.chars().count());
+            match paint.filter(|_| i == result) {
+                Some(code) => {
+                    let _ = write!(out, "\x1b[{code}m{v}\x1b[0m{pad}  ");
+                }
+                None => {
+                    let _ = write!(out, "{v}{pad}  ");
+                }
+            }
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    };
+    line(out, header, None);
+    for c in cells {
+        let vals: Vec<&str> = c.iter().map(String::as_str).collect();
+        line(out, &vals, paint(c));
+    }
+}
+
+/// An aligned table of the checks, then one of the verdicts (with where
+/// the censor sits, once located); `color` marks results green and red
+/// (for a TTY). The network regime, when judged, closes it.
 pub fn table(report: &Report, color: bool) -> String {
     let rows = &report.rows;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let (res, why) = result(&r.outcome);
+            let kind = r.check.to_string();
+            vec![
+                r.service.clone(),
+                kind,
+                r.target.clone(),
+                res.into(),
+                why,
+                latency(&r.outcome),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
     let header = [
         "SERVICE",
         "CHECK",
@@ -149,53 +233,8 @@ pub fn table(report: &Report, color: bool) -> String {
         "STAGE/REASON",
         "LATENCY",
     ];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let (res, why) = result(&r.outcome);
-            [
-                r.service.clone(),
-                r.check.to_string(),
-                r.target.clone(),
-                res.to_string(),
-                why,
-                latency(&r.outcome),
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for c in &cells {
-        for (w, v) in width.iter_mut().zip(c) {
-            *w = (*w).max(v.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, vals: [&str; 6], paint: Option<&str>| {
-        for (i, (v, w)) in vals.iter().zip(width).enumerate() {
-            let pad = w - v.chars().count();
-            match (i, paint) {
-                (3, Some(code)) => {
-                    let _ = write!(out, "\x1b[{code}m{v}\x1b[0m{}", " ".repeat(pad));
-                }
-                _ => {
-                    let _ = write!(out, "{v}{}", " ".repeat(pad));
-                }
-            }
-            out.push_str(if i < 5 { "  " } else { "" });
-        }
-        let trimmed = out.trim_end().len();
-        out.truncate(trimmed);
-        out.push('\n');
-    };
-    line(&mut out, header, None);
-    for c in &cells {
-        let paint = color.then(|| if c[3] == "ok" { "32" } else { "31" });
-        line(
-            &mut out,
-            [&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]].map(String::as_str),
-            paint,
-        );
-    }
+    let ok_red = |c: &[String]| color.then_some(if c[3] == "ok" { "32" } else { "31" });
+    aligned(&mut out, &header, &cells, 3, ok_red);
     let failed = rows.iter().filter(|r| !r.outcome.is_ok()).count();
     let _ = writeln!(
         out,
@@ -204,6 +243,42 @@ pub fn table(report: &Report, color: bool) -> String {
         if rows.len() == 1 { "check" } else { "checks" },
         rows.len() - failed
     );
+    if !report.verdicts.is_empty() {
+        let cells: Vec<Vec<String>> = report
+            .verdicts
+            .iter()
+            .map(|v| {
+                let mut res = verdict_text(v.suspected).to_string();
+                if let Some(l) = &v.located {
+                    res = format!("{res} — {}", l.describe());
+                }
+                vec![v.kind.into(), v.service.clone(), v.target.clone(), res]
+            })
+            .collect();
+        out.push('\n');
+        let red = |c: &[String]| (color && c[3].starts_with("suspected")).then_some("31");
+        aligned(
+            &mut out,
+            &["VERDICT", "SERVICE", "TARGET", "RESULT"],
+            &cells,
+            3,
+            red,
+        );
+        let count = |s: Option<bool>| report.verdicts.iter().filter(|v| v.suspected == s).count();
+        let _ = writeln!(
+            out,
+            "{} {}: {} suspected, {} not suspected, {} not judged",
+            report.verdicts.len(),
+            if report.verdicts.len() == 1 {
+                "verdict"
+            } else {
+                "verdicts"
+            },
+            count(Some(true)),
+            count(Some(false)),
+            count(None),
+        );
+    }
     if let Some(r) = report.regime {
         let why = match r {
             NetworkRegime::Open => "a foreign reference answered",
@@ -217,20 +292,30 @@ pub fn table(report: &Report, color: bool) -> String {
     out
 }
 
-/// The report as a JSON array: per check `network_regime` (the round's,
-/// when the config has references; else null), its series' labels as fields
-/// (`service`, `check`, `target`, and `resolver`, `type`, `sni`,
-/// `transport`, `method` where the kind has them), `description` (the
-/// table's TARGET), the result, the HTTP `status` received, and for an
-/// `all_addresses` check the same per address under `addresses`.
+/// `suspected`, `not suspected` or `not judged`.
+fn verdict_text(suspected: Option<bool>) -> &'static str {
+    match suspected {
+        Some(true) => "suspected",
+        Some(false) => "not suspected",
+        None => "not judged",
+    }
+}
+
+/// The report as a JSON object: `network_regime` (when the config has
+/// references; else null); `checks`, one object per check with its
+/// series' labels as fields (`service`, `check`, `target`, and `resolver`,
+/// `type`, `sni`, `transport`, `method` where the kind has them),
+/// `description` (the table's TARGET), the result, the HTTP `status`
+/// received, and for an `all_addresses` check the same per address under
+/// `addresses`; `verdicts`, one object per verdict (`service`, `kind`,
+/// `target`, `suspected`: true, false or null when not judged, and
+/// `censor` once a search ran: `hop`, `path_hops`, `routers`, `text`).
 pub fn json(report: &Report) -> String {
-    let regime = report.regime.map(NetworkRegime::as_str);
-    let v: Vec<serde_json::Value> = report
+    let checks: Vec<serde_json::Value> = report
         .rows
         .iter()
         .map(|r| {
             let mut o = serde_json::Map::new();
-            o.insert("network_regime".into(), regime.into());
             o.insert("service".into(), r.service.clone().into());
             o.insert("check".into(), r.check.into());
             for (k, v) in &r.labels {
@@ -253,6 +338,37 @@ pub fn json(report: &Report) -> String {
             serde_json::Value::Object(o)
         })
         .collect();
+    let verdicts: Vec<serde_json::Value> = report
+        .verdicts
+        .iter()
+        .map(|v| {
+            let mut o = serde_json::json!({
+                "service": v.service,
+                "kind": v.kind,
+                "target": v.target,
+                "suspected": v.suspected,
+            });
+            if let Some(l) = &v.located {
+                let routers: Vec<serde_json::Value> = l
+                    .routers
+                    .iter()
+                    .map(|(hop, a)| serde_json::json!({ "hop": hop, "address": a.to_string() }))
+                    .collect();
+                o["censor"] = serde_json::json!({
+                    "hop": l.censor_hop,
+                    "path_hops": l.path_hops,
+                    "routers": routers,
+                    "text": l.describe(),
+                });
+            }
+            o
+        })
+        .collect();
+    let v = serde_json::json!({
+        "network_regime": report.regime.map(NetworkRegime::as_str),
+        "checks": checks,
+        "verdicts": verdicts,
+    });
     // Serialising plain values cannot fail.
     serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
 }
@@ -277,7 +393,6 @@ fn result_fields(o: &mut serde_json::Map<String, serde_json::Value>, outcome: &O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Pace;
 
     /// <https://no-color.org>: set and not empty means no colour.
     #[test]
@@ -289,20 +404,5 @@ mod tests {
         assert!(!colour(true, set));
         assert!(!colour(false, None));
         assert!(!colour(false, set));
-    }
-
-    /// `check` keeps the configured rate, whatever the number of checks,
-    /// and leaves the last one its whole timeout.
-    #[test]
-    fn the_budget_keeps_the_pace_and_the_last_timeout() {
-        let pace = Pace::default();
-        let longest = Duration::from_secs(5);
-        for n in [1usize, 12, 150, 3_001] {
-            let budget = oneshot_budget(&pace, n, longest);
-            let interval = pace.interval(n, budget);
-            assert_eq!(interval, Duration::from_millis(5), "{n} checks");
-            let last_start = interval.mul_f64(n.saturating_sub(1) as f64);
-            assert!(budget - last_start >= longest, "{n} checks: {budget:?}");
-        }
     }
 }

@@ -24,7 +24,8 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::engine::{Engine, MAX_SCRAPE_TIMEOUT, ProbeError, Scope, Scraped};
+use crate::engine::round::Round;
+use crate::engine::{Engine, MAX_SCRAPE_TIMEOUT, ProbeError, ScrapeError, Scraped};
 use crate::metrics::{self, Format};
 
 /// The longest `/probe` query string accepted (414 beyond).
@@ -111,14 +112,17 @@ async fn count_refused(
 }
 
 /// Serves `engine` on every one of `listeners` (over TLS when `web` says
-/// so) until `shutdown` completes; in-flight requests are finished first.
-/// Returns the first error of any of them.
+/// so), and runs its scheduled rounds ([`Engine::run_schedule`]), until
+/// `shutdown` completes; in-flight requests are finished first. Returns
+/// the first error of any of them.
 pub async fn run(
     listeners: Vec<TcpListener>,
     engine: Arc<Engine>,
     web: &Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let schedule = tokio::spawn(engine.clone().run_schedule());
+    let _stop_schedule = AbortOnDrop(schedule);
     let app = router(engine, web);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -157,6 +161,15 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A request error: status and a one-line message.
@@ -201,33 +214,33 @@ fn format_of(headers: &HeaderMap) -> Format {
     Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
 }
 
-/// Runs (or joins) a round for `scope` and renders it.
-async fn scrape(engine: &Engine, scope: Scope, headers: &HeaderMap) -> Response {
+/// Runs (or joins) a round of every service, or of the one named
+/// `service`, and renders it.
+async fn scrape(engine: &Engine, service: Option<&str>, headers: &HeaderMap) -> Response {
     let format = format_of(headers);
-    match engine.scrape(scope, announced_timeout(headers)).await {
+    match engine.scrape(service, announced_timeout(headers)).await {
         Ok(Scraped {
-            round,
-            outcomes,
-            verdicts,
+            served,
             located,
             own,
         }) => {
-            let body = metrics::render(
-                &round.catalogue,
-                &round.checks,
-                &outcomes,
-                (&verdicts, round.regime(), &located),
-                &own,
-                format,
-            );
+            let parts: Vec<metrics::Part<'_>> = served.iter().map(metrics::Part::of).collect();
+            // The scrape's own round, whose config labels the series (a
+            // scrape always serves one).
+            let Some(first) = served.first() else {
+                return bad(StatusCode::SERVICE_UNAVAILABLE, "no round to serve".into());
+            };
+            let (config, regime) = (&first.round.catalogue.config, first.round.regime());
+            let body = metrics::render(config, &parts, (regime, &located), &own, format);
             respond(format, body)
         }
-        Err(busy) => bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
+        Err(e @ ScrapeError::UnknownService(_)) => bad(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => bad(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
 async fn metrics_handler(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Response {
-    scrape(&engine, Scope::All, &headers).await
+    scrape(&engine, None, &headers).await
 }
 
 async fn probe_handler(
@@ -272,11 +285,9 @@ async fn probe_handler(
         params.get("target"),
         params.get("module"),
     ) {
-        (Some(name), None, None) => match engine.catalogue().service_named(name) {
-            Some(id) => scrape(&engine, Scope::Service(id), &headers).await,
-            // The name is echoed escaped, in the body only (never in a label).
-            None => bad(StatusCode::NOT_FOUND, format!("unknown service {name:?}")),
-        },
+        // An unknown name is echoed escaped, in the body only (never in a
+        // label).
+        (Some(name), None, None) => scrape(&engine, Some(name), &headers).await,
         (None, Some(target), Some(module)) => {
             let start = Instant::now();
             match engine.probe_target(target, module, announced).await {
@@ -340,7 +351,9 @@ async fn index(engine: Arc<Engine>, metrics_path: &str, refresh_seconds: u32) ->
         Err(busy) => return bad(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()),
     };
     round.wait(deadline).await;
-    let located = engine.located(&round);
+    let mut rounds: Vec<&Round> = vec![&round];
+    rounds.extend(newer.iter().map(|r| &**r));
+    let located = engine.located(&rounds);
     let html = crate::status::page(&crate::status::View {
         round: &round,
         newer,

@@ -103,10 +103,19 @@ fn services<'a>(view: &'a View<'a>) -> Vec<ServiceView<'a>> {
             .filter(|(e, _)| e.service == si)
             .collect();
         if rows.is_empty() {
+            // A scheduled service whose first round has not ended.
+            if cat.every(si).is_some() {
+                let rows = cat.entries_of(si).map(|id| (cat.entry(id), None)).collect();
+                out.push(ServiceView {
+                    name: &service.name,
+                    rows,
+                    up: None,
+                    verdicts: Vec::new(),
+                    own_round: None,
+                });
+            }
             continue;
         }
-        // Verdicts once every check has ended (a running one would read
-        // as a timeout).
         // A verdict once every check it reads has ended (a running one
         // would read as a timeout): a slow check elsewhere holds back none.
         let ended = |p: &crate::verdict::Plan| p.inputs().all(|e| round.outcome_of(e).is_some());
@@ -239,19 +248,7 @@ fn where_located(located: &[Found], service: &str, kind: &str, target: &str) -> 
     else {
         return String::new();
     };
-    let l = &f.located;
-    let of = l.path_hops.map_or(String::new(), |p| format!(" of {p}"));
-    match l.censor_hop {
-        Some(hop) => {
-            let before = l.routers.iter().find(|(h, _)| *h + 1 == hop);
-            let after = before.map_or(String::new(), |(_, a)| format!(", after {a}"));
-            format!(" — censor at hop {hop}{of}{after}")
-        }
-        None if l.path_hops.is_none() => {
-            " — censor not located: the server was not reached within max_hops".into()
-        }
-        None => " — censor not located: no hop could be proven".into(),
-    }
+    format!(" — {}", f.located.describe())
 }
 
 /// The table at the top: one row per service, linking to its section.

@@ -205,7 +205,11 @@ fn check_command_exit_codes_table_and_json() {
         "json",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // No `regime:` references, no verdict (a TCP check makes none).
+    assert!(json["network_regime"].is_null(), "{json}");
+    assert_eq!(json["verdicts"], serde_json::json!([]), "{json}");
+    let v = &json["checks"];
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["service"], "up");
     assert_eq!(v[0]["check"], "tcp");
@@ -342,7 +346,8 @@ async fn check_shows_what_it_received() {
         let table = String::from_utf8_lossy(&out.stdout);
         assert!(table.contains("FAIL    http/http_unexpected_status (503)"), "{table}");
         let out = run("json").await.unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = &json["checks"];
         let http_row = v.as_array().unwrap().iter().find(|r| r["check"] == "http").unwrap();
         assert_eq!(http_row["status"], 503, "{v}");
         assert_eq!(http_row["reason"], "http_unexpected_status");

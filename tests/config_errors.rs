@@ -167,7 +167,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-service",
-        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, locate, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic, upload",
+        "3:5: services.a.tpc: unknown field `tpc`, expected one of resolve_with, timeout, ip_family, control_sni, ech, locate, every, allowed_ranges, dns, tcp, tls, call_ports, http, download, quic, upload",
     ),
     (
         "locate-no-verdict",
@@ -176,6 +176,10 @@ const CASES: &[(&str, &str)] = &[
     (
         "locate-unused",
         "3:5: services.a.locate: no tls check of this service has control_sni or `ech: grease`: no verdict would start a search",
+    ),
+    (
+        "service-every-short",
+        "3:12: services.a.every: must be at least 1s: the service's checks run this often, in the background",
     ),
     (
         "locate-every",

@@ -40,6 +40,7 @@ services:
       - { tcp: "relay.messenger.test:3478", method: stun }
       - { tcp: "relay.messenger.test:443" }
   video:
+    every: 5m
     dns: { names: [www.video.test], resolvers: [system, control] }
     http:
       - "https://www.video.test/"
@@ -268,14 +269,29 @@ fn rendered(format: Format) -> String {
         found("a.org:443", BlockingKind::SniFiltered, Some(3), routers),
         found("b.org:443", BlockingKind::EchBlocked, None, Vec::new()),
     ];
-    metrics::render(
-        &cat,
-        &checks,
-        &outcomes,
-        (&verdicts, None, &located),
-        &own(),
-        format,
-    )
+    // The service with `every:` is served from its own round, as a scrape
+    // serves it: after the scrape's round, with its start time.
+    let video = cat.service_named("video").expect("the config has it");
+    let split = checks
+        .iter()
+        .position(|&c| cat.entry(c).service == video)
+        .expect("video has checks");
+    let (plans, scheduled): (Vec<_>, Vec<_>) = verdicts
+        .iter()
+        .copied()
+        .partition(|(p, _)| cat.plan(*p).service != video);
+    let part = |range: std::ops::Range<usize>, verdicts, scheduled| metrics::Part {
+        catalogue: &cat,
+        checks: &checks[range.clone()],
+        outcomes: &outcomes[range],
+        verdicts,
+        scheduled,
+    };
+    let parts = [
+        part(0..split, &plans, None),
+        part(split..checks.len(), &scheduled, Some(1_764_000_050.0)),
+    ];
+    metrics::render(&cat.config, &parts, (None, &located), &own(), format)
 }
 
 /// `text` with the samples of each family sorted: prometheus-client keeps

@@ -81,3 +81,58 @@ async fn a_blocked_target_is_searched_in_the_background_once_per_every() {
     })
     .await;
 }
+
+/// `check` searches for the censor of each suspected verdict whose check
+/// has `locate:`, and shows where it sits beside the verdict, in the table
+/// and in the JSON; a clean service's verdict is not suspected and gets no
+/// search.
+#[tokio::test]
+async fn check_shows_where_the_censor_sits_beside_the_verdict() {
+    within(60, async {
+        let pki = Pki::new();
+        let ca = pki.ca_pem.display().to_string();
+        let server = pki.server_config(&["ok.test", "blocked.test"], CertKind::Good, &[]);
+        let relay = sni_filtering_server(server, "blocked.test").await;
+        let tls = |sni: &str, control: &str| {
+            format!("[{{ target: \"{relay}\", sni: {sni}, ca_file: \"{ca}\", control_sni: {control} }}]")
+        };
+        let file = pki.dir.path().join("config.yaml");
+        let config = format!(
+            "services:\n  blocked:\n    locate: {{ every: 1h }}\n    tls: {}\n  clean:\n    locate: {{ every: 1h }}\n    tls: {}\n",
+            tls("blocked.test", "ok.test"),
+            tls("ok.test", "neutral.test"),
+        );
+        std::fs::write(&file, config).unwrap();
+        let run = |output: &'static str| {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_reachability_exporter"))
+                    .args(["check", "--config.file", file.to_str().unwrap(), "--output", output])
+                    .output()
+                    .unwrap()
+            })
+        };
+        let t = relay.to_string();
+        let out = run("table").await.unwrap();
+        // Exit codes are the checks': one failed.
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(table.contains(&format!("\nVERDICT       SERVICE  TARGET{}  RESULT\n", " ".repeat(t.len() - 6))), "{table}");
+        assert!(table.contains(&format!("\nsni_filtered  blocked  {t}  suspected — censor at hop 1 of 1\n")), "{table}");
+        assert!(table.contains(&format!("\nsni_filtered  clean    {t}  not suspected\n")), "{table}");
+        assert!(table.ends_with("2 verdicts: 1 suspected, 1 not suspected, 0 not judged\n"), "{table}");
+
+        let out = run("json").await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expected = serde_json::json!([
+            {
+                "service": "blocked", "kind": "sni_filtered", "target": t, "suspected": true,
+                "censor": { "hop": 1, "path_hops": 1, "routers": [], "text": "censor at hop 1 of 1" }
+            },
+            { "service": "clean", "kind": "sni_filtered", "target": t, "suspected": false }
+        ]);
+        assert_eq!(v["verdicts"], expected, "{v}");
+        assert_eq!(v["checks"].as_array().unwrap().len(), 2, "{v}");
+    })
+    .await;
+}

@@ -132,9 +132,18 @@ async fn check_names_the_regime() {
             table.ends_with("network: allowlist (every foreign reference failed, a domestic one answered: nothing here can be blamed on one service)\n"),
             "{table}"
         );
+        // In allowlist mode no verdict is judged, and both say so.
+        let filtered = closed.to_string();
+        let row = format!("sni_filtered  news     {filtered}  not judged\n");
+        assert!(table.contains(&row), "{table}");
+        assert!(table.contains("1 verdict: 0 suspected, 0 not suspected, 1 not judged\n"), "{table}");
         let out = run("json").await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v[0]["network_regime"], "allowlist", "{v}");
+        assert_eq!(v["network_regime"], "allowlist", "{v}");
+        let expected = serde_json::json!([
+            { "service": "news", "kind": "sni_filtered", "target": filtered, "suspected": null }
+        ]);
+        assert_eq!(v["verdicts"], expected, "{v}");
     })
     .await;
 }

@@ -75,6 +75,7 @@ pub use transfer::{
     DEFAULT_DOWNLOAD_BYTES, DEFAULT_STALL_AFTER, DEFAULT_UPLOAD_BYTES, TransferCheck,
     TransferOptions,
 };
+pub use validate::MIN_EVERY;
 pub use values::{CallMethod, EchOffer, Host, IpFamily, RecordType, Target, Transport, url_target};
 pub use web::{ClientAuth, WebConfig, WebTls};
 
@@ -225,6 +226,9 @@ pub struct Service {
     pub checks: Vec<Check>,
     /// The category code of a service made from a test list's host.
     pub category: Option<String>,
+    /// `every:`: its checks run on this timer, in the background, and
+    /// scrapes serve the latest round that ended; `None`: on each scrape.
+    pub every: Option<Duration>,
 }
 
 #[cfg(test)]

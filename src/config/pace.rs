@@ -52,6 +52,18 @@ impl Pace {
         let fitting = window.div_f64((checks - 1) as f64);
         at_rate.min(fitting)
     }
+
+    /// The budget of a round of `checks` checks with no scrape deadline,
+    /// whose longest timeout is `longest`: long enough that
+    /// [`Pace::interval`] keeps the configured rate and the last check to
+    /// start has its whole timeout (`check`, services with `every:`).
+    pub fn unhurried(&self, checks: usize, longest: Duration) -> Duration {
+        let spread = self
+            .period()
+            .mul_f64(checks.saturating_sub(1) as f64)
+            .div_f64(self.spread);
+        spread + longest + Duration::from_secs(1)
+    }
 }
 
 /// `pace:` as written.
@@ -169,5 +181,20 @@ mod tests {
             pace.interval(11, Duration::from_secs(5)),
             Duration::from_millis(500)
         );
+    }
+
+    /// `check` keeps the configured rate, whatever the number of checks,
+    /// and leaves the last one its whole timeout.
+    #[test]
+    fn the_budget_keeps_the_pace_and_the_last_timeout() {
+        let pace = Pace::default();
+        let longest = Duration::from_secs(5);
+        for n in [1usize, 12, 150, 3_001] {
+            let budget = pace.unhurried(n, longest);
+            let interval = pace.interval(n, budget);
+            assert_eq!(interval, Duration::from_millis(5), "{n} checks");
+            let last_start = interval.mul_f64(n.saturating_sub(1) as f64);
+            assert!(budget - last_start >= longest, "{n} checks: {budget:?}");
+        }
     }
 }

@@ -71,6 +71,7 @@ pub(super) struct RawService {
     pub control_sni: Option<DnsName>,
     pub ech: Option<EchOffer>,
     pub locate: Option<Spanned<RawLocate>>,
+    pub every: Option<Spanned<Dur>>,
     #[serde(default)]
     pub allowed_ranges: Vec<Cidr>,
     pub dns: Option<RawDns>,

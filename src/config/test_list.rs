@@ -328,6 +328,7 @@ impl ListBuilder {
             allowed_ranges: Vec::new(),
             checks,
             category: None,
+            every: None,
         }
     }
 

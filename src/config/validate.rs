@@ -30,6 +30,10 @@ use super::{
     DEFAULT_TIMEOUT, RESERVED_LABELS, Service,
 };
 
+/// The shortest `every:` of a service: its checks run this often, in the
+/// background.
+pub const MIN_EVERY: Duration = Duration::from_secs(1);
+
 /// Validates the raw config read from `file`; relative paths are resolved
 /// against `base`.
 pub(super) struct Validator<'a> {
@@ -317,6 +321,15 @@ impl Validator<'_> {
                 "service has no checks: add dns, tcp, tls, call_ports, http, download, upload or quic",
             ));
         }
+        let every = match raw.every {
+            Some(e) if e.value.0 < MIN_EVERY => {
+                return Err(self.err(
+                    &at.key("every").written_at(e.referenced),
+                    "must be at least 1s: the service's checks run this often, in the background",
+                ));
+            }
+            e => e.map(|e| e.value.0),
+        };
         let mut allowed_ranges = top_ranges.to_vec();
         allowed_ranges.extend(raw.allowed_ranges.iter().map(|c| c.0));
         Ok(Service {
@@ -325,6 +338,7 @@ impl Validator<'_> {
             allowed_ranges,
             checks,
             category: None,
+            every,
         })
     }
 

@@ -312,6 +312,27 @@ impl Catalogue {
         &self.config.services[service.index()].name
     }
 
+    /// The `every:` of service `service`: `Some` when its checks run on
+    /// the background scheduler instead of on each scrape.
+    pub fn every(&self, service: ServiceId) -> Option<Duration> {
+        self.config.services[service.index()].every
+    }
+
+    /// The services with `every:`, with it.
+    pub fn scheduled(&self) -> impl Iterator<Item = (ServiceId, Duration)> {
+        let services = self.config.services.iter().enumerate();
+        services.filter_map(|(i, s)| Some((ServiceId::new(i), s.every?)))
+    }
+
+    /// The checks a scrape of every service runs: those of the services
+    /// without `every:`.
+    pub fn scraped_entries(&self) -> Vec<EntryId> {
+        self.entries()
+            .filter(|(_, e)| self.every(e.service).is_none())
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Every verdict plan with its id.
     pub fn plans(&self) -> impl ExactSizeIterator<Item = (PlanId, &Plan)> {
         self.plans

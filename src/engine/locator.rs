@@ -16,7 +16,7 @@ use crate::config::Check;
 use crate::engine::catalogue::Catalogue;
 use crate::ids::PlanId;
 use crate::locate::Located;
-use crate::verdict::{BlockingKind, Case};
+use crate::verdict::BlockingKind;
 
 /// A search's key: service, target (as the verdict labels it), kind.
 type Key = (String, String, BlockingKind);
@@ -87,10 +87,7 @@ impl Locator {
                     ended: *ended,
                 });
             }
-            let Some(check) = plan.cases.iter().find_map(|c| match c {
-                Case::SniFiltered { check } | Case::EchBlocked { check } => Some(*check),
-                _ => None,
-            }) else {
+            let Some(check) = plan.searched_check() else {
                 continue;
             };
             let Check::Tls(tls) = &cat.entry(check).check else {

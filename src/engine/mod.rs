@@ -7,12 +7,15 @@
 //! - [`round`]: one run of checks under one deadline, with the evidence its
 //!   verdicts need.
 //! - [`run`]: the one way a check runs (permit, span, statistics).
+//! - [`schedule`]: the rounds of services with `every:`, on a timer.
+//! - [`locator`]: the censor searches that verdicts call for.
 
 pub mod catalogue;
 pub mod lag;
 pub mod locator;
 pub mod round;
 pub mod run;
+pub mod schedule;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,6 +64,7 @@ pub struct Engine {
     reload_ts: AtomicU64,
     stats: Arc<Stats>,
     locator: Arc<locator::Locator>,
+    schedule: schedule::Schedule,
     /// Whether the config's `listen` is where we serve (no flag overrode
     /// it): a reload that changes it is then worth a warning.
     listen_from_config: AtomicBool,
@@ -107,19 +111,63 @@ pub enum ProbeError {
     Busy(#[from] Busy),
 }
 
-/// A round as a scrape sees it: what to render.
+/// A round as a scrape serves it.
 #[derive(Debug)]
-pub struct Scraped {
+pub struct Served {
     /// The round (its catalogue and checks).
     pub round: Arc<Round>,
-    /// Its outcomes at the scrape's deadline, in `round.checks` order.
+    /// Its outcomes when served, in `round.checks` order.
     pub outcomes: Vec<Outcome>,
     /// The verdicts judged from them.
     pub verdicts: Vec<(PlanId, bool)>,
+    /// Whether it is the latest round of a service with `every:`.
+    pub scheduled: bool,
+}
+
+impl Served {
+    fn now(round: Arc<Round>, scheduled: bool) -> Served {
+        let outcomes = round.snapshot();
+        let verdicts = round.verdicts(&outcomes);
+        Served {
+            round,
+            outcomes,
+            verdicts,
+            scheduled,
+        }
+    }
+}
+
+/// What a scrape renders.
+#[derive(Debug)]
+pub struct Scraped {
+    /// The rounds served: first the scrape's own (whose network regime
+    /// and task delay are reported), then the latest of each service with
+    /// `every:` in the scope.
+    pub served: Vec<Served>,
     /// The latest censor search of each target whose verdict is 1.
     pub located: Vec<locator::Found>,
     /// The exporter's own figures.
     pub own: SelfStats,
+}
+
+/// A scrape that was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// Over `max_concurrent_checks`.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// No service has that name (it is echoed in the message, never in a
+    /// label).
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    /// A scheduled service's first round is still running.
+    #[error("service {service:?} runs every {every}: its first round has not ended yet")]
+    NotYet {
+        /// The service.
+        service: String,
+        /// Its `every`, as humantime writes it.
+        every: String,
+    },
 }
 
 /// An ad hoc check's result: what to render.
@@ -170,6 +218,7 @@ impl Engine {
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
             stats: Arc::new(Stats::default()),
             locator: Arc::default(),
+            schedule: schedule::Schedule::default(),
             listen_from_config: AtomicBool::new(false),
         })
     }
@@ -226,22 +275,25 @@ impl Engine {
         budget(announced, self.timeout_offset)
     }
 
-    /// The round for `scope` that `keep` accepts, else a new one running
-    /// until `deadline` — if `max_concurrent_checks` leaves room for it.
+    /// The round for `scope` (of `cat`) that `keep` accepts, else a new
+    /// one of `cat` running until `deadline` — if `max_concurrent_checks`
+    /// leaves room for it. A service's round is kept only under the same
+    /// catalogue: its id means another service in another one.
     pub fn round_for(
         &self,
+        cat: Arc<Catalogue>,
         scope: Scope,
         deadline: Instant,
         keep: impl Fn(&Round, &Catalogue) -> bool,
     ) -> Result<Arc<Round>, Busy> {
         // Poisoning needs a panic while holding this lock; none can occur.
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        let cat = self.catalogue.load_full();
+        let same = |r: &Round| std::ptr::eq(Arc::as_ptr(&r.catalogue), Arc::as_ptr(&cat));
         match inflight.get(&scope) {
-            Some(r) if keep(r, &cat) => Ok(r.clone()),
+            Some(r) if (scope == Scope::All || same(r)) && keep(r, &cat) => Ok(r.clone()),
             _ => {
                 let checks: Vec<EntryId> = match scope {
-                    Scope::All => cat.entries().map(|(id, _)| id).collect(),
+                    Scope::All => cat.scraped_entries(),
                     Scope::Service(s) => cat.entries_of(s).collect(),
                 };
                 let permit = cat.reserve(checks.len())?;
@@ -259,14 +311,15 @@ impl Engine {
     /// `deadline`; when `max_concurrent_checks` leaves no room for a new
     /// one, the latest there is. With it, the ended rounds of single
     /// services (`/probe?service=`) that started after it, under the same
-    /// config.
+    /// config, and the latest ended round of each service with `every:`
+    /// under it.
     pub fn status_rounds(
         &self,
         fresh: Duration,
         deadline: Instant,
     ) -> Result<(Arc<Round>, Vec<Arc<Round>>), Busy> {
         let same = |r: &Round, cat: &Catalogue| std::ptr::eq(Arc::as_ptr(&r.catalogue), cat);
-        let main = self.round_for(Scope::All, deadline, |r, cat| {
+        let main = self.round_for(self.catalogue(), Scope::All, deadline, |r, cat| {
             same(r, cat)
                 && (!r.is_done() || r.started.elapsed() < fresh.max(cat.config.min_interval))
         });
@@ -276,16 +329,19 @@ impl Engine {
             Ok(r) => r,
             Err(busy) => inflight.get(&Scope::All).cloned().ok_or(busy)?,
         };
-        let newer = inflight
+        let mut newer: Vec<Arc<Round>> = inflight
             .iter()
             .filter(|(scope, r)| {
-                matches!(scope, Scope::Service(_))
+                // Service ids are the catalogue's: compare catalogues first.
+                same(r, &main.catalogue)
+                    && matches!(scope, Scope::Service(s) if main.catalogue.every(*s).is_none())
                     && r.is_done()
                     && r.started > main.started
-                    && same(r, &main.catalogue)
             })
             .map(|(_, r)| r.clone())
             .collect();
+        let scheduled = self.schedule.latest(&main.catalogue, None);
+        newer.extend(scheduled.into_iter().filter(|r| same(r, &main.catalogue)));
         Ok((main, newer))
     }
 
@@ -334,23 +390,59 @@ impl Engine {
         })
     }
 
-    /// Runs (or joins) a round for `scope` and takes its snapshot at the
-    /// scrape's deadline.
-    pub async fn scrape(&self, scope: Scope, announced: Option<Duration>) -> Result<Scraped, Busy> {
+    /// Runs (or joins) a round of every service, or of the one named
+    /// `service`, and takes its snapshot at the scrape's deadline, with the
+    /// latest ended round of each service with `every:` in the scope. A
+    /// scrape of one such service serves only its latest round, and is
+    /// refused until the first has ended.
+    pub async fn scrape(
+        &self,
+        service: Option<&str>,
+        announced: Option<Duration>,
+    ) -> Result<Scraped, ScrapeError> {
         let start = Instant::now();
         let deadline = start + self.budget(announced);
+        let cat = self.catalogue.load_full();
+        let scope = match service {
+            None => Scope::All,
+            Some(name) => match cat.service_named(name) {
+                Some(id) => Scope::Service(id),
+                None => return Err(ScrapeError::UnknownService(name.to_string())),
+            },
+        };
         self.scrapes.fetch_add(1, Ordering::Relaxed);
-        // Join a round still running; within min_interval of the last
-        // round's start, serve that round (unless the config changed).
-        let round = self.round_for(scope, deadline, |r, cat| {
-            !r.is_done()
-                || (std::ptr::eq(Arc::as_ptr(&r.catalogue), cat)
-                    && r.started.elapsed() < cat.config.min_interval)
-        })?;
-        round.wait(deadline).await;
-        let outcomes = round.snapshot();
-        let verdicts = round.verdicts(&outcomes);
-        let located = self.locator.after_scrape(&round.catalogue, &verdicts);
+        let mut served = match scope {
+            Scope::Service(s) if cat.every(s).is_some() => Vec::new(),
+            _ => {
+                // Join a round still running; within min_interval of the
+                // last round's start, serve that round (unless the config
+                // changed).
+                let round = self.round_for(cat.clone(), scope, deadline, |r, cat| {
+                    !r.is_done()
+                        || (std::ptr::eq(Arc::as_ptr(&r.catalogue), cat)
+                            && r.started.elapsed() < cat.config.min_interval)
+                })?;
+                round.wait(deadline).await;
+                vec![Served::now(round, false)]
+            }
+        };
+        let only = match scope {
+            Scope::All => None,
+            Scope::Service(s) => Some(s),
+        };
+        let scheduled = self.schedule.latest(&cat, only);
+        served.extend(scheduled.into_iter().map(|r| Served::now(r, true)));
+        let Some(round) = served.first().map(|s| s.round.clone()) else {
+            // Only a scrape of one scheduled service serves no round.
+            let service = only.map_or("", |s| cat.service_name(s)).to_string();
+            let every = only.and_then(|s| cat.every(s)).unwrap_or_default();
+            let every = humantime::format_duration(every).to_string();
+            return Err(ScrapeError::NotYet { service, every });
+        };
+        let located = served
+            .iter()
+            .flat_map(|s| self.locator.after_scrape(&s.round.catalogue, &s.verdicts))
+            .collect();
         let own = SelfStats {
             scrape_duration_seconds: start.elapsed().as_secs_f64(),
             rounds_total: self.rounds.load(Ordering::Relaxed),
@@ -364,20 +456,38 @@ impl Engine {
             task_delay: round.task_delay(),
         };
         Ok(Scraped {
-            round,
-            outcomes,
-            verdicts,
+            served,
             located,
             own,
         })
     }
 
-    /// The latest censor search of each target whose verdict in `round`
+    /// The latest censor search of each target whose verdict in `rounds`
     /// is 1, starting the searches those verdicts call for (as a scrape
     /// does): for the status page.
-    pub fn located(&self, round: &Round) -> Vec<locator::Found> {
-        let verdicts = round.verdicts(&round.snapshot());
-        self.locator.after_scrape(&round.catalogue, &verdicts)
+    pub fn located(&self, rounds: &[&Round]) -> Vec<locator::Found> {
+        rounds
+            .iter()
+            .flat_map(|round| {
+                let verdicts = round.verdicts(&round.snapshot());
+                self.locator.after_scrape(&round.catalogue, &verdicts)
+            })
+            .collect()
+    }
+
+    /// Runs the rounds of services with `every:` on their timers, and the
+    /// censor searches their verdicts call for, until the process ends.
+    pub async fn run_schedule(self: Arc<Engine>) {
+        loop {
+            let cat = self.catalogue.load_full();
+            let tick = self.schedule.tick(&cat, &self.stats);
+            self.rounds.fetch_add(tick.started, Ordering::Relaxed);
+            for round in &tick.ended {
+                let verdicts = round.verdicts(&round.snapshot());
+                let _ = self.locator.after_scrape(&round.catalogue, &verdicts);
+            }
+            tokio::time::sleep(tick.wait).await;
+        }
     }
 
     /// Reloads the config on every SIGHUP, until the process ends.

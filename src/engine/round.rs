@@ -254,6 +254,11 @@ impl Round {
         &self.evidence[id.index()]
     }
 
+    /// The verdicts this round judges: those whose checks are all in it.
+    pub fn plans(&self) -> &[PlanId] {
+        &self.plans
+    }
+
     /// Whether every check has ended.
     pub fn is_done(&self) -> bool {
         *self.done.borrow()

@@ -121,35 +121,91 @@ fn b(v: bool) -> f64 {
     if v { 1.0 } else { 0.0 }
 }
 
-/// Renders the outcomes of `checks` (outcomes in the same order) plus the
-/// exporter's own metrics. `verdicts` are the round's judgements:
-/// `(plan, blocked)`; `regime` the network regime, if judged; `located`
-/// the latest censor searches of the targets whose verdict is 1.
+/// One round's share of a scrape's series.
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    /// The catalogue the round ran under.
+    pub catalogue: &'a Catalogue,
+    /// Its checks.
+    pub checks: &'a [EntryId],
+    /// Their outcomes, in the same order.
+    pub outcomes: &'a [Outcome],
+    /// Its verdicts: `(plan, blocked)`.
+    pub verdicts: &'a [(PlanId, bool)],
+    /// For the latest round of a service with `every:`, when it started
+    /// (seconds since the epoch).
+    pub scheduled: Option<f64>,
+}
+
+impl<'a> Part<'a> {
+    /// The share of a round a scrape served.
+    pub fn of(served: &'a crate::engine::Served) -> Part<'a> {
+        let started = || {
+            let since = served
+                .round
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH);
+            since.map_or(0.0, |d| d.as_secs_f64())
+        };
+        Part {
+            catalogue: &served.round.catalogue,
+            checks: &served.round.checks,
+            outcomes: &served.outcomes,
+            verdicts: &served.verdicts,
+            scheduled: served.scheduled.then(started),
+        }
+    }
+
+    /// Its series' items: `(service, check, outcome)`.
+    fn items(self) -> impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)> {
+        let cat = self.catalogue;
+        self.checks
+            .iter()
+            .zip(self.outcomes)
+            .map(move |(&id, outcome)| {
+                let entry = cat.entry(id);
+                (cat.service_name(entry.service), &entry.check, outcome)
+            })
+    }
+
+    /// Its verdicts: `(service, target, kind, blocked)`.
+    fn verdicts(self) -> impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)> {
+        let cat = self.catalogue;
+        self.verdicts.iter().map(move |&(p, v)| {
+            let plan = cat.plan(p);
+            let service = cat.service_name(plan.service);
+            (service, plan.target.as_str(), plan.kind, v)
+        })
+    }
+
+    /// `(service, started)` for the latest round of a service with
+    /// `every:`.
+    fn round(self) -> Option<(&'a str, f64)> {
+        let first = *self.checks.first()?;
+        let service = self.catalogue.entry(first).service;
+        Some((self.catalogue.service_name(service), self.scheduled?))
+    }
+}
+
+/// Renders what a scrape served, `parts` (its own round, then those of
+/// services with `every:`), plus the exporter's own metrics; the series
+/// carry `config`'s vantage labels. `regime` is the network regime, if
+/// judged; `located` the latest censor searches of the targets whose
+/// verdict is 1.
 pub fn render(
-    cat: &Catalogue,
-    checks: &[EntryId],
-    outcomes: &[Outcome],
-    (verdicts, regime, located): (&[(PlanId, bool)], Option<NetworkRegime>, &[Found]),
+    config: &crate::config::Config,
+    parts: &[Part<'_>],
+    (regime, located): (Option<NetworkRegime>, &[Found]),
     own: &SelfStats,
     format: Format,
 ) -> String {
-    let items = checks.iter().zip(outcomes).map(|(&id, outcome)| {
-        let entry = cat.entry(id);
-        (cat.service_name(entry.service), &entry.check, outcome)
-    });
-    let verdicts = verdicts.iter().map(|&(p, v)| {
-        let plan = cat.plan(p);
-        (
-            cat.service_name(plan.service),
-            plan.target.as_str(),
-            plan.kind,
-            v,
-        )
-    });
+    let items = parts.iter().flat_map(|p| p.items());
+    let verdicts = parts.iter().flat_map(|p| p.verdicts());
+    let rounds = parts.iter().filter_map(|p| p.round());
     render_items(
-        &cat.config,
+        config,
         items,
-        (verdicts, regime, located),
+        (verdicts, regime, located, rounds),
         Own::All(own),
         format,
     )
@@ -170,7 +226,7 @@ pub fn render_probe(
     render_items(
         config,
         std::iter::once((module, check, outcome)),
-        (std::iter::empty(), None, &[]),
+        (std::iter::empty(), None, &[], std::iter::empty()),
         Own::Duration(scrape_duration_seconds),
         format,
     )
@@ -189,10 +245,11 @@ enum Own<'a> {
 fn render_items<'a>(
     config: &crate::config::Config,
     items: impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)>,
-    (verdicts, regime, located): (
+    (verdicts, regime, located, rounds): (
         impl Iterator<Item = (&'a str, &'a str, BlockingKind, bool)>,
         Option<NetworkRegime>,
         &[Found],
+        impl Iterator<Item = (&'a str, f64)>,
     ),
     own: Own<'_>,
     format: Format,
@@ -426,6 +483,13 @@ fn render_items<'a>(
         "reachability_network_regime",
         "1 for the regime the references show (open: a foreign one answered; allowlist: only domestic ones; offline: none), 0 for the others",
     );
+    let mut round_started = Metric::new(
+        "reachability_round_timestamp_seconds",
+        "When the round served for this service started, seconds since the epoch; present for services with every:, whose rounds run on a timer",
+    );
+    for (service, started) in rounds {
+        round_started.set(&base_labels(service, config), started);
+    }
     for r in regime.map_or(&[][..], |_| &NetworkRegime::ALL[..]) {
         let mut labels = vantage_labels(config);
         labels.push((key("regime"), r.as_str().to_string()));
@@ -477,6 +541,7 @@ fn render_items<'a>(
         blocking,
         service_up,
         service_info,
+        round_started,
         network,
     ]
     .into_iter()

@@ -20,7 +20,7 @@ fn samples(yaml: &str, outcome: Outcome) -> Vec<String> {
     let text = render_items(
         &config,
         std::iter::once(("s", &check, &outcome)),
-        (std::iter::empty(), None, &[]),
+        (std::iter::empty(), None, &[], std::iter::empty()),
         Own::Duration(0.0),
         Format::Prometheus,
     );
@@ -177,10 +177,15 @@ fn verdict_and_regime_families() {
             .into_iter(),
             Some(NetworkRegime::Offline),
             &[],
+            [("s", 1_764_000_000.5)].into_iter(),
         ),
         Own::Duration(0.0),
         Format::Prometheus,
     );
+    // A scheduled service's round: when it started, with the vantage labels.
+    assert!(text.contains(
+        "reachability_round_timestamp_seconds{service=\"s\",site=\"lab\"} 1764000000.5\n"
+    ));
     assert!(text.contains(
         "reachability_blocking_suspected{service=\"s\",site=\"lab\",target=\"a.test\",kind=\"dns_removed\"} 1.0\n"
     ));

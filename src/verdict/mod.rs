@@ -124,6 +124,15 @@ impl Plan {
     pub fn inputs(&self) -> impl Iterator<Item = EntryId> + '_ {
         self.cases.iter().flat_map(|c| c.inputs())
     }
+
+    /// The TLS check whose censor a search locates when this verdict is
+    /// 1: that of an `sni_filtered` or `ech_blocked` plan.
+    pub fn searched_check(&self) -> Option<EntryId> {
+        self.cases.iter().find_map(|c| match c {
+            Case::SniFiltered { check } | Case::EchBlocked { check } => Some(*check),
+            _ => None,
+        })
+    }
 }
 
 /// One pairing of checks.

@@ -557,6 +557,76 @@ s_throttled() {
     expect "$LAST" absent reachability_failure_info service=\"video\" check=\"download\"
 }
 
+# A fifth exporter, on 127.0.0.1:9811, whose one service has `every:`: a
+# 1 MiB download on a timer of its own (the scheduled and dashboard
+# scenarios only: its transfers would mix with the packet counts of others).
+start_bulk_exporter() { # EVERY
+    cat > "$WORK/exporter-bulk.yaml" <<EOF
+listen: 127.0.0.1:9811
+allowed_ranges: [$NET.0/24]
+resolvers:
+  system: { udp: "$SRV_IP:53" }
+services:
+  bulk:
+    every: $1
+    download: [{ url: "$BIG", timeout: 10s, stall_after: 3s }]
+EOF
+    ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-bulk.yaml" --log.level warn &
+    BULK_PID=$!
+    PIDS+=("$BULK_PID")
+    wait_for "the scheduled exporter" in_cli curl -sf http://127.0.0.1:9811/-/ready
+}
+stop_bulk_exporter() {
+    kill "$BULK_PID"
+    wait "$BULK_PID" 2>/dev/null || true
+}
+scrape_bulk() { # a scrape of it with a 2 s timeout
+    in_cli curl -sf --max-time 3 -H 'X-Prometheus-Scrape-Timeout-Seconds: 2' http://127.0.0.1:9811/metrics
+}
+
+s_scheduled() {
+    # The server's egress at 2 Mbit/s: the 1 MiB download takes about 4 s,
+    # twice the scrapes' 2 s timeout.
+    in_srv tc qdisc add dev "res$$" root tbf rate 2mbit burst 16kb latency 500ms
+    start_bulk_exporter 6s || { in_srv tc qdisc del dev "res$$" root; return 1; }
+    local code first="" next="" took
+    # Its first round is running: the service alone is refused.
+    code=$(in_cli curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:9811/probe?service=bulk")
+    [ "$code" = 503 ] || ERRORS+=("/probe?service=bulk during the first round: $code, want 503")
+    for _ in $(seq 1 150); do
+        LAST=$(scrape_bulk) || true
+        first=$(value "$LAST" reachability_round_timestamp_seconds service=\"bulk\")
+        [ -n "$first" ] && break
+        sleep 0.1
+    done
+    if [ -z "$first" ]; then
+        ERRORS+=("no scheduled round ended in 15 s")
+    else
+        # The whole download, served by a 2 s scrape that did not wait.
+        expect "$LAST" 1048576 reachability_download_bytes service=\"bulk\"
+        expect "$LAST" 1 reachability_service_up service=\"bulk\"
+        expect "$LAST" 0 reachability_blocking_suspected service=\"bulk\" kind=\"stalled\"
+        took=$(value "$LAST" reachability_exporter_scrape_duration_seconds)
+        awk -v t="${took:-9}" 'BEGIN { exit !(t < 1) }' || ERRORS+=("the scrape took ${took:-?} s, want under 1 (it must not wait)")
+        local rate
+        rate=$(value "$LAST" reachability_download_bytes_per_second service=\"bulk\")
+        awk -v r="${rate:-0}" 'BEGIN { exit !(r > 150000 && r < 300000) }' \
+            || ERRORS+=("scheduled download at ${rate:-absent} B/s, want about 250 kB/s")
+        # The next round starts 6 s after the first started.
+        for _ in $(seq 1 150); do
+            LAST=$(scrape_bulk) || true
+            next=$(value "$LAST" reachability_round_timestamp_seconds service=\"bulk\")
+            [ -n "$next" ] && [ "$next" != "$first" ] && break
+            sleep 0.1
+        done
+        awk -v a="$first" -v b="${next:-0}" 'BEGIN { exit !(b - a >= 5.9 && b - a < 8) }' \
+            || ERRORS+=("rounds started at $first and ${next:-never}: want 6 s apart")
+        expect "$LAST" 1048576 reachability_download_bytes service=\"bulk\"
+    fi
+    stop_bulk_exporter
+    in_srv tc qdisc del dev "res$$" root
+}
+
 s_freeze_16k() {
     # The TSPU's freeze: the connection's data stops after 16 KB.
     in_srv iptables -A OUTPUT -p tcp --sport 80 -m connbytes --connbytes 16384: \
@@ -760,7 +830,9 @@ EOF
     # Prometheus scrapes for this scenario only.
     censor_at 2 -j REJECT --reject-with tcp-reset
     start_hop_exporter || ERRORS+=("the hop exporter did not start")
-    sed -i 's/"127.0.0.1:9803"]/"127.0.0.1:9803", "127.0.0.1:9810"]/' "$WORK/prometheus.yml"
+    # And one with a scheduled service, for the age of its rounds.
+    start_bulk_exporter 3s || ERRORS+=("the scheduled exporter did not start")
+    sed -i 's/"127.0.0.1:9803"]/"127.0.0.1:9803", "127.0.0.1:9810", "127.0.0.1:9811"]/' "$WORK/prometheus.yml"
     kill -HUP "$PROM_PID"
     # Wait until Prometheus has several scrapes of the failing service, and
     # the located censor.
@@ -771,6 +843,9 @@ EOF
     wait_long "Prometheus to scrape the located censor" bash -c \
         "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_censor_hop_info' $q | grep -q '\"value\"'" \
         || ERRORS+=("the located censor never reached Prometheus")
+    wait_for "Prometheus to scrape a scheduled round" bash -c \
+        "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_round_timestamp_seconds' $q | grep -q '\"value\"'" \
+        || ERRORS+=("the scheduled round never reached Prometheus")
     local n=0 title expr out
     while IFS=$'\t' read -r title expr; do
         n=$((n + 1))
@@ -781,14 +856,15 @@ EOF
     done < <(python3 "$HERE/dashboard_check.py" queries "$dash")
     log "     $n dashboard queries run against Prometheus"
     stop_hop_exporter
+    stop_bulk_exporter
     in_hop 2 iptables -F FORWARD
-    sed -i 's/, "127.0.0.1:9810"]/]/' "$WORK/prometheus.yml"
+    sed -i 's/, "127.0.0.1:9810", "127.0.0.1:9811"]/]/' "$WORK/prometheus.yml"
     kill -HUP "$PROM_PID"
     [ "$n" -ge 25 ] || ERRORS+=("only $n queries extracted from the dashboard")
     # The rules are loaded and evaluate against the same data.
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/rules)
-    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 12 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
-        || ERRORS+=("Prometheus did not load 12 healthy rules: ${out:0:300}")
+    python3 -c 'import json, sys; g = [r for grp in json.load(sys.stdin)["data"]["groups"] for r in grp["rules"]]; sys.exit(0 if len(g) == 13 and all(r["health"] == "ok" for r in g) else 1)' <<<"$out" \
+        || ERRORS+=("Prometheus did not load 13 healthy rules: ${out:0:300}")
     out=$(in_cli curl -sf http://127.0.0.1:9090/api/v1/alerts)
     grep -q '"alertname":"ReachabilityServiceUnreachable"' <<<"$out" && grep -q '"service":"broken"' <<<"$out" \
         || ERRORS+=("ReachabilityServiceUnreachable is not pending for the broken service: ${out:0:300}")
@@ -1401,6 +1477,7 @@ main() {
     scenario hop-clean s_hop_clean
     scenario hop-silent-router s_hop_silent_router
     scenario throttled s_throttled
+    scenario scheduled s_scheduled
     scenario freeze-16k s_freeze_16k
     scenario upload-freeze-25 s_upload_freeze_25
     scenario download-freeze-25 s_download_freeze_25
