@@ -224,7 +224,7 @@ async fn scrape(engine: &Engine, service: Option<&str>, headers: &HeaderMap) -> 
             located,
             own,
         }) => {
-            let parts: Vec<metrics::Part<'_>> = served.iter().map(metrics::Part::of).collect();
+            let parts: Vec<metrics::Part<'_>> = served.iter().map(|s| s.part()).collect();
             // The scrape's own round, whose config labels the series (a
             // scrape always serves one).
             let Some(first) = served.first() else {

@@ -125,6 +125,19 @@ pub struct Served {
 }
 
 impl Served {
+    /// Its share of the scrape's series.
+    pub fn part(&self) -> crate::metrics::Part<'_> {
+        let since = self.round.started_at.duration_since(UNIX_EPOCH);
+        let started = since.map_or(0.0, |d| d.as_secs_f64());
+        crate::metrics::Part {
+            catalogue: &self.round.catalogue,
+            checks: &self.round.checks,
+            outcomes: &self.outcomes,
+            verdicts: &self.verdicts,
+            scheduled: self.scheduled.then_some(started),
+        }
+    }
+
     fn now(round: Arc<Round>, scheduled: bool) -> Served {
         let outcomes = round.snapshot();
         let verdicts = round.verdicts(&outcomes);

@@ -138,24 +138,6 @@ pub struct Part<'a> {
 }
 
 impl<'a> Part<'a> {
-    /// The share of a round a scrape served.
-    pub fn of(served: &'a crate::engine::Served) -> Part<'a> {
-        let started = || {
-            let since = served
-                .round
-                .started_at
-                .duration_since(std::time::UNIX_EPOCH);
-            since.map_or(0.0, |d| d.as_secs_f64())
-        };
-        Part {
-            catalogue: &served.round.catalogue,
-            checks: &served.round.checks,
-            outcomes: &served.outcomes,
-            verdicts: &served.verdicts,
-            scheduled: served.scheduled.then(started),
-        }
-    }
-
     /// Its series' items: `(service, check, outcome)`.
     fn items(self) -> impl Iterator<Item = (&'a str, &'a Check, &'a Outcome)> {
         let cat = self.catalogue;
