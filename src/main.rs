@@ -11,6 +11,9 @@ use reachability_exporter::config::{Config, ListenAddress};
 use reachability_exporter::engine::catalogue::Catalogue;
 use reachability_exporter::logs;
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Probes whether configured services are reachable (DNS, TCP, TLS, QUIC,
 /// call ports, HTTP, downloads, uploads) on every Prometheus scrape, and says how
@@ -118,20 +121,21 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Libraries log at warn; our own events at the chosen level.
-    let filter =
-        tracing_subscriber::EnvFilter::new(format!("warn,reachability_exporter={}", cli.log_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // Libraries log at warn; our own events at the chosen level. (A plain
+    // target filter: EnvFilter's directives would bring a regex engine.)
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::WARN)
+        .with_target("reachability_exporter", cli.log_level);
     let lines = match cli.log_format {
         LogFormat::Logfmt => logs::Lines::Logfmt,
         LogFormat::Json => logs::Lines::Json,
     };
-    builder
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
         .event_format(lines)
         .fmt_fields(logs::SpanFields)
-        .init();
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
     if let Some(Command::Check { service, output }) = &cli.command {
         return check(&cli.config_file, service.as_deref(), *output);
     }

@@ -124,23 +124,27 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
             }
         })
         .collect();
-    let mut verdicts = Vec::new();
-    for &p in round.plans() {
+    // A suspected censor is searched for now, if the check asks: every
+    // search at once (each is bounded by its max_hops and timeout).
+    let verdicts = round.plans().iter().map(|&p| {
         let plan = cat.plan(p);
         let suspected = judged.iter().find(|(j, _)| *j == p).map(|&(_, v)| v);
-        // A suspected censor is searched for now, if the check asks.
-        let located = match (suspected, plan.searched_check()) {
-            (Some(true), Some(check)) => cat.locate(check, plan.kind).await,
-            _ => None,
-        };
-        verdicts.push(VerdictRow {
-            service: cat.service_name(plan.service).to_string(),
-            kind: plan.kind.as_str(),
-            target: plan.target.clone(),
-            suspected,
-            located,
-        });
-    }
+        let cat = &cat;
+        async move {
+            let located = match (suspected, plan.searched_check()) {
+                (Some(true), Some(check)) => cat.locate(check, plan.kind).await,
+                _ => None,
+            };
+            VerdictRow {
+                service: cat.service_name(plan.service).to_string(),
+                kind: plan.kind.as_str(),
+                target: plan.target.clone(),
+                suspected,
+                located,
+            }
+        }
+    });
+    let verdicts = futures_util::future::join_all(verdicts).await;
     Ok(Report {
         rows,
         verdicts,

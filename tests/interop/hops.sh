@@ -5,7 +5,9 @@
 #   client 10.251.1.1 - r1 - r2 - r3 - server 10.251.4.2
 # r1 is hop 1 (10.251.1.2, facing the client), r2 hop 2 (10.251.2.2),
 # r3 hop 3 (10.251.3.2), the server hop 4. Each router forwards, and
-# answers ICMP time exceeded from the address facing the client.
+# answers ICMP time exceeded from the address facing the client. The same
+# over IPv6: link i is fd51:i::/64 (fd51:i::1 towards the client,
+# fd51:i::2 towards the server), the server fd51:4::2.
 # The censor goes into a router's FORWARD chain: a packet whose TTL ends
 # at that router expires before the chain sees it, so a censor in router
 # k acts on packets that reach hop k + 1: the search reports hop k + 1, and
@@ -16,6 +18,7 @@
 
 HOP_NS=()
 HOP_NET=10.251
+HOP_NET6=fd51
 
 hop_ns() { if [ "$1" = 0 ]; then echo "$CLI"; else echo "re-h$1-$$"; fi; } # INDEX: 0 client, 1-3 routers, 4 server
 in_hop() { local i=$1; shift; ip netns exec "$(hop_ns "$i")" "$@"; }
@@ -34,19 +37,26 @@ make_chain() {
         ip link set "${b:0:15}" netns "$(hop_ns "$i")"
         ip -n "$(hop_ns $((i - 1)))" addr add "$HOP_NET.$i.1/24" dev "${a:0:15}"
         ip -n "$(hop_ns "$i")" addr add "$HOP_NET.$i.2/24" dev "${b:0:15}"
+        ip -n "$(hop_ns $((i - 1)))" addr add "$HOP_NET6:$i::1/64" dev "${a:0:15}" nodad
+        ip -n "$(hop_ns "$i")" addr add "$HOP_NET6:$i::2/64" dev "${b:0:15}" nodad
         ip -n "$(hop_ns $((i - 1)))" link set "${a:0:15}" up
         ip -n "$(hop_ns "$i")" link set "${b:0:15}" up
     done
     # Towards the server: via the next link; back: via the previous one.
     ip -n "$(hop_ns 0)" route add default via "$HOP_NET.1.2"
+    ip -n "$(hop_ns 0)" -6 route add "$HOP_NET6::/16" via "$HOP_NET6:1::2"
     for i in 1 2 3; do
         in_hop "$i" sysctl -qw net.ipv4.ip_forward=1
+        in_hop "$i" sysctl -qw net.ipv6.conf.all.forwarding=1
         ip -n "$(hop_ns "$i")" route add default via "$HOP_NET.$((i + 1)).2"
+        ip -n "$(hop_ns "$i")" -6 route add default via "$HOP_NET6:$((i + 1))::2"
         for j in $(seq 1 $((i - 1))); do
             ip -n "$(hop_ns "$i")" route add "$HOP_NET.$j.0/24" via "$HOP_NET.$i.1"
+            ip -n "$(hop_ns "$i")" -6 route add "$HOP_NET6:$j::/64" via "$HOP_NET6:$i::1"
         done
     done
     ip -n "$(hop_ns 4)" route add default via "$HOP_NET.4.1"
+    ip -n "$(hop_ns 4)" -6 route add default via "$HOP_NET6:4::1"
     # The server: a TLS server any name may reach (the certificate names
     # blocked.lab; the neutral name's handshake is not validated).
     cat > "$WORK/hop-server.py" <<'EOF'
@@ -58,7 +68,7 @@ def serve(c):
         ctx.wrap_socket(c, server_side=True).close()
     except (OSError, ssl.SSLError):
         c.close()
-s = socket.create_server(("0.0.0.0", 443))
+s = socket.create_server(("::", 443), family=socket.AF_INET6, dualstack_ipv6=True)
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -78,6 +88,10 @@ services:
     control_sni: neutral.lab
     locate: { every: 10m, max_hops: 8 }
     tls: [{ target: "$HOP_NET.4.2:443", sni: blocked.lab, ca_file: ca.pem }]
+  far6:
+    control_sni: neutral.lab
+    locate: { every: 10m, max_hops: 8 }
+    tls: [{ target: "[$HOP_NET6:4::2]:443", sni: blocked.lab, ca_file: ca.pem }]
 EOF
 }
 
@@ -99,16 +113,23 @@ stop_hop_exporter() {
     wait "$HOP_PID" 2>/dev/null || true
 }
 
-# located: starts the exporter, scrapes until a search has ended (or 60 s
-# pass), leaves the last scrape in LAST and stops the exporter.
+# located: starts the exporter, scrapes until the search of each target
+# (IPv4 and IPv6) has ended (or 60 s pass), leaves the last scrape in LAST
+# and stops the exporter.
 located() {
     start_hop_exporter || return 1
     LAST=""
+    local far pending
     for _ in $(seq 1 60); do
         LAST=$(in_hop 0 curl -sf --max-time 4 -H 'X-Prometheus-Scrape-Timeout-Seconds: 3' http://127.0.0.1:9810/metrics) || true
-        if [ -n "$(value "$LAST" reachability_censor_located_timestamp_seconds)" ]; then break; fi
-        # No verdict 1: no search will come.
-        if [ "$(value "$LAST" reachability_blocking_suspected kind=\"sni_filtered\")" = 0 ]; then break; fi
+        # Each target searched, or with no verdict 1 (no search will come).
+        pending=0
+        for far in far far6; do
+            [ -n "$(value "$LAST" reachability_censor_located_timestamp_seconds service=\"$far\")" ] \
+                || [ "$(value "$LAST" reachability_blocking_suspected service=\"$far\" kind=\"sni_filtered\")" = 0 ] \
+                || pending=1
+        done
+        [ "$pending" = 0 ] && break
         sleep 1
     done
     stop_hop_exporter
@@ -116,28 +137,38 @@ located() {
     LAST+=$'\n'$(grep -i censor "$WORK/hops/exporter.log" || true)
 }
 
-# censor_at ROUTER ACTION: the SNI censor in router ROUTER's FORWARD chain.
+# censor_at ROUTER ACTION: the SNI censor in router ROUTER's FORWARD chain,
+# for IPv4 and IPv6 alike.
 censor_at() {
     in_hop "$1" iptables -A FORWARD -p tcp --dport 443 -m string --string blocked.lab --algo bm "${@:2}"
+    in_hop "$1" ip6tables -A FORWARD -p tcp --dport 443 -m string --string blocked.lab --algo bm "${@:2}"
 }
+uncensor() { in_hop "$1" iptables -F FORWARD; in_hop "$1" ip6tables -F FORWARD; } # ROUTER
 
 FAR=(service=\"far\" target=\"$HOP_NET.4.2:443\")
+FAR6=(service=\"far6\" target=\"[$HOP_NET6:4::2]:443\")
 
 # located_at ROUTER ACTION...: the SNI censor in router ROUTER's FORWARD
 # chain, doing ACTION, is located at hop ROUTER + 1, between the routers
 # at hops ROUTER + 1 and ROUTER (each named by its address facing the
-# client, 10.251.K.2), on a path of 4 hops.
+# client, 10.251.K.2 and fd51:K::2), on a path of 4 hops, over IPv4 and
+# over IPv6.
 located_at() {
     local r=$1
     shift
     censor_at "$r" "$@"
     located
-    in_hop "$r" iptables -F FORWARD
-    expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" $((r + 1)) reachability_censor_hop "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" 4 reachability_censor_path_hops "${FAR[@]}"
-    for h in $((r + 1)) "$r"; do
-        expect "$LAST" 1 reachability_censor_hop_info "${FAR[@]}" hop=\"$h\" address=\"$HOP_NET.$h.2\"
+    uncensor "$r"
+    for far in FAR FAR6; do
+        local -n labels=$far
+        expect "$LAST" 1 reachability_blocking_suspected "${labels[@]}" kind=\"sni_filtered\"
+        expect "$LAST" $((r + 1)) reachability_censor_hop "${labels[@]}" kind=\"sni_filtered\"
+        expect "$LAST" 4 reachability_censor_path_hops "${labels[@]}"
+        for h in $((r + 1)) "$r"; do
+            local address="$HOP_NET.$h.2"
+            [ "$far" = FAR6 ] && address="$HOP_NET6:$h::2"
+            expect "$LAST" 1 reachability_censor_hop_info "${labels[@]}" hop=\"$h\" address=\"$address\"
+        done
     done
 }
 
@@ -146,9 +177,12 @@ s_hop_drop() { located_at 1 -j DROP; }
 
 s_hop_clean() {
     located
-    expect "$LAST" 0 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
-    expect "$LAST" absent reachability_censor_hop "${FAR[@]}"
-    expect "$LAST" absent reachability_censor_path_hops "${FAR[@]}"
+    for far in FAR FAR6; do
+        local -n labels=$far
+        expect "$LAST" 0 reachability_blocking_suspected "${labels[@]}" kind=\"sni_filtered\"
+        expect "$LAST" absent reachability_censor_hop "${labels[@]}"
+        expect "$LAST" absent reachability_censor_path_hops "${labels[@]}"
+    done
 }
 
 # Router 2 sends no ICMP and the censor sits behind it: the packet's
@@ -158,7 +192,7 @@ s_hop_silent_router() {
     censor_at 2 -j REJECT --reject-with tcp-reset
     in_hop 2 iptables -A OUTPUT -p icmp --icmp-type time-exceeded -j DROP
     located
-    in_hop 2 iptables -F FORWARD
+    uncensor 2
     in_hop 2 iptables -F OUTPUT
     expect "$LAST" 1 reachability_blocking_suspected "${FAR[@]}" kind=\"sni_filtered\"
     is_number "$(value "$LAST" reachability_censor_located_timestamp_seconds "${FAR[@]}")" \
