@@ -26,6 +26,7 @@
 //! - [`process`]: the `process_*` metrics, read from `/proc`.
 //! - [`stats`]: the exporter's own counters (checks run, cut, refused requests).
 //! - [`server`]: the HTTP routes; [`web`]: TLS and basic auth for them.
+//! - [`push`]: push mode, the remote-write client.
 //! - [`status`]: the status page at `/`.
 //! - [`oneshot`]: the `check` command: every check once, as a table or JSON.
 //! - [`logs`]: the log line formats (logfmt, JSON).
@@ -46,6 +47,7 @@ pub mod metrics;
 pub mod oneshot;
 pub mod probe;
 pub mod process;
+pub mod push;
 pub mod reason;
 pub mod server;
 pub mod stats;

@@ -112,7 +112,8 @@ async fn count_refused(
 }
 
 /// Serves `engine` on every one of `listeners` (over TLS when `web` says
-/// so), and runs its scheduled rounds ([`Engine::run_schedule`]), until
+/// so), and runs its scheduled rounds ([`Engine::run_schedule`]) and push
+/// mode ([`crate::push::run`]), until
 /// `shutdown` completes; in-flight requests are finished first. Returns
 /// the first error of any of them.
 pub async fn run(
@@ -123,6 +124,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let schedule = tokio::spawn(engine.clone().run_schedule());
     let _stop_schedule = AbortOnDrop(schedule);
+    // Push mode: idle while the config has no `remote_write:`.
+    let _stop_push = AbortOnDrop(tokio::spawn(crate::push::run(engine.clone())));
     let app = router(engine, web);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

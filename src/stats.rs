@@ -64,6 +64,65 @@ impl Stats {
     }
 }
 
+/// Push mode's counters (`remote_write:`), kept across reloads.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    retried: AtomicU64,
+    queued: AtomicU64,
+    last_success: AtomicU64,
+}
+
+/// Push mode's figures, as a scrape renders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PushCounts {
+    /// Samples the receiver accepted.
+    pub sent: u64,
+    /// Samples dropped: past the queue's bounds, or refused by a 4xx.
+    pub dropped: u64,
+    /// Samples whose sending failed and is retried (each failure counts).
+    pub retried: u64,
+    /// Samples waiting in the queue now.
+    pub queued: u64,
+    /// When a push last succeeded, seconds since the epoch (0: never).
+    pub last_success: f64,
+}
+
+impl PushStats {
+    /// Adds `n` samples sent, at `now` (seconds since the epoch).
+    pub fn sent(&self, n: u64, now: f64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.last_success.store(now.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Adds `n` samples dropped.
+    pub fn dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds `n` samples to be retried.
+    pub fn retried(&self, n: u64) {
+        self.retried.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the samples waiting now.
+    pub fn queued(&self, n: u64) {
+        self.queued.store(n, Ordering::Relaxed);
+    }
+
+    /// The figures now.
+    pub fn counts(&self) -> PushCounts {
+        PushCounts {
+            sent: self.sent.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            last_success: f64::from_bits(self.last_success.load(Ordering::Relaxed)),
+        }
+    }
+}
+
 /// How long the exporter's own ready tasks waited to run during a round
 /// (sampled by [`crate::engine::lag`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -178,6 +178,18 @@ const CASES: &[(&str, &str)] = &[
         "3:5: services.a.locate: no tls check of this service has control_sni or `ech: grease`: no verdict would start a search",
     ),
     (
+        "remote-write-url",
+        "2:8: remote_write.url: invalid URL \"ftp://x/\": the scheme must be http or https",
+    ),
+    (
+        "remote-write-auth",
+        "4:22: remote_write.bearer_token_file: basic_auth and bearer_token_file exclude each other",
+    ),
+    (
+        "remote-write-header",
+        "3:32: remote_write.headers.Content-Encoding: Content-Encoding is set by the remote-write protocol",
+    ),
+    (
         "service-every-short",
         "3:12: services.a.every: must be at least 1s: the service's checks run this often, in the background",
     ),
@@ -255,7 +267,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "unknown-key-top",
-        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services, test_lists, regime",
+        "2:1: listen_port: unknown field `listen_port`, expected one of listen, timeout, max_concurrent_checks, min_interval, pace, labels, probe_allow, modules, allowed_ranges, resolvers, services, test_lists, regime, remote_write",
     ),
     (
         "unknown-resolve-with",

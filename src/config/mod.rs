@@ -41,6 +41,7 @@ mod pace;
 mod quic;
 mod raw;
 mod regime;
+mod remote_write;
 mod resolver;
 mod tcp;
 mod test_list;
@@ -68,6 +69,10 @@ pub use locate::{DEFAULT_LOCATE_EVERY, DEFAULT_MAX_HOPS, Locate, MIN_LOCATE_EVER
 pub use pace::{DEFAULT_SPREAD_PERCENT, DEFAULT_STARTS_PER_SECOND, Pace};
 pub use quic::{QuicCheck, QuicOptions};
 pub use regime::{Regime, Side};
+pub use remote_write::{
+    DEFAULT_PUSH_EVERY, DEFAULT_QUEUE_AGE, DEFAULT_QUEUE_SAMPLES, PrivateKeyDerBox, RemoteWrite,
+    Secret,
+};
 pub use resolver::{Resolver, ResolverKind, parse_resolv_conf};
 pub use tcp::{TcpCheck, TcpOptions};
 pub use tls::{TlsCheck, TlsOptions};
@@ -148,6 +153,8 @@ pub struct Config {
     pub probe_allow: Vec<AllowRule>,
     /// The network regime's references (`regime:`), if any.
     pub regime: Option<Regime>,
+    /// Push mode (`remote_write:`), if set.
+    pub remote_write: Option<RemoteWrite>,
 }
 
 impl Config {

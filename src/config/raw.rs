@@ -20,6 +20,7 @@ use super::kind::CheckKind;
 use super::locate::RawLocate;
 use super::pace::RawPace;
 use super::regime::RawRegime;
+use super::remote_write::RawRemoteWrite;
 use super::test_list::RawTestList;
 use super::values::{
     CallMethod, Cidr, DnsName, DohUrl, Dur, EchOffer, HttpUrl, IpFamily, Listen, RecordType,
@@ -48,6 +49,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub test_lists: Vec<Spanned<Entry<RawTestList>>>,
     pub regime: Option<Spanned<RawRegime>>,
+    pub remote_write: Option<Spanned<RawRemoteWrite>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -170,6 +170,10 @@ impl Validator<'_> {
             Some(r) => Some(self.regime(r, &top, &top_ranges, &resolvers)?),
             None => None,
         };
+        let remote_write = match raw.remote_write {
+            Some(r) => Some(self.remote_write(r)?),
+            None => None,
+        };
         let checks = services.iter().map(|s| s.checks.len()).sum();
         Ok(Config {
             file: PathBuf::from(self.file),
@@ -185,6 +189,7 @@ impl Validator<'_> {
             modules,
             probe_allow: raw.probe_allow,
             regime,
+            remote_write,
         })
     }
 

@@ -231,7 +231,7 @@ impl Validator<'_> {
 
     /// The certificate chain of `cert_file` and the key of `key_file`,
     /// checked to be a pair, so that the error names the file and line.
-    fn key_pair(
+    pub(super) fn key_pair(
         &self,
         at: &At,
         cert_file: &str,

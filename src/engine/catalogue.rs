@@ -333,6 +333,27 @@ impl Catalogue {
             .collect()
     }
 
+    /// The address of push mode's receiver `host`, resolved with the
+    /// `system` resolver; any address is accepted (a receiver in the same
+    /// cluster has a private one).
+    pub async fn resolve_receiver(
+        &self,
+        host: &crate::config::Host,
+    ) -> Result<std::net::IpAddr, crate::reason::Reason> {
+        const ANY: [ipnet::IpNet; 2] = [
+            ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                std::net::Ipv4Addr::UNSPECIFIED,
+                0,
+            )),
+            ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+                std::net::Ipv6Addr::UNSPECIFIED,
+                0,
+            )),
+        ];
+        let resolver = TargetResolver::new(&self.resolvers[0], &ANY, crate::config::IpFamily::Any);
+        resolver.resolve(host, &Progress::default()).await
+    }
+
     /// Every verdict plan with its id.
     pub fn plans(&self) -> impl ExactSizeIterator<Item = (PlanId, &Plan)> {
         self.plans

@@ -63,6 +63,7 @@ pub struct Engine {
     reload_ok: AtomicBool,
     reload_ts: AtomicU64,
     stats: Arc<Stats>,
+    push: crate::stats::PushStats,
     locator: Arc<locator::Locator>,
     schedule: schedule::Schedule,
     /// Whether the config's `listen` is where we serve (no flag overrode
@@ -230,6 +231,7 @@ impl Engine {
             reload_ok: AtomicBool::new(true),
             reload_ts: AtomicU64::new(now_epoch().to_bits()),
             stats: Arc::new(Stats::default()),
+            push: crate::stats::PushStats::default(),
             locator: Arc::default(),
             schedule: schedule::Schedule::default(),
             listen_from_config: AtomicBool::new(false),
@@ -250,6 +252,11 @@ impl Engine {
     /// The exporter's own counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Push mode's counters.
+    pub fn push_stats(&self) -> &crate::stats::PushStats {
+        &self.push
     }
 
     /// Reads the config file again; on success the new checks serve the next
@@ -467,6 +474,7 @@ impl Engine {
             refused: self.stats.refusals(),
             in_flight: round.catalogue.in_flight(),
             task_delay: round.task_delay(),
+            push: cat.config.remote_write.as_ref().map(|_| self.push.counts()),
         };
         Ok(Scraped {
             served,

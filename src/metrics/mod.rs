@@ -23,7 +23,7 @@ use crate::engine::locator::Found;
 use crate::ids::{EntryId, PlanId};
 use crate::probe::{Facts, Outcome};
 use crate::process::ProcessStats;
-use crate::stats::{CheckCounts, REFUSED, TaskDelay};
+use crate::stats::{CheckCounts, PushCounts, REFUSED, TaskDelay};
 use crate::verdict::{BlockingKind, NetworkRegime};
 
 mod censor;
@@ -85,6 +85,8 @@ pub struct SelfStats {
     /// How long our own tasks waited to run during the round reported
     /// (none for an ad hoc `/probe?target=`).
     pub task_delay: Option<TaskDelay>,
+    /// Push mode's figures, when `remote_write:` is set.
+    pub push: Option<PushCounts>,
 }
 
 /// A family that is registered only if it got at least one series.
@@ -662,6 +664,33 @@ fn register_own(reg: &mut Registry, own: &SelfStats) {
             "reachability_exporter_task_delay_seconds",
             "How long the exporter's own woken tasks waited to run during the round reported, by quantile of samples every 5 ms: what its own clock may have added to the timings the kernel does not take (DNS, QUIC, STUN, HTTP, downloads)",
             delay,
+        );
+    }
+    if let Some(p) = own.push {
+        let samples = Family::<Labels, Counter>::default();
+        for (result, n) in [
+            ("sent", p.sent),
+            ("dropped", p.dropped),
+            ("retried", p.retried),
+        ] {
+            samples
+                .get_or_create(&vec![(key("result"), result.to_string())])
+                .inc_by(n);
+        }
+        reg.register(
+            "reachability_exporter_remote_write_samples",
+            "Samples of push mode (remote_write) since start: sent (accepted by the receiver), dropped (past the queue's bounds, or refused with a 4xx), retried (a send that failed, counted at each attempt)",
+            samples,
+        );
+        reg.register(
+            "reachability_exporter_remote_write_queue_samples",
+            "Samples waiting to be pushed",
+            gauge(p.queued as f64),
+        );
+        reg.register(
+            "reachability_exporter_remote_write_last_success_timestamp_seconds",
+            "When a push last succeeded, seconds since the epoch (0: never)",
+            gauge(p.last_success),
         );
     }
     let refused = Family::<Labels, Counter>::default();

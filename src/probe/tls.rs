@@ -63,24 +63,49 @@ fn config_for(
     trust: &Trust,
     builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
 ) -> Result<ClientConfig, rustls::Error> {
-    let mut config = match trust {
+    let mut config = verifying(trust, builder).with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+/// `builder` verifying servers by `trust`.
+fn verifying(
+    trust: &Trust,
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
+) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
+    match trust {
         Trust::WebPki => {
             let roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         }
-        Trust::CaFile { roots, .. } => builder
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth(),
+        Trust::CaFile { roots, .. } => builder.with_root_certificates(roots.clone()),
         Trust::Insecure => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
                 provider().signature_verification_algorithms,
-            )))
-            .with_no_client_auth(),
+            ))),
+    }
+}
+
+/// The configuration of push mode's HTTP client (`remote_write:`): TLS 1.3
+/// or 1.2, `trust`, a client certificate when given, http/1.1, and
+/// resumption on (it talks to one receiver again and again).
+pub fn push_config(
+    trust: &Trust,
+    client: Option<(
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+) -> Result<ClientConfig, rustls::Error> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let builder = verifying(trust, builder().with_protocol_versions(&versions)?);
+    let mut config = match client {
+        Some((certs, key)) => builder.with_client_auth_cert(certs, key)?,
+        None => builder.with_no_client_auth(),
     };
-    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = Alpn::Http1.protocols();
     Ok(config)
 }
 
