@@ -58,7 +58,7 @@ pub struct Tick {
     pub started: u64,
     /// Rounds seen to have ended since the last pass.
     pub ended: Vec<Arc<Round>>,
-    /// How long until the next round is due (at most [`TICK`]).
+    /// How long until the next round is due (at most one scheduler tick).
     pub wait: Duration,
 }
 
