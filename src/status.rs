@@ -7,7 +7,9 @@
 //! page works offline under a strict Content-Security-Policy ([`CSP`]). It
 //! refreshes itself. A check still running shows as "running", not as a
 //! failure; a verdict is listed under its service once the checks it
-//! reads have ended, the suspected ones first and in red. Every string from the config is HTML-escaped. This module only
+//! reads have ended, the suspected ones first and in red, each with its
+//! evidence (what each check it reads answered) in a `<details>` that
+//! opens without script. Every string from the config is HTML-escaped. This module only
 //! renders; the server decides which round to show.
 
 use std::fmt::Write as _;
@@ -41,7 +43,9 @@ td.ok{color:#0a7d28;font-weight:600}td.fail{color:#c8102e;font-weight:600}td.run
 tr.fail td{background:#fff3f4}.up{color:#0a7d28}.down{color:#c8102e}span.running{color:#8a6d00}\
 code{font-family:ui-monospace,monospace;font-size:.95em}\
 table.summary{max-width:800px;margin-bottom:1em}table.summary a{color:inherit}\
-p.suspected{color:#c8102e;background:#fff3f4;border-left:4px solid #c8102e;padding:.4em .7em;margin:.3em 0 .6em;max-width:1100px}\
+p.suspected,div.suspected{color:#c8102e;background:#fff3f4;border-left:4px solid #c8102e;padding:.4em .7em;margin:.3em 0 .6em;max-width:1100px}\
+div.cleared{color:#555;margin:.4em 0 1em;max-width:1100px}details{margin:.2em 0 0 .8em}summary{cursor:pointer}\
+ul.evidence{margin:.2em 0 .4em;padding-left:1.4em;color:#1d1d1f;font-size:.95em}\
 h2 small{font-weight:400;color:#555}";
 
 /// What the status page shows.
@@ -60,6 +64,16 @@ pub struct View<'a> {
     pub refresh_seconds: u32,
 }
 
+/// One verdict as the page shows it.
+struct VerdictView<'a> {
+    kind: &'static str,
+    target: &'a str,
+    /// `None`: not judged (what it read could not tell).
+    suspected: Option<bool>,
+    /// What it was judged from, one line each ([`evidence`]).
+    evidence: Vec<String>,
+}
+
 /// One service as the page shows it.
 struct ServiceView<'a> {
     name: &'a str,
@@ -67,8 +81,8 @@ struct ServiceView<'a> {
     rows: Vec<(&'a Entry, Option<Outcome>)>,
     /// `Some(up)` once every check that counts has ended.
     up: Option<bool>,
-    /// Its verdicts (once its round has ended): kind, target, suspected.
-    verdicts: Vec<(&'static str, &'a str, bool)>,
+    /// Its verdicts (once its round has ended).
+    verdicts: Vec<VerdictView<'a>>,
     /// When its round started, if not the page's round.
     own_round: Option<SystemTime>,
 }
@@ -119,13 +133,19 @@ fn services<'a>(view: &'a View<'a>) -> Vec<ServiceView<'a>> {
         // A verdict once every check it reads has ended (a running one
         // would read as a timeout): a slow check elsewhere holds back none.
         let ended = |p: &crate::verdict::Plan| p.inputs().all(|e| round.outcome_of(e).is_some());
+        let judged = round.verdicts(&round.snapshot());
         let verdicts = round
-            .verdicts(&round.snapshot())
-            .into_iter()
-            .filter(|(p, _)| cat.plan(*p).service == si && ended(cat.plan(*p)))
-            .map(|(p, v)| {
+            .plans()
+            .iter()
+            .filter(|p| cat.plan(**p).service == si && ended(cat.plan(**p)))
+            .map(|&p| {
                 let plan = cat.plan(p);
-                (plan.kind.as_str(), plan.target.as_str(), v)
+                VerdictView {
+                    kind: plan.kind.as_str(),
+                    target: plan.target.as_str(),
+                    suspected: judged.iter().find(|(q, _)| *q == p).map(|(_, v)| *v),
+                    evidence: evidence(plan, round, cat),
+                }
             })
             .collect();
         let up = service_up(cat, &rows);
@@ -206,15 +226,25 @@ pub fn page(view: &View<'_>) -> String {
             "<h2 id=\"service-{name}\">{name} · {}{when}</h2>",
             badge(s.up)
         );
-        let suspected: Vec<_> = s.verdicts.iter().filter(|v| v.2).collect();
+        let suspected: Vec<_> = s
+            .verdicts
+            .iter()
+            .filter(|v| v.suspected == Some(true))
+            .collect();
         if !suspected.is_empty() {
-            out.push_str("<p class=\"suspected\">Blocking suspected: ");
-            for (k, (kind, target, _)) in suspected.iter().enumerate() {
-                let sep = if k == 0 { "" } else { " · " };
-                let at = where_located(&view.located, s.name, kind, target);
-                let _ = write!(out, "{sep}<strong>{kind}</strong> {}{at}", escape(target));
+            out.push_str("<div class=\"suspected\">Blocking suspected:");
+            for v in &suspected {
+                let at = where_located(&view.located, s.name, v.kind, v.target);
+                let _ = write!(
+                    out,
+                    "<details><summary><strong>{}</strong> {}{at}</summary>",
+                    v.kind,
+                    escape(v.target)
+                );
+                evidence_list(&mut out, &v.evidence);
+                out.push_str("</details>");
             }
-            out.push_str("</p>");
+            out.push_str("</div>");
         }
         out.push_str(
             "<table><thead><tr><th>Check</th><th>Target</th>\
@@ -224,18 +254,171 @@ pub fn page(view: &View<'_>) -> String {
             row(&mut out, entry, outcome.as_ref(), &round.catalogue.config);
         }
         out.push_str("</tbody></table>");
-        let cleared: Vec<_> = s.verdicts.iter().filter(|v| !v.2).collect();
-        if !cleared.is_empty() {
-            out.push_str("<p class=\"meta\">Not suspected: ");
-            for (k, (kind, target, _)) in cleared.iter().enumerate() {
-                let sep = if k == 0 { "" } else { " · " };
-                let _ = write!(out, "{sep}<code>{kind}</code> {}", escape(target));
+        for (state, title) in [(Some(false), "Not suspected"), (None, "Not judged")] {
+            let these: Vec<_> = s.verdicts.iter().filter(|v| v.suspected == state).collect();
+            if these.is_empty() {
+                continue;
             }
-            out.push_str("</p>");
+            let _ = write!(out, "<div class=\"cleared\">{title}:");
+            for v in &these {
+                let _ = write!(
+                    out,
+                    "<details><summary><code>{}</code> {}</summary>",
+                    v.kind,
+                    escape(v.target)
+                );
+                evidence_list(&mut out, &v.evidence);
+                out.push_str("</details>");
+            }
+            out.push_str("</div>");
         }
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// A verdict's evidence as a list.
+fn evidence_list(out: &mut String, lines: &[String]) {
+    out.push_str("<ul class=\"evidence\">");
+    for l in lines {
+        let _ = write!(out, "<li>{}</li>", escape(l));
+    }
+    out.push_str("</ul>");
+}
+
+/// What `plan` was judged from, in words, one line per fact: each check it
+/// reads and what it answered (a control resolver's addresses, the
+/// handshake with the neutral SNI, the GREASE-ECH handshake), then what the
+/// round gathered beyond the checks (connects to the controls' addresses,
+/// handshakes at the system's and a control's address) and the
+/// thresholds it compared against. Plain text: the caller escapes it.
+fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> Vec<String> {
+    use crate::verdict::{Case, Evidence};
+    let mut lines = Vec::new();
+    let mut seen = Vec::new();
+    for case in &plan.cases {
+        for id in case.inputs() {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            let entry = cat.entry(id);
+            let o = round.outcome_of(id);
+            lines.push(format!(
+                "{} {}: {}",
+                entry.check.kind().as_str(),
+                describe(entry, &cat.config),
+                said(o)
+            ));
+            if let Some(o) = o {
+                extras(&mut lines, entry, o);
+            }
+        }
+        let step = |r: &Option<Result<(), crate::reason::Reason>>| match r {
+            None => "not finished".to_string(),
+            Some(Ok(())) => "ok".to_string(),
+            Some(Err(r)) => format!("failed: {}", r.as_str()),
+        };
+        match (case, case.evidence().map(|s| round.evidence_of(s))) {
+            (_, None) => {}
+            (_, Some(Evidence::Waiting)) => lines.push("evidence: not gathered".to_string()),
+            (_, Some(Evidence::NotNeeded)) => {
+                lines.push("evidence: none needed (the outcomes decide)".to_string());
+            }
+            (Case::IpBlocked { port, .. }, Some(Evidence::Connects(v))) => {
+                for (ip, r) in v {
+                    let at = std::net::SocketAddr::new(ip, *port);
+                    lines.push(format!(
+                        "connect to {at} (a control's answer): {}",
+                        step(&r)
+                    ));
+                }
+            }
+            (Case::DnsInjected { name, .. }, Some(Evidence::Handshakes { system, control })) => {
+                lines.push(format!(
+                    "handshake with SNI {name} at the address the system resolver gave: {}",
+                    step(&system)
+                ));
+                lines.push(format!(
+                    "handshake with SNI {name} at the address a control gave: {}",
+                    step(&control)
+                ));
+            }
+            (_, Some(e)) => lines.push(format!("evidence: {e:?}")),
+        }
+        if let Case::Throttled { min_rate, .. } = case {
+            lines.push(format!("min_rate: {min_rate} B/s"));
+        }
+    }
+    lines
+}
+
+/// What a check answered, in words.
+fn said(o: Option<&Outcome>) -> String {
+    let Some(o) = o else {
+        return "not ended".to_string();
+    };
+    match (o.failure, &o.facts) {
+        (None, Facts::Dns { addrs, .. }) if !addrs.is_empty() => {
+            let shown: Vec<String> = addrs.iter().take(4).map(|a| a.to_string()).collect();
+            let more = addrs.len().saturating_sub(4);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("answered {}{more}", shown.join(", "))
+        }
+        (None, _) => ok_text(o),
+        (Some((stage, reason)), _) => {
+            format!("failed at {} ({})", stage.as_str(), reason.as_str())
+        }
+    }
+}
+
+/// The lines an outcome adds beyond its result: each address of an
+/// `all_addresses` check, the neutral SNI's handshake, the GREASE-ECH one,
+/// a transfer's stall.
+fn extras(lines: &mut Vec<String>, entry: &Entry, o: &Outcome) {
+    let control_sni = match &entry.check {
+        Check::Tls(c) => c.options.control_sni.as_deref(),
+        Check::Quic(c) => c.options.control_sni.as_deref(),
+        _ => None,
+    };
+    match &o.facts {
+        Facts::Addresses(per) => {
+            for (ip, o) in per {
+                lines.push(format!("  at {ip}: {}", said(Some(o))));
+                handshakes(lines, control_sni, &format!("  at {ip}: "), o);
+            }
+        }
+        Facts::Download(t) | Facts::Upload(t) if t.stalled => {
+            lines.push(format!("stalled after {} bytes", t.bytes));
+        }
+        _ => handshakes(lines, control_sni, "", o),
+    }
+}
+
+/// The neutral SNI's and the GREASE-ECH handshake's lines of one outcome
+/// (`at` names the address of an `all_addresses` check).
+fn handshakes(lines: &mut Vec<String>, control_sni: Option<&str>, at: &str, o: &Outcome) {
+    if let Some(neutral) = control_sni {
+        let answer = match o.control {
+            Some(true) => "the server answered",
+            Some(false) => "no answer",
+            None => "not made",
+        };
+        lines.push(format!("{at}neutral SNI {neutral}, same address: {answer}"));
+    }
+    if let Some(e) = o.ech {
+        let how = match e {
+            crate::probe::EchResult::Completed => "completed".to_string(),
+            crate::probe::EchResult::Failed(stage, reason) => {
+                format!("failed at {} ({})", stage.as_str(), reason.as_str())
+            }
+        };
+        lines.push(format!("{at}with a GREASE encrypted_client_hello: {how}"));
+    }
 }
 
 /// Where the latest search put the censor of `service`'s `target` for
@@ -265,12 +448,13 @@ fn summary(out: &mut String, services: &[ServiceView<'_>], restricted: bool, loc
         let suspected: Vec<String> = s
             .verdicts
             .iter()
-            .filter(|v| v.2)
-            .map(|(kind, target, _)| {
-                let at = where_located(located, s.name, kind, target);
+            .filter(|v| v.suspected == Some(true))
+            .map(|v| {
+                let at = where_located(located, s.name, v.kind, v.target);
                 format!(
-                    "<strong class=\"down\">{kind}</strong> {}{at}",
-                    escape(target)
+                    "<strong class=\"down\">{}</strong> {}{at}",
+                    v.kind,
+                    escape(v.target)
                 )
             })
             .collect();

@@ -57,7 +57,12 @@ async fn dns_removed_injected_and_ip_blocked() {
             "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\n  control: {{ dot: \"{}\", server_name: dns.test, ca_file: \"{ca}\" }}\n{services}",
             system.udp, control.dot
         );
-        let body = scrape(&config, pki.dir.path()).await;
+        let exporter = Exporter::start(pki.dir.path(), &config).await;
+        let (status, body) = get(exporter.addr, "/metrics", Some("4")).await;
+        assert_eq!(status, 200, "{body}");
+        // The status page: each verdict with what it was judged from.
+        let (_, page) = get(exporter.addr, "/", None).await;
+        exporter.stop().await;
         let v = |t: &str, k: &str| verdict(&body, "s", t, k);
         // Removed from the system's DNS, resolved by the control.
         assert_eq!(v("gone.test", "dns_removed"), Some(1.0), "{body}");
@@ -74,6 +79,33 @@ async fn dns_removed_injected_and_ip_blocked() {
         assert_eq!(v(&format!("ipb.test:{port}"), "ip_blocked"), Some(1.0), "{body}");
         assert_eq!(v(&format!("ipa.test:{port}"), "ip_blocked"), Some(0.0));
         assert_eq!(v(&format!("cdn.test:{port}"), "ip_blocked"), Some(0.0));
+        // Under each verdict, which resolver answered what; the
+        // handshakes at the system's and the control's address; the
+        // connects to the control's addresses.
+        let evidence = |kind: &str, target: &str| {
+            let summary = format!("<details><summary><strong>{kind}</strong> {target}</summary><ul class=\"evidence\">");
+            let summary_cleared = format!("<details><summary><code>{kind}</code> {target}</summary><ul class=\"evidence\">");
+            let at = page.find(&summary).or_else(|| page.find(&summary_cleared)).unwrap_or_else(|| panic!("no {kind} {target}:\n{page}"));
+            let rest = &page[at..];
+            rest[..rest.find("</ul>").unwrap()].to_string()
+        };
+        let gone = evidence("dns_removed", "gone.test");
+        assert!(gone.contains("<li>dns gone.test via system (A): failed at resolve (dns_nxdomain_error)</li>"), "{gone}");
+        assert!(gone.contains("<li>dns gone.test via control (A): answered 127.0.0.1</li>"), "{gone}");
+        let inj = evidence("dns_injected", "blk.test");
+        assert!(inj.contains("<li>dns blk.test via system (A): answered 127.0.0.4</li>"), "{inj}");
+        assert!(inj.contains("<li>dns blk.test via control (A): answered 127.0.0.3</li>"), "{inj}");
+        assert!(
+            inj.contains("<li>handshake with SNI blk.test at the address the system resolver gave: failed: ssl_invalid_hostname</li>")
+                && inj.contains("<li>handshake with SNI blk.test at the address a control gave: ok</li>"),
+            "{inj}"
+        );
+        let ok = evidence("dns_injected", "ok.test");
+        assert!(ok.contains("<li>evidence: none needed (the outcomes decide)</li>"), "{ok}");
+        let ipb = evidence("ip_blocked", &format!("ipb.test:{port}"));
+        assert!(ipb.contains(&format!("<li>tcp ipb.test:{port}: ok</li>")), "{ipb}");
+        assert!(ipb.contains(&format!("<li>connect to 127.0.0.6:{port} (a control&#39;s answer): failed: connection_refused</li>")), "{ipb}");
+
         // The control's own series is there, and a control is not the
         // service: the system's failures make it down, not the control.
         assert_eq!(
@@ -151,11 +183,18 @@ async fn sni_filtering_against_a_neutral_sni() {
             "{page}"
         );
         assert!(
-            page.contains(&format!("<h2 id=\"service-filtered\">filtered · <span class=\"down\">down</span></h2><p class=\"suspected\">Blocking suspected: <strong>sni_filtered</strong> {t}</p>")),
+            page.contains(&format!("<h2 id=\"service-filtered\">filtered · <span class=\"down\">down</span></h2><div class=\"suspected\">Blocking suspected:<details><summary><strong>sni_filtered</strong> {t}</summary><ul class=\"evidence\"><li>tls {t} (SNI blocked.test): failed at tls_handshake (connection_reset)</li><li>neutral SNI neutral.test, same address: the server answered</li></ul></details></div>")),
             "{page}"
         );
         assert!(
-            page.contains(&format!("<p class=\"meta\">Not suspected: <code>sni_filtered</code> {t}</p>")),
+            page.contains(&format!("<div class=\"cleared\">Not suspected:<details><summary><code>sni_filtered</code> {t}</summary><ul class=\"evidence\"><li>tls {t} (SNI ok.test): ok (TLS 1.3)</li><li>neutral SNI neutral.test, same address: not made</li></ul></details></div>")),
+            "{page}"
+        );
+        // A server that answers neither name: the neutral SNI's result is
+        // what says the failure is not the filter's.
+        let r = reset.to_string();
+        assert!(
+            page.contains(&format!("<div class=\"cleared\">Not judged:<details><summary><code>sni_filtered</code> {r}</summary><ul class=\"evidence\"><li>tls {r} (SNI ok.test): failed at tls_handshake (connection_reset)</li><li>neutral SNI neutral.test, same address: no answer</li></ul></details></div>")),
             "{page}"
         );
         assert_eq!(verdict(&body, "filtered", &t, "sni_filtered"), Some(1.0), "{body}");
@@ -330,9 +369,18 @@ async fn ech_blocked_when_grease_ech_hellos_are_dropped() {
             entry(clean, ""),
             entry(filtered, ", ech: grease"),
         );
-        let body = scrape(&yaml, pki.dir.path()).await;
+        let exporter = Exporter::start(pki.dir.path(), &yaml).await;
+        let (_, body) = get(exporter.addr, "/metrics", Some("4")).await;
+        let (_, page) = get(exporter.addr, "/", None).await;
+        exporter.stop().await;
         let v = |svc: &str, at: std::net::SocketAddr| verdict(&body, svc, &at.to_string(), "ech_blocked");
         assert!(dropped.get() >= 1, "the filter saw the GREASE-ECH hello");
+        // The status page: the plain handshake passed, the GREASE-ECH one
+        // met the filter's silence.
+        assert!(
+            page.contains(&format!("<details><summary><strong>ech_blocked</strong> {filtered}</summary><ul class=\"evidence\"><li>tls {filtered} (SNI ok.test): ok (TLS 1.3)</li><li>with a GREASE encrypted_client_hello: failed at tls_handshake (generic_timeout_error)</li></ul></details>")),
+            "{page}"
+        );
         assert_eq!(v("filtered", filtered), Some(1.0), "{body}");
         // The plain handshake passed and is reported as such, not cut off.
         let tls_ok = |svc: &str| sample(&body, "reachability_tls_handshake_success", &[("service", svc)]);
@@ -586,7 +634,7 @@ async fn a_slow_check_elsewhere_holds_back_no_verdict_on_the_status_page() {
         assert!(page.contains("(still running)"), "{page}");
         assert!(page.contains("<td class=\"running\">running</td>"), "{page}");
         assert!(
-            page.contains(&format!("<p class=\"suspected\">Blocking suspected: <strong>sni_filtered</strong> {filtered}</p>")),
+            page.contains(&format!("<div class=\"suspected\">Blocking suspected:<details><summary><strong>sni_filtered</strong> {filtered}</summary>")),
             "{page}"
         );
         exporter.stop().await;

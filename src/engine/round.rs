@@ -306,6 +306,15 @@ impl Round {
             .collect()
     }
 
+    /// What the round gathered in evidence slot `slot` (waiting, when it
+    /// holds none).
+    pub fn evidence_of(&self, slot: SlotId) -> verdict::Evidence {
+        self.evidence
+            .get(slot.index())
+            .and_then(|m| m.lock().ok().map(|e| e.clone()))
+            .unwrap_or_default()
+    }
+
     /// The verdicts this round can judge, from `snapshot` (this round's
     /// [`Round::snapshot`]): `(plan, blocked)`; a verdict that cannot be
     /// judged is left out. While the network regime is not open, none is
@@ -321,12 +330,7 @@ impl Round {
             let k = (*self.position.get(entry.index())?)?;
             snapshot.get(k)
         };
-        let evidence = |slot: SlotId| {
-            self.evidence
-                .get(slot.index())
-                .and_then(|m| m.lock().ok().map(|e| e.clone()))
-                .unwrap_or_default()
-        };
+        let evidence = |slot: SlotId| self.evidence_of(slot);
         self.plans
             .iter()
             .filter_map(|&p| {

@@ -236,7 +236,8 @@ pub enum Case {
 }
 
 impl Case {
-    fn inputs(&self) -> Vec<EntryId> {
+    /// The catalogue entries it reads.
+    pub fn inputs(&self) -> Vec<EntryId> {
         match self {
             Case::DnsRemoved { system, controls }
             | Case::DnsInjected {

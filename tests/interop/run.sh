@@ -560,8 +560,11 @@ s_throttled() {
 # A fifth exporter, on 127.0.0.1:9811, whose one service has `every:`: a
 # 1 MiB download on a timer of its own (the scheduled and dashboard
 # scenarios only: its transfers would mix with the packet counts of others).
-start_bulk_exporter() { # EVERY
+start_bulk_exporter() { # EVERY [PUSH-URL]
+    local push=""
+    [ -n "${2:-}" ] && push="remote_write: { url: \"$2\", every: 2s, job: reachability-push, instance: bulk }"
     cat > "$WORK/exporter-bulk.yaml" <<EOF
+$push
 listen: 127.0.0.1:9811
 allowed_ranges: [$NET.0/24]
 resolvers:
@@ -625,6 +628,160 @@ s_scheduled() {
     fi
     stop_bulk_exporter
     in_srv tc qdisc del dev "res$$" root
+}
+
+# Push mode against a real receiver: Debian's Prometheus with
+# --web.enable-remote-write-receiver in the server's namespace, a fifth
+# exporter in the client's pushing to it every 2 s. The path is cut for 2
+# minutes (iptables in the client's OUTPUT) and restored: every round of
+# those 2 minutes arrives afterwards, 2 s apart, none twice, nothing
+# dropped.
+s_remote_write() {
+    local recv="http://$SRV_IP:9091" code
+    mkdir -p "$WORK/prom-recv"
+    printf 'global:\n  scrape_interval: 1m\n' > "$WORK/prometheus-recv.yml"
+    ip netns exec "$SRV" prometheus --config.file="$WORK/prometheus-recv.yml" --storage.tsdb.path="$WORK/prom-recv" \
+        --web.enable-remote-write-receiver --web.listen-address="$SRV_IP:9091" --log.level=warn &
+    local recv_pid=$!
+    PIDS+=("$recv_pid")
+    cat > "$WORK/exporter-push.yaml" <<EOF
+listen: 127.0.0.1:9812
+labels: { site: push-lab }
+allowed_ranges: [$NET.0/24]
+remote_write:
+  url: "$recv/api/v1/write"
+  every: 2s
+  job: reachability-push
+  instance: vp-push
+services:
+  chat:
+    tcp: ["$SRV_IP:443"]
+EOF
+    wait_for "the receiving Prometheus" in_cli curl -sf "$recv/-/ready" || { ERRORS+=("the receiver did not start"); return 0; }
+    ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-push.yaml" --log.level warn 2>"$WORK/exporter-push.log" &
+    local push_pid=$!
+    PIDS+=("$push_pid")
+    local sel='reachability_tcp_connect_success{job="reachability-push",instance="vp-push",site="push-lab",service="chat"}'
+    recv_query() { in_cli curl -sfG --data-urlencode "query=$1" "$recv/api/v1/query"; }
+    wait_for "pushed series in the receiver" bash -c "ip netns exec $CLI curl -sfG --data-urlencode 'query=$sel == 1' $recv/api/v1/query | grep -q '\"value\"'" \
+        || { ERRORS+=("no pushed series reached the receiver: $(tail -3 "$WORK/exporter-push.log")"); kill "$push_pid" "$recv_pid"; return 0; }
+    # A few rounds arrive first; then the path is cut for 2 minutes and
+    # restored.
+    sleep 6
+    local cut_at=$EPOCHSECONDS
+    in_cli iptables -A OUTPUT -d "$SRV_IP" -p tcp --dport 9091 -j DROP
+    sleep 120
+    in_cli iptables -D OUTPUT -d "$SRV_IP" -p tcp --dport 9091 -j DROP
+    # The backlog drains (the sender's backoff is at most 30 s).
+    local metrics="" drained=""
+    for _ in $(seq 1 90); do
+        metrics=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 2' http://127.0.0.1:9812/metrics) || true
+        if awk -v q="$(value "$metrics" reachability_exporter_remote_write_queue_samples)" \
+            -v s="$(value "$metrics" reachability_exporter_remote_write_last_success_timestamp_seconds)" \
+            -v after=$((cut_at + 120)) 'BEGIN { exit !(q != "" && q == 0 && s > after) }'; then
+            drained=$((EPOCHSECONDS - cut_at - 120))
+            break
+        fi
+        sleep 1
+    done
+    [ -n "$drained" ] && echo "     the backlog drained ${drained} s after the path came back" \
+        || ERRORS+=("the backlog did not drain within 90 s of the path coming back")
+    expect "$metrics" 0 reachability_exporter_remote_write_queue_samples
+    expect "$metrics" 0 reachability_exporter_remote_write_samples_total result=\"dropped\"
+    local retried
+    retried=$(value "$metrics" reachability_exporter_remote_write_samples_total result=\"retried\")
+    awk -v r="${retried:-0}" 'BEGIN { exit !(r > 0) }' || ERRORS+=("no retried samples counted across the cut (${retried:-absent})")
+    # Every round from before the cut to now, 2 s apart, none twice.
+    local raw
+    raw=$(recv_query "$sel[$((EPOCHSECONDS - cut_at + 20))s]")
+    local check
+    check=$(cat <<'PY'
+import json, sys
+cut = float(sys.argv[1])
+r = json.load(sys.stdin)["data"]["result"]
+assert len(r) == 1, f"{len(r)} series"
+ts = [float(t) for t, v in r[0]["values"]]
+assert all(v == "1" for t, v in r[0]["values"]), "a value other than 1"
+assert ts[0] < cut - 2 and ts[-1] > cut + 121, f"from {ts[0] - cut} to {ts[-1] - cut} s around the cut"
+gaps = [b - a for a, b in zip(ts, ts[1:])]
+assert all(1.5 < g < 2.5 for g in gaps), f"gaps {sorted(gaps)[:3]} .. {sorted(gaps)[-3:]}"
+print(f"     {len(ts)} rounds from {ts[0] - cut:.0f} s to {ts[-1] - cut:.0f} s around the cut, gaps {min(gaps):.2f}-{max(gaps):.2f} s")
+PY
+)
+    python3 -c "$check" "$cut_at" <<<"$raw" || ERRORS+=("the receiver's samples across the cut: ${raw:0:300}")
+    kill "$push_pid"
+    wait "$push_pid" 2>/dev/null || true
+
+    # A queue bound of 200 samples (about two rounds) and a 20 s cut: the
+    # rounds that did not fit are dropped, counted, and exactly what the
+    # receiver lacks.
+    sed -i 's/instance: vp-push/instance: vp-small\n  queue: { max_samples: 200 }/' "$WORK/exporter-push.yaml"
+    ip netns exec "$CLI" "$EXPORTER" --config.file "$WORK/exporter-push.yaml" --log.level warn 2>"$WORK/exporter-push.log" &
+    push_pid=$!
+    PIDS+=("$push_pid")
+    local small='{job="reachability-push",instance="vp-small"}'
+    wait_for "the small queue's series in the receiver" bash -c "ip netns exec $CLI curl -sfG --data-urlencode 'query=count($small)' $recv/api/v1/query | grep -q '\"value\"'" \
+        || ERRORS+=("the small queue's exporter never pushed")
+    sleep 6
+    cut_at=$EPOCHSECONDS
+    in_cli iptables -A OUTPUT -d "$SRV_IP" -p tcp --dport 9091 -j DROP
+    sleep 20
+    in_cli iptables -D OUTPUT -d "$SRV_IP" -p tcp --dport 9091 -j DROP
+    for _ in $(seq 1 60); do
+        metrics=$(in_cli curl -sf -H 'X-Prometheus-Scrape-Timeout-Seconds: 2' http://127.0.0.1:9812/metrics) || true
+        awk -v q="$(value "$metrics" reachability_exporter_remote_write_queue_samples)" \
+            -v s="$(value "$metrics" reachability_exporter_remote_write_last_success_timestamp_seconds)" \
+            -v after=$((cut_at + 20)) 'BEGIN { exit !(q != "" && q == 0 && s > after) }' && break
+        sleep 1
+    done
+    # Stop it so that nothing is pushed between the counters and the query.
+    kill "$push_pid"
+    wait "$push_pid" 2>/dev/null || true
+    local dropped sent
+    dropped=$(value "$metrics" reachability_exporter_remote_write_samples_total result=\"dropped\")
+    sent=$(value "$metrics" reachability_exporter_remote_write_samples_total result=\"sent\")
+    raw=$(recv_query "${small}[5m]")
+    check=$(cat <<'PY'
+import json, sys
+dropped, sent = float(sys.argv[1]), float(sys.argv[2])
+r = json.load(sys.stdin)["data"]["result"]
+received = sum(len(s["values"]) for s in r)
+tcp = [s for s in r if s["metric"]["__name__"] == "reachability_tcp_connect_success"]
+assert len(tcp) == 1, f"{len(tcp)} tcp series"
+ts = [float(t) for t, v in tcp[0]["values"]]
+missing = sum(round((b - a) / 2) - 1 for a, b in zip(ts, ts[1:]))
+per_round = received / len(ts)
+assert dropped > 0 and missing > 0, f"dropped {dropped}, {missing} rounds missing"
+assert received == sent, f"the receiver holds {received} samples, the exporter counted {sent} sent"
+assert per_round == int(per_round), f"{received} samples in {len(ts)} rounds"
+assert missing * per_round == dropped, f"{missing} rounds of {per_round} samples missing, {dropped} counted dropped"
+print(f"     small queue: {missing} rounds of {per_round:.0f} samples missing, {dropped:.0f} counted dropped, {sent:.0f} sent and received")
+PY
+)
+    [ -n "$dropped" ] && [ -n "$sent" ] && python3 -c "$check" "$dropped" "$sent" <<<"$raw" \
+        || ERRORS+=("the small queue's loss (dropped ${dropped:-absent}, sent ${sent:-absent}) against the receiver: ${raw:0:200}")
+
+    # The README's agent-mode recipe, as written: a Prometheus in agent
+    # mode beside the exporter scrapes it and remote-writes to the
+    # receiver.
+    cat > "$WORK/prometheus-agent.yml" <<EOF
+global:
+  scrape_interval: 2s
+scrape_configs:
+  - job_name: reachability-agent
+    static_configs: [{ targets: ["127.0.0.1:9799"] }]
+remote_write:
+  - url: "$recv/api/v1/write"
+EOF
+    mkdir -p "$WORK/prom-agent"
+    ip netns exec "$CLI" prometheus --enable-feature=agent --config.file="$WORK/prometheus-agent.yml" \
+        --storage.agent.path="$WORK/prom-agent" --web.listen-address=127.0.0.1:9094 --log.level=warn &
+    local agent_pid=$!
+    PIDS+=("$agent_pid")
+    wait_for "the agent's series in the receiver" bash -c "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_service_up{job=\"reachability-agent\",service=\"chat\",site=\"lab-a\"} == 1' $recv/api/v1/query | grep -q '\"value\"'" \
+        || ERRORS+=("agent mode: no reachability_service_up{job=reachability-agent,service=chat,site=lab-a} of 1 in the receiver")
+    kill "$agent_pid" "$recv_pid"
+    wait "$agent_pid" "$recv_pid" 2>/dev/null || true
 }
 
 s_freeze_16k() {
@@ -830,8 +987,9 @@ EOF
     # Prometheus scrapes for this scenario only.
     censor_at 2 -j REJECT --reject-with tcp-reset
     start_hop_exporter || ERRORS+=("the hop exporter did not start")
-    # And one with a scheduled service, for the age of its rounds.
-    start_bulk_exporter 3s || ERRORS+=("the scheduled exporter did not start")
+    # And one with a scheduled service, for the age of its rounds, which
+    # also pushes to this Prometheus (push mode's panel).
+    start_bulk_exporter 3s http://127.0.0.1:9090/api/v1/write || ERRORS+=("the scheduled exporter did not start")
     sed -i 's/"127.0.0.1:9803"]/"127.0.0.1:9803", "127.0.0.1:9810", "127.0.0.1:9811"]/' "$WORK/prometheus.yml"
     kill -HUP "$PROM_PID"
     # Wait until Prometheus has several scrapes of the failing service, and
@@ -846,6 +1004,9 @@ EOF
     wait_for "Prometheus to scrape a scheduled round" bash -c \
         "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_round_timestamp_seconds' $q | grep -q '\"value\"'" \
         || ERRORS+=("the scheduled round never reached Prometheus")
+    wait_for "a push to reach Prometheus" bash -c \
+        "ip netns exec $CLI curl -sfG --data-urlencode 'query=reachability_exporter_build_info{job=\"reachability-push\"}' $q | grep -q '\"value\"'" \
+        || ERRORS+=("the scheduled exporter's pushes never reached Prometheus")
     local n=0 title expr out
     while IFS=$'\t' read -r title expr; do
         n=$((n + 1))
@@ -1099,8 +1260,8 @@ s_status_page() {
         || ERRORS+=("the summary does not show broken down with 7 of 7 failing: ${summary:0:600}")
     grep -qE '<a href="#service-reset.list.lab">reset.list.lab</a>.*<strong class="down">sni_filtered</strong> reset.list.lab:443' <<<"$summary" \
         || ERRORS+=("the summary does not name sni_filtered for reset.list.lab: ${summary:0:600}")
-    grep -q '<p class="suspected">Blocking suspected: <strong>sni_filtered</strong> reset.list.lab:443</p>' <<<"$dom" \
-        || ERRORS+=("no red sni_filtered above reset.list.lab's table")
+    grep -q '<div class="suspected">Blocking suspected:<details><summary><strong>sni_filtered</strong> reset.list.lab:443</summary><ul class="evidence"><li>tls reset.list.lab:443: failed at tls_handshake (connection_reset)</li>' <<<"$dom" \
+        || ERRORS+=("no red sni_filtered with its evidence above reset.list.lab's table")
     # The broken service's refused TCP connect: a red row with its reason.
     grep -qE "<tr class=\"fail\"><td>tcp</td><td>$SRV_IP:9</td><td class=\"fail\">FAIL</td><td><code>connect</code> / <code>connection_refused</code>" <<<"$dom" \
         || ERRORS+=("no red row with connect / connection_refused for $SRV_IP:9: ${dom:0:300}")
@@ -1399,7 +1560,7 @@ scrape_configs:
 EOF
     promtool check config "$WORK/prometheus.yml" >/dev/null || { ERRORS+=("promtool check config failed"); return 0; }
     spawn ip netns exec "$CLI" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom" \
-        --web.listen-address=127.0.0.1:9090 --log.level=warn
+        --web.listen-address=127.0.0.1:9090 --web.enable-remote-write-receiver --log.level=warn
     PROM_PID=$!
     local q='http://127.0.0.1:9090/api/v1/query?query='
     if ! wait_for "Prometheus to scrape the exporter" \
@@ -1414,9 +1575,9 @@ EOF
     want=$(printf '%s\n' 'country="XA",instance="127.0.0.1:9799",site="lab-a" 1' 'country="XB",instance="127.0.0.1:9800",site="lab-b" 1')
     wait_for "both vantage points in Prometheus" prom_is "$up" "$want" site country instance \
         || ERRORS+=("$up in Prometheus: [$(prom_rows "$up" site country instance | paste -sd';')], want [$(paste -sd';' <<<"$want")]")
-    prom_is 'count(reachability_tls_handshake_success)' ' 7' \
+    wait_for "the regime exporter's series in Prometheus" prom_is 'count(reachability_tls_handshake_success)' ' 7' \
         || ERRORS+=("count(reachability_tls_handshake_success) = $(prom_rows 'count(reachability_tls_handshake_success)'), want 7 (5 at lab-a, 2 at the regime exporter)")
-    prom_is 'count(reachability_call_port_reachable)' ' 3' \
+    wait_for "the call ports in Prometheus" prom_is 'count(reachability_call_port_reachable)' ' 3' \
         || ERRORS+=("count(reachability_call_port_reachable) = $(prom_rows 'count(reachability_call_port_reachable)'), want 3")
 }
 
@@ -1478,6 +1639,7 @@ main() {
     scenario hop-silent-router s_hop_silent_router
     scenario throttled s_throttled
     scenario scheduled s_scheduled
+    scenario remote-write s_remote_write
     scenario freeze-16k s_freeze_16k
     scenario upload-freeze-25 s_upload_freeze_25
     scenario download-freeze-25 s_download_freeze_25
