@@ -322,8 +322,12 @@ fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> Vec<
         match (case, case.evidence().map(|s| round.evidence_of(s))) {
             (_, None) => {}
             (_, Some(Evidence::Waiting)) => lines.push("evidence: not gathered".to_string()),
+            (Case::DnsInjected { .. }, Some(Evidence::NotNeeded)) => lines.push(
+                "no handshakes made: the answers share an address, or one side has none"
+                    .to_string(),
+            ),
             (_, Some(Evidence::NotNeeded)) => {
-                lines.push("evidence: none needed (the outcomes decide)".to_string());
+                lines.push("no connects made: no control address to try".to_string());
             }
             (Case::IpBlocked { port, .. }, Some(Evidence::Connects(v))) => {
                 for (ip, r) in v {
@@ -406,6 +410,8 @@ fn handshakes(lines: &mut Vec<String>, control_sni: Option<&str>, at: &str, o: &
         let answer = match o.control {
             Some(true) => "the server answered",
             Some(false) => "no answer",
+            // Awaited only when the real name's handshake failed.
+            None if o.failure.is_none() => "not needed (the handshake passed)",
             None => "not made",
         };
         lines.push(format!("{at}neutral SNI {neutral}, same address: {answer}"));

@@ -186,6 +186,18 @@ const CASES: &[(&str, &str)] = &[
         "4:22: remote_write.bearer_token_file: basic_auth and bearer_token_file exclude each other",
     ),
     (
+        "remote-write-url-credentials",
+        "2:8: remote_write.url: credentials in the URL are not used (and would be logged): put them in basic_auth",
+    ),
+    (
+        "remote-write-passwords",
+        "3:15: remote_write.basic_auth: password and password_file exclude each other: give one",
+    ),
+    (
+        "remote-write-key",
+        "3:30: remote_write.basic_auth.passwd: unknown field `passwd`, expected one of username, password, password_file",
+    ),
+    (
         "remote-write-header",
         "3:32: remote_write.headers.Content-Encoding: Content-Encoding is set by the remote-write protocol",
     ),

@@ -101,7 +101,7 @@ async fn dns_removed_injected_and_ip_blocked() {
             "{inj}"
         );
         let ok = evidence("dns_injected", "ok.test");
-        assert!(ok.contains("<li>evidence: none needed (the outcomes decide)</li>"), "{ok}");
+        assert!(ok.contains("<li>no handshakes made: the answers share an address, or one side has none</li>"), "{ok}");
         let ipb = evidence("ip_blocked", &format!("ipb.test:{port}"));
         assert!(ipb.contains(&format!("<li>tcp ipb.test:{port}: ok</li>")), "{ipb}");
         assert!(ipb.contains(&format!("<li>connect to 127.0.0.6:{port} (a control&#39;s answer): failed: connection_refused</li>")), "{ipb}");
@@ -187,7 +187,7 @@ async fn sni_filtering_against_a_neutral_sni() {
             "{page}"
         );
         assert!(
-            page.contains(&format!("<div class=\"cleared\">Not suspected:<details><summary><code>sni_filtered</code> {t}</summary><ul class=\"evidence\"><li>tls {t} (SNI ok.test): ok (TLS 1.3)</li><li>neutral SNI neutral.test, same address: not made</li></ul></details></div>")),
+            page.contains(&format!("<div class=\"cleared\">Not suspected:<details><summary><code>sni_filtered</code> {t}</summary><ul class=\"evidence\"><li>tls {t} (SNI ok.test): ok (TLS 1.3)</li><li>neutral SNI neutral.test, same address: not needed (the handshake passed)</li></ul></details></div>")),
             "{page}"
         );
         // A server that answers neither name: the neutral SNI's result is

@@ -158,6 +158,11 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                         // A spanned `locate:` block, and the regime's
                         // spanned `foreign:` list.
                         || (i >= 1 && matches!(segs[i - 1], Segment::Map { key } if key == "locate"))
+                        // `remote_write:` and its spanned `basic_auth:`
+                        // and `tls:` blocks.
+                        || (i == 1 && matches!(segs[0], Segment::Map { key } if key == "remote_write"))
+                        || (i == 3 && matches!(segs[0], Segment::Map { key } if key == "remote_write")
+                            && matches!(segs[2], Segment::Map { key } if matches!(key.as_str(), "basic_auth" | "tls")))
                         || (i >= 1 && matches!(segs[0], Segment::Map { key } if key == "regime")
                             && matches!(segs[i - 1], Segment::Map { key } if key == "foreign"))
                         // Spanned blocks: `regime:`, and the web config's.

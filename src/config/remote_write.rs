@@ -144,6 +144,14 @@ impl Validator<'_> {
         let url = HttpUrl::parse(&raw.url.value)
             .map_err(|e| self.err(&url_at, e))?
             .url;
+        // Credentials in the URL would be logged with it, and are not
+        // sent: they belong in basic_auth.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(self.err(
+                &url_at,
+                "credentials in the URL are not used (and would be logged): put them in basic_auth",
+            ));
+        }
         let every = match raw.every {
             Some(e) if e.value.0 < Duration::from_secs(1) => {
                 let at = at.key("every").written_at(e.referenced);
@@ -259,7 +267,13 @@ impl Validator<'_> {
                 let password = match (b.password, b.password_file) {
                     (Some(p), None) => expand_env(&p).map_err(|e| self.err(&bat, e))?,
                     (None, Some(f)) => read(&bat, "password_file", &f)?,
-                    _ => {
+                    (Some(_), Some(_)) => {
+                        return Err(self.err(
+                            &bat,
+                            "password and password_file exclude each other: give one",
+                        ));
+                    }
+                    (None, None) => {
                         return Err(self.err(&bat, "needs one of password and password_file"));
                     }
                 };

@@ -31,7 +31,7 @@ use crate::config::{Host, RemoteWrite, url_target};
 use crate::engine::Engine;
 use crate::engine::catalogue::Catalogue;
 use crate::metrics::{self, Format};
-use queue::{Batch, Queue};
+use queue::{Batch, End, Queue};
 
 /// How often a task with nothing to do looks at the config again.
 const TICK: Duration = Duration::from_secs(1);
@@ -174,11 +174,10 @@ async fn send(engine: &Engine, shared: &Shared) {
     loop {
         let front = {
             // Poisoning needs a panic while holding this lock; none can occur.
-            let q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.front()
-                .map(|b| (b.id, b.samples(), wire::body(&b.series)))
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.sending().map(|b| (b.samples(), wire::body(&b.series)))
         };
-        let Some((id, samples, body)) = front else {
+        let Some((samples, body)) = front else {
             let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
             continue;
         };
@@ -213,22 +212,26 @@ async fn send(engine: &Engine, shared: &Shared) {
             Err(_) => Sent::Retry(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
         };
         let stats = engine.push_stats();
-        let take = |shared: &Shared| {
-            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.pop_if(id);
-            q.samples()
+        let end = match sent {
+            Sent::Ok => End::Taken,
+            Sent::Refused(_) => End::Refused,
+            Sent::Retry(_) => End::Retry,
         };
+        let (settled, queued) = {
+            // Poisoning needs a panic while holding this lock; none can occur.
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            (q.finish(end), q.samples())
+        };
+        stats.dropped(settled.dropped as u64);
+        stats.queued(queued as u64);
         match sent {
             Sent::Ok => {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH);
-                stats.sent(samples as u64, now.map_or(0.0, |d| d.as_secs_f64()));
-                stats.queued(take(shared) as u64);
+                stats.sent(settled.sent as u64, now.map_or(0.0, |d| d.as_secs_f64()));
                 backoff = MIN_BACKOFF;
             }
             Sent::Refused(why) => {
                 tracing::warn!(url = %rw.url, samples, error = %why, "push refused: samples dropped");
-                stats.dropped(samples as u64);
-                stats.queued(take(shared) as u64);
             }
             Sent::Retry(why) => {
                 tracing::warn!(url = %rw.url, samples, error = %why, retry_in = ?backoff, "push failed: will retry");

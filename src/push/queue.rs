@@ -26,6 +26,27 @@ impl Batch {
     }
 }
 
+/// How a send ended, for [`Queue::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The receiver took the batch.
+    Taken,
+    /// The receiver refused it for good.
+    Refused,
+    /// It failed; the batch waits for another try.
+    Retry,
+}
+
+/// What became of the batch a send carried: its samples, counted once.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Samples the receiver took.
+    pub sent: usize,
+    /// Samples lost: refused, or dropped past a bound while being sent
+    /// and then not taken.
+    pub dropped: usize,
+}
+
 /// Batches waiting, oldest first.
 #[derive(Debug)]
 pub struct Queue {
@@ -33,6 +54,11 @@ pub struct Queue {
     samples: usize,
     max_samples: usize,
     max_age: Duration,
+    /// The batch being sent ([`Queue::sending`]).
+    in_flight: Option<u64>,
+    /// Its samples, if a bound dropped it while it was being sent: not
+    /// counted as dropped until its send ends (the receiver may take it).
+    dropped_in_flight: Option<usize>,
 }
 
 impl Queue {
@@ -44,6 +70,8 @@ impl Queue {
             samples: 0,
             max_samples,
             max_age,
+            in_flight: None,
+            dropped_in_flight: None,
         }
     }
 
@@ -62,7 +90,8 @@ impl Queue {
         self.trim(now)
     }
 
-    /// Drops the oldest batches past either bound; returns their samples.
+    /// Drops the oldest batches past either bound; returns their samples
+    /// (but for the batch being sent: [`Queue::finish`] counts it).
     pub fn trim(&mut self, now: Instant) -> usize {
         let mut dropped = 0;
         while let Some(front) = self.batches.front() {
@@ -70,7 +99,12 @@ impl Queue {
             if !old && self.samples <= self.max_samples {
                 break;
             }
-            dropped += self.pop().map_or(0, |b| b.samples());
+            let Some(b) = self.pop() else { break };
+            if self.in_flight == Some(b.id) {
+                self.dropped_in_flight = Some(b.samples());
+            } else {
+                dropped += b.samples();
+            }
         }
         dropped
     }
@@ -80,13 +114,39 @@ impl Queue {
         self.batches.front()
     }
 
-    /// Removes the oldest batch if it is batch `id` (it may have been
-    /// dropped while it was being sent).
-    pub fn pop_if(&mut self, id: u64) -> Option<Batch> {
-        if self.front()?.id != id {
-            return None;
+    /// The oldest batch, marked as being sent until [`Queue::finish`].
+    pub fn sending(&mut self) -> Option<&Batch> {
+        self.in_flight = Some(self.batches.front()?.id);
+        self.dropped_in_flight = None;
+        self.batches.front()
+    }
+
+    /// Ends the send begun by [`Queue::sending`]: a batch taken or refused
+    /// leaves the queue, counted sent or dropped; one to retry stays. A
+    /// batch a bound dropped during the send counts as sent if the
+    /// receiver took it after all, else as dropped: never both.
+    pub fn finish(&mut self, end: End) -> Settled {
+        let Some(id) = self.in_flight.take() else {
+            return Settled::default();
+        };
+        let samples = match (self.dropped_in_flight.take(), end) {
+            (Some(n), _) => n,
+            (None, End::Retry) => return Settled::default(),
+            (None, _) => match self.front() {
+                Some(b) if b.id == id => self.pop().map_or(0, |b| b.samples()),
+                _ => 0,
+            },
+        };
+        match end {
+            End::Taken => Settled {
+                sent: samples,
+                dropped: 0,
+            },
+            End::Refused | End::Retry => Settled {
+                sent: 0,
+                dropped: samples,
+            },
         }
-        self.pop()
     }
 
     /// Removes the oldest batch.
@@ -155,16 +215,81 @@ mod tests {
         assert_eq!(q.pop().map(|b| b.samples()), None);
     }
 
-    /// A batch sent while the queue dropped it is not taken for another.
+    /// Each send's batch is counted once: sent, dropped, or left to retry.
     #[test]
-    fn only_the_batch_sent_is_removed() {
+    fn a_send_settles_its_batch_once() {
         let t = Instant::now();
-        let mut q = Queue::new(100, Duration::from_secs(60));
+        let mut q = Queue::new(10, Duration::from_secs(60));
         q.push(batch(t, 3), t);
         q.push(batch(t, 5), t);
-        assert!(q.pop_if(5).is_none());
-        assert_eq!(q.samples(), 8);
-        assert_eq!(q.pop_if(3).map(|b| b.id), Some(3));
+        // Taken: it leaves, counted sent.
+        assert_eq!(q.sending().map(|b| b.id), Some(3));
+        assert_eq!(
+            q.finish(End::Taken),
+            Settled {
+                sent: 3,
+                dropped: 0
+            }
+        );
         assert_eq!(q.samples(), 5);
+        // To retry: it stays; refused: it leaves, counted dropped.
+        assert_eq!(q.sending().map(|b| b.id), Some(5));
+        assert_eq!(q.finish(End::Retry), Settled::default());
+        assert_eq!(q.samples(), 5);
+        q.sending();
+        assert_eq!(
+            q.finish(End::Refused),
+            Settled {
+                sent: 0,
+                dropped: 5
+            }
+        );
+        assert_eq!(q.samples(), 0);
+        // No send begun: nothing to settle.
+        assert_eq!(q.finish(End::Taken), Settled::default());
+    }
+
+    /// A batch the bound drops while it is being sent is counted by its
+    /// send's end: sent if the receiver took it, dropped if not; the
+    /// others the bound drops are counted at once.
+    #[test]
+    fn a_batch_dropped_while_sent_is_counted_by_its_send() {
+        let t = Instant::now();
+        for (end, settled) in [
+            (
+                End::Taken,
+                Settled {
+                    sent: 4,
+                    dropped: 0,
+                },
+            ),
+            (
+                End::Retry,
+                Settled {
+                    sent: 0,
+                    dropped: 4,
+                },
+            ),
+            (
+                End::Refused,
+                Settled {
+                    sent: 0,
+                    dropped: 4,
+                },
+            ),
+        ] {
+            let mut q = Queue::new(10, Duration::from_secs(60));
+            q.push(batch(t, 4), t);
+            assert_eq!(q.sending().map(|b| b.id), Some(4));
+            assert_eq!(q.push(batch(t, 6), t), 0);
+            // 4 + 6 + 7 > 10: the batch in flight goes, uncounted, and
+            // the next one too, counted.
+            assert_eq!(q.push(batch(t, 7), t), 6);
+            assert_eq!(q.samples(), 7);
+            assert_eq!(q.finish(end), settled, "{end:?}");
+            // The batch left in the queue is untouched.
+            assert_eq!(q.front().map(|b| b.id), Some(7));
+            assert_eq!(q.samples(), 7);
+        }
     }
 }
