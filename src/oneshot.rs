@@ -48,6 +48,8 @@ pub struct VerdictRow {
     /// For a suspected one whose check has `locate:`, what the search
     /// found.
     pub located: Option<Located>,
+    /// What it was judged from, one line per fact (as on the status page).
+    pub evidence: Vec<String>,
 }
 
 /// What one `check` found: a row per check and per verdict, and the
@@ -129,6 +131,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
     let verdicts = round.plans().iter().map(|&p| {
         let plan = cat.plan(p);
         let suspected = judged.iter().find(|(j, _)| *j == p).map(|&(_, v)| v);
+        let evidence = crate::status::evidence(plan, &round, &cat);
         let cat = &cat;
         async move {
             let located = match (suspected, plan.searched_check()) {
@@ -141,6 +144,7 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
                 target: plan.target.clone(),
                 suspected,
                 located,
+                evidence,
             }
         }
     });
@@ -351,6 +355,7 @@ pub fn json(report: &Report) -> String {
                 "kind": v.kind,
                 "target": v.target,
                 "suspected": v.suspected,
+                "evidence": v.evidence,
             });
             if let Some(l) = &v.located {
                 let routers: Vec<serde_json::Value> = l

@@ -231,21 +231,16 @@ pub fn page(view: &View<'_>) -> String {
             .iter()
             .filter(|v| v.suspected == Some(true))
             .collect();
-        if !suspected.is_empty() {
-            out.push_str("<div class=\"suspected\">Blocking suspected:");
-            for v in &suspected {
+        verdict_group(
+            &mut out,
+            "suspected",
+            "Blocking suspected",
+            &suspected,
+            |v| {
                 let at = where_located(&view.located, s.name, v.kind, v.target);
-                let _ = write!(
-                    out,
-                    "<details><summary><strong>{}</strong> {}{at}</summary>",
-                    v.kind,
-                    escape(v.target)
-                );
-                evidence_list(&mut out, &v.evidence);
-                out.push_str("</details>");
-            }
-            out.push_str("</div>");
-        }
+                format!("<strong>{}</strong> {}{at}", v.kind, escape(v.target))
+            },
+        );
         out.push_str(
             "<table><thead><tr><th>Check</th><th>Target</th>\
              <th>Result</th><th>Stage / reason</th><th class=\"num\">Latency</th></tr></thead><tbody>",
@@ -256,34 +251,40 @@ pub fn page(view: &View<'_>) -> String {
         out.push_str("</tbody></table>");
         for (state, title) in [(Some(false), "Not suspected"), (None, "Not judged")] {
             let these: Vec<_> = s.verdicts.iter().filter(|v| v.suspected == state).collect();
-            if these.is_empty() {
-                continue;
-            }
-            let _ = write!(out, "<div class=\"cleared\">{title}:");
-            for v in &these {
-                let _ = write!(
-                    out,
-                    "<details><summary><code>{}</code> {}</summary>",
-                    v.kind,
-                    escape(v.target)
-                );
-                evidence_list(&mut out, &v.evidence);
-                out.push_str("</details>");
-            }
-            out.push_str("</div>");
+            verdict_group(&mut out, "cleared", title, &these, |v| {
+                format!("<code>{}</code> {}", v.kind, escape(v.target))
+            });
         }
     }
     out.push_str("</body></html>\n");
     out
 }
 
-/// A verdict's evidence as a list.
-fn evidence_list(out: &mut String, lines: &[String]) {
-    out.push_str("<ul class=\"evidence\">");
-    for l in lines {
-        let _ = write!(out, "<li>{}</li>", escape(l));
+/// A titled block of verdicts (none: nothing), each a `<details>` whose
+/// summary is `head(verdict)` and whose body lists its evidence.
+fn verdict_group(
+    out: &mut String,
+    class: &str,
+    title: &str,
+    verdicts: &[&VerdictView<'_>],
+    head: impl Fn(&VerdictView<'_>) -> String,
+) {
+    if verdicts.is_empty() {
+        return;
     }
-    out.push_str("</ul>");
+    let _ = write!(out, "<div class=\"{class}\">{title}:");
+    for v in verdicts {
+        let _ = write!(
+            out,
+            "<details><summary>{}</summary><ul class=\"evidence\">",
+            head(v)
+        );
+        for l in &v.evidence {
+            let _ = write!(out, "<li>{}</li>", escape(l));
+        }
+        out.push_str("</ul></details>");
+    }
+    out.push_str("</div>");
 }
 
 /// What `plan` was judged from, in words, one line per fact: each check it
@@ -291,8 +292,9 @@ fn evidence_list(out: &mut String, lines: &[String]) {
 /// handshake with the neutral SNI, the GREASE-ECH handshake), then what the
 /// round gathered beyond the checks (connects to the controls' addresses,
 /// handshakes at the system's and a control's address) and the
-/// thresholds it compared against. Plain text: the caller escapes it.
-fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> Vec<String> {
+/// thresholds it compared against. Plain text: the caller escapes it
+/// (shared with `check --output json`).
+pub fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> Vec<String> {
     use crate::verdict::{Case, Evidence};
     let mut lines = Vec::new();
     let mut seen = Vec::new();

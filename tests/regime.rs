@@ -141,7 +141,13 @@ async fn check_names_the_regime() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["network_regime"], "allowlist", "{v}");
         let expected = serde_json::json!([
-            { "service": "news", "kind": "sni_filtered", "target": filtered, "suspected": null }
+            {
+                "service": "news", "kind": "sni_filtered", "target": filtered, "suspected": null,
+                "evidence": [
+                    format!("tls {filtered} (SNI blocked.test): failed at connect (connection_refused)"),
+                    "neutral SNI neutral.test, same address: no answer"
+                ]
+            }
         ]);
         assert_eq!(v["verdicts"], expected, "{v}");
     })

@@ -172,15 +172,6 @@ async fn send(engine: &Engine, shared: &Shared) {
     // The TLS configuration, built once per config.
     let mut tls: Option<(Arc<Catalogue>, Arc<rustls::ClientConfig>)> = None;
     loop {
-        let front = {
-            // Poisoning needs a panic while holding this lock; none can occur.
-            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.sending().map(|b| (b.samples(), wire::body(&b.series)))
-        };
-        let Some((samples, body)) = front else {
-            let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
-            continue;
-        };
         let cat = engine.catalogue();
         let Some(rw) = cat.config.remote_write.as_ref() else {
             tokio::time::sleep(TICK).await;
@@ -207,6 +198,17 @@ async fn send(engine: &Engine, shared: &Shared) {
                 }
             }
         };
+        // Taken only now: a batch marked as being sent is settled by
+        // `finish` below, whatever happens.
+        let front = {
+            // Poisoning needs a panic while holding this lock; none can occur.
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.sending().map(|b| (b.samples(), wire::body(&b.series)))
+        };
+        let Some((samples, body)) = front else {
+            let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
+            continue;
+        };
         let sent = match tokio::time::timeout(REQUEST_TIMEOUT, post(&cat, rw, config, body)).await {
             Ok(sent) => sent,
             Err(_) => Sent::Retry(format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
@@ -228,6 +230,9 @@ async fn send(engine: &Engine, shared: &Shared) {
             Sent::Ok => {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH);
                 stats.sent(settled.sent as u64, now.map_or(0.0, |d| d.as_secs_f64()));
+                if backoff > MIN_BACKOFF {
+                    tracing::info!(url = %rw.url, queued, "push recovered: the receiver takes batches again");
+                }
                 backoff = MIN_BACKOFF;
             }
             Sent::Refused(why) => {
