@@ -224,8 +224,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 0 => String::new(),
                 n => format!(", {}", count(n, "regime reference", "regime references")),
             };
+            let scheduled = match cat
+                .config
+                .services
+                .iter()
+                .filter(|s| s.every.is_some())
+                .count()
+            {
+                0 => String::new(),
+                n => format!(" ({n} scheduled)"),
+            };
+            let push = match &cat.config.remote_write {
+                Some(rw) => format!(
+                    ", pushing every {} to {}",
+                    humantime::format_duration(rw.every),
+                    rw.url
+                ),
+                None => String::new(),
+            };
             println!(
-                "{}: valid: {}, {}{references}",
+                "{}: valid: {}{scheduled}, {}{references}{push}",
                 settings.config_file.display(),
                 count(cat.config.services.len(), "service", "services"),
                 count(cat.len(), "check", "checks"),

@@ -286,6 +286,13 @@ pub fn table(report: &Report, color: bool) -> String {
             count(Some(false)),
             count(None),
         );
+        // What each suspected verdict rests on (all of them: `--output json`).
+        for v in report.verdicts.iter().filter(|v| v.suspected == Some(true)) {
+            let _ = writeln!(out, "\n{} {} {}:", v.kind, v.service, v.target);
+            for e in &v.evidence {
+                let _ = writeln!(out, "  {e}");
+            }
+        }
     }
     if let Some(r) = report.regime {
         let why = match r {

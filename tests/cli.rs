@@ -186,6 +186,23 @@ fn check_command_exit_codes_table_and_json() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("{}: valid: 1 service, 1 check", good.display())
     );
+    // Scheduled services and push mode are named: they start traffic of
+    // their own once served.
+    let pushing = write(
+        "pushing.yaml",
+        format!(
+            "services:\n  up:\n    tcp: [\"{open_addr}\"]\n  later:\n    every: 5m\n    tcp: [\"{open_addr}\"]\n\
+             remote_write:\n  url: http://127.0.0.1:9/api/v1/write\n  every: 30s\n"
+        ),
+    );
+    let out = run(&["--config.check", "--config.file", pushing.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "{}: valid: 2 services (1 scheduled), 2 checks, pushing every 30s to http://127.0.0.1:9/api/v1/write",
+            pushing.display()
+        )
+    );
 
     let out = run(&["check", "--config.file", mixed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

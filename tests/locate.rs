@@ -120,7 +120,16 @@ async fn check_shows_where_the_censor_sits_beside_the_verdict() {
         assert!(table.contains(&format!("\nVERDICT       SERVICE  TARGET{}  RESULT\n", " ".repeat(t.len() - 6))), "{table}");
         assert!(table.contains(&format!("\nsni_filtered  blocked  {t}  suspected — censor at hop 1 of 1\n")), "{table}");
         assert!(table.contains(&format!("\nsni_filtered  clean    {t}  not suspected\n")), "{table}");
-        assert!(table.ends_with("2 verdicts: 1 suspected, 1 not suspected, 0 not judged\n"), "{table}");
+        // Then what the suspected verdict rests on; the other's is in the JSON.
+        assert!(
+            table.ends_with(&format!(
+                "2 verdicts: 1 suspected, 1 not suspected, 0 not judged\n\n\
+                 sni_filtered blocked {t}:\n  \
+                 tls {t} (SNI blocked.test): failed at tls_handshake (connection_reset)\n  \
+                 neutral SNI ok.test, same address: the server answered\n"
+            )),
+            "{table}"
+        );
 
         let out = run("json").await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
