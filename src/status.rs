@@ -350,7 +350,9 @@ pub fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> 
                     step(&control)
                 ));
             }
-            (_, Some(e)) => lines.push(format!("evidence: {e:?}")),
+            // A case's slot holds only its own kind of evidence (connects
+            // for ip_blocked, handshakes for dns_injected: plan.rs).
+            (_, Some(Evidence::Connects(_) | Evidence::Handshakes { .. })) => {}
         }
         if let Case::Throttled { min_rate, .. } = case {
             lines.push(format!("min_rate: {min_rate} B/s"));
