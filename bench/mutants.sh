@@ -24,11 +24,15 @@ run() { # NAME FILES... -- CARGO TEST SELECTION (--lib, --test NAME)
     shift
     echo "== $name"
     # The test selection goes to the build (`cargo test --no-run`) too, so
-    # that a mutant rebuilds only the tests that will run.
+    # that a mutant rebuilds only the tests that will run (--cargo-test-arg
+    # would reach the test run only: every test target rebuilt, ~1 min a
+    # mutant).
     local sel=()
-    for a in "$@"; do sel+=(--cargo-test-arg="$a"); done
-    cargo mutants --no-shuffle --timeout 180 "${files[@]}" -o "$out/$name" "${sel[@]}" \
-        >"$out/$name.log" 2>&1 || true
+    for a in "$@"; do sel+=(--cargo-arg="$a"); done
+    # MUTANTS_IN_PLACE=1: mutate this tree and build in its target/ (warm:
+    # no 10-minute baseline build in a copy). Leave src/ alone meanwhile.
+    cargo mutants --no-shuffle --timeout 180 ${MUTANTS_IN_PLACE:+--in-place} "${files[@]}" \
+        -o "$out/$name" "${sel[@]}" >"$out/$name.log" 2>&1 || true
     local m="$out/$name/mutants.out"
     printf '%s: caught %s, missed %s, timeout %s, unviable %s\n' "$name" \
         "$(wc -l <"$m/caught.txt")" "$(wc -l <"$m/missed.txt")" \
