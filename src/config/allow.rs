@@ -158,8 +158,44 @@ mod tests {
         assert!(!r.allows(&ip("2001:db8::7"), Some(3479)));
         assert!(rule("2001:db8::/32").allows(&ip("2001:db8::1"), Some(9)));
         assert!(rule("127.0.0.1:80").allows(&ip("127.0.0.1"), Some(80)));
-        for bad in ["*.ex ample", "10.0.0.0/8:0", "host:port", "[::1", ""] {
+        assert!(rule("[::1]").allows(&ip("::1"), Some(9)));
+        for bad in [
+            "*.ex ample",
+            "10.0.0.0/8:0",
+            "host:port",
+            "[::1",
+            "[::1]x",
+            "",
+        ] {
             assert!(AllowRule::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn probe_allowed_asks_the_rules_of_each_kind() {
+        let config = Config::parse(
+            "probe_allow: [\"*.ok.test:443\", \"ok.test\", \"10.0.0.0/8\"]\n\
+             modules:\n  tcp: { kind: tcp }\n  dns: { kind: dns }\n  http: { kind: http }\n  down: { kind: download }\n\
+             services:\n  a:\n    tcp: [\"127.0.0.1:1\"]\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let allowed = |module: &str, target: &str| {
+            let m = config.modules.iter().find(|m| m.name == module).unwrap();
+            config.probe_allowed(&m.check_for(target).unwrap())
+        };
+        assert!(allowed("tcp", "a.ok.test:443"));
+        assert!(!allowed("tcp", "a.ok.test:80"));
+        assert!(allowed("tcp", "10.1.2.3:25"));
+        assert!(!allowed("tcp", "11.1.2.3:25"));
+        assert!(allowed("dns", "ok.test"));
+        assert!(
+            !allowed("dns", "a.ok.test"),
+            "a port rule admits no DNS probe"
+        );
+        assert!(allowed("http", "https://a.ok.test/x"));
+        assert!(!allowed("http", "http://a.ok.test/x"));
+        assert!(allowed("down", "http://10.0.0.1/d"));
+        assert!(!allowed("down", "http://other.test/d"));
     }
 }

@@ -332,4 +332,191 @@ mod tests {
         assert!(c.modules[0].check_for("example.com").is_err());
         assert_eq!(c.modules[3].options.kind(), CheckKind::Dns);
     }
+
+    /// The first message of `text`'s error, without the file name.
+    fn refused(text: &str) -> String {
+        let e = parse(text).expect_err(text).to_string();
+        e.strip_prefix("t.yaml:").unwrap_or(&e).to_string()
+    }
+
+    #[test]
+    fn each_bound_takes_its_edge_and_refuses_past_it() {
+        let svc = |body: &str| format!("services:\n  a:\n{body}");
+        // max_concurrent_checks: at least 1 and at least the checks.
+        let two = "    tcp: [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n";
+        let c = parse(&format!("max_concurrent_checks: 2\n{}", svc(two))).unwrap();
+        assert_eq!(c.max_concurrent_checks, 2);
+        assert_eq!(
+            refused(&format!("max_concurrent_checks: 1\n{}", svc(two))),
+            "1:24: max_concurrent_checks: 1 is less than the 2 checks the services define: a scrape of all of them could never start"
+        );
+        assert_eq!(
+            refused(&format!("max_concurrent_checks: 0\n{}", svc(two))),
+            "1:24: max_concurrent_checks: must be at least 1"
+        );
+        let c = parse(&svc(two)).unwrap();
+        assert_eq!(c.max_concurrent_checks, DEFAULT_MAX_CONCURRENT_CHECKS);
+        // A service's every: 1s is the least.
+        let every = |e: &str| parse(&svc(&format!("    every: {e}\n{two}")));
+        assert_eq!(
+            every("1s").unwrap().services[0].every,
+            Some(Duration::from_secs(1))
+        );
+        assert!(
+            every("999ms")
+                .unwrap_err()
+                .to_string()
+                .contains("every: must be at least 1s")
+        );
+        // locate: every 10s at least, max_hops 1 to 64.
+        let tls = "    tls: [{ target: \"127.0.0.1:443\", sni: a.test, control_sni: b.test }]\n";
+        let locate = |l: &str| parse(&svc(&format!("    locate: {l}\n{tls}")));
+        let found = |c: Config| match &c.services[0].checks[0] {
+            Check::Tls(t) => t.locate.clone().map(|l| (l.every, l.max_hops)),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            found(locate("{ every: 10s, max_hops: 64 }").unwrap()),
+            Some((Duration::from_secs(10), 64)),
+            "a tls check with its own control_sni keeps locate"
+        );
+        assert_eq!(
+            found(locate("{ max_hops: 1 }").unwrap()).map(|l| l.1),
+            Some(1)
+        );
+        assert!(
+            locate("{ every: 9s }")
+                .unwrap_err()
+                .to_string()
+                .contains("must be at least 10s")
+        );
+        assert!(
+            locate("{ max_hops: 65 }")
+                .unwrap_err()
+                .to_string()
+                .contains("`max_hops: 65`: expected 1 to 64")
+        );
+        assert!(
+            locate("{ max_hops: 0 }")
+                .unwrap_err()
+                .to_string()
+                .contains("`max_hops: 0`: expected 1 to 64")
+        );
+        // max_addresses: 1 to 64.
+        let max = |n: u32| {
+            parse(&svc(&format!(
+                "    tcp: [{{ target: \"a.test:1\", all_addresses: true, max_addresses: {n} }}]\n"
+            )))
+        };
+        match &max(64).unwrap().services[0].checks[0] {
+            Check::Tcp(t) => assert_eq!(t.all_addresses, Some(64)),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            max(65)
+                .unwrap_err()
+                .to_string()
+                .contains("`max_addresses: 65`: expected 1 to 64")
+        );
+        assert!(
+            max(0)
+                .unwrap_err()
+                .to_string()
+                .contains("`max_addresses: 0`: expected 1 to 64")
+        );
+        // ALPN protocols: 1 to 255 bytes each.
+        let alpn = |a: &str| {
+            parse(&svc(&format!(
+                "    quic: [{{ target: \"a.test:443\", alpn: [\"{a}\"] }}]\n"
+            )))
+        };
+        let long = "x".repeat(255);
+        match &alpn(&long).unwrap().services[0].checks[0] {
+            Check::Quic(q) => assert_eq!(q.alpn, [long.clone()]),
+            other => panic!("{other:?}"),
+        }
+        for bad in [String::new(), "x".repeat(256)] {
+            let e = alpn(&bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("invalid ALPN protocol {bad:?}: 1 to 255 bytes")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_labels_keep_to_their_alphabets() {
+        let svc = |name: &str| {
+            parse(&format!(
+                "services:\n  \"{name}\":\n    tcp: [\"127.0.0.1:1\"]\n"
+            ))
+        };
+        let long = "s".repeat(128);
+        for good in ["a", "A-b_c.9", long.as_str()] {
+            assert_eq!(svc(good).unwrap().services[0].name, good);
+        }
+        for bad in ["", "a b", "a/b", &"s".repeat(129)] {
+            let e = svc(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "invalid service name {bad:?}: use letters, digits"
+                )),
+                "{e}"
+            );
+        }
+        let label = |name: &str| {
+            parse(&format!(
+                "labels: {{ {name}: v }}\nservices:\n  a:\n    tcp: [\"127.0.0.1:1\"]\n"
+            ))
+        };
+        for good in ["site", "_x", "a1_B"] {
+            assert_eq!(
+                label(good).unwrap().labels,
+                [(good.to_string(), "v".to_string())]
+            );
+        }
+        for bad in ["1a", "a-b", "__x", "a.b"] {
+            let e = label(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("invalid label name {bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn defaults_of_the_transfer_kinds() {
+        let c = parse(
+            "services:\n  a:\n    http: [\"http://a.test/\"]\n    download: [\"http://a.test/d\"]\n    upload: [\"http://a.test/u\"]\n",
+        )
+        .unwrap();
+        let checks = &c.services[0].checks;
+        match (&checks[0], &checks[1], &checks[2]) {
+            (Check::Http(h), Check::Download(d), Check::Upload(u)) => {
+                assert_eq!(h.options.max_body, 64 * 1024);
+                assert!(h.options.accepts(200) && h.options.accepts(399));
+                assert!(!h.options.accepts(199) && !h.options.accepts(400));
+                assert_eq!(d.options.bytes, 1 << 20);
+                assert_eq!(u.options.bytes, 64 * 1024);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Ranges are inclusive, a single code is a range of one.
+        let c = parse("services:\n  a:\n    http: [{ url: \"http://a.test/\", status: [204, \"301-302\", \"418-418\"] }]\n").unwrap();
+        let Check::Http(h) = &c.services[0].checks[0] else {
+            panic!()
+        };
+        let accepted: Vec<u16> = (100..600).filter(|&c| h.options.accepts(c)).collect();
+        assert_eq!(accepted, [204, 301, 302, 418]);
+    }
+
+    #[test]
+    fn duplicates_in_a_dns_list_are_refused() {
+        let dns = |body: &str| refused(&format!("services:\n  a:\n    dns: {{ {body} }}\n"));
+        assert_eq!(
+            dns("names: [a.test, b.test, a.test]"),
+            "3:36: services.a.dns.names[2]: duplicate name \"a.test\""
+        );
+        assert_eq!(
+            dns("names: [a.test], resolvers: [system, system]"),
+            "3:49: services.a.dns.resolvers[1]: duplicate resolver \"system\""
+        );
+    }
 }

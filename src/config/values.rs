@@ -529,4 +529,92 @@ mod tests {
         assert_eq!(u.path, "/dns-query");
         assert!(de("https://dns.google/dns-query").is_err());
     }
+
+    #[test]
+    fn sizes_take_bytes_and_binary_units() {
+        let size = |s: &str| Size::parse(s).map(|s| s.0);
+        assert_eq!(size("1"), Ok(1));
+        assert_eq!(size("5B"), Ok(5));
+        assert_eq!(size("64KiB"), Ok(64 << 10));
+        assert_eq!(size("2 MiB"), Ok(2 << 20));
+        assert_eq!(size("3GiB"), Ok(3 << 30));
+        for bad in ["0", "0KiB", "1KB", "KiB", "-1", "1.5MiB", ""] {
+            assert!(
+                size(bad)
+                    .unwrap_err()
+                    .contains("expected a positive number of bytes"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            size("17179869184GiB"),
+            Err("invalid size \"17179869184GiB\": too large".into())
+        );
+    }
+
+    #[test]
+    fn targets_ports_and_brackets() {
+        let t = Target::parse("[::1]:443", None).unwrap();
+        assert_eq!((t.host.to_string(), t.port), ("::1".to_string(), 443));
+        let t = Target::parse("[::1]", Some(53)).unwrap();
+        assert_eq!((t.host, t.port), (Host::Ip("::1".parse().unwrap()), 53));
+        assert!(
+            Target::parse("[::1]", None)
+                .unwrap_err()
+                .contains("expected host:port")
+        );
+        assert!(
+            Target::parse("[::1]x", Some(53))
+                .unwrap_err()
+                .contains("expected `:port` after `]`")
+        );
+        let t = Target::parse("A.test:65535", None).unwrap();
+        assert_eq!((t.host.to_string(), t.port), ("a.test".to_string(), 65535));
+        for bad in ["a.test:0", "a.test:65536", "a.test:x"] {
+            assert!(
+                Target::parse(bad, None)
+                    .unwrap_err()
+                    .contains("a number from 1 to 65535"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_ranges() {
+        let r = |s: &str| StatusRange::parse(s).map(|r| (r.0, r.1));
+        assert_eq!(r("204"), Ok((204, 204)));
+        assert_eq!(r("100-599"), Ok((100, 599)));
+        assert_eq!(r("301-301"), Ok((301, 301)));
+        assert!(
+            r("302-301")
+                .unwrap_err()
+                .contains("the first code is larger")
+        );
+        for bad in ["99", "600", "200-600", "x"] {
+            assert!(r(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_variables_expand() {
+        // cargo sets CARGO_PKG_NAME for the tests it runs.
+        let v = std::env::var("CARGO_PKG_NAME").unwrap();
+        let x = |s: &str| expand_env(s);
+        assert_eq!(
+            x("a${CARGO_PKG_NAME}b${CARGO_PKG_NAME}"),
+            Ok(format!("a{v}b{v}"))
+        );
+        assert_eq!(x("${CARGO_PKG_NAME}"), Ok(v));
+        assert_eq!(x("plain"), Ok("plain".into()));
+        for bad in ["${}", "${1A}", "${A-B}"] {
+            assert!(
+                x(bad)
+                    .unwrap_err()
+                    .starts_with("invalid environment variable name"),
+                "{bad}"
+            );
+        }
+        assert!(x("${A").unwrap_err().starts_with("unclosed"));
+    }
 }
