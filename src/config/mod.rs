@@ -372,7 +372,7 @@ mod tests {
         let tls = "    tls: [{ target: \"127.0.0.1:443\", sni: a.test, control_sni: b.test }]\n";
         let locate = |l: &str| parse(&svc(&format!("    locate: {l}\n{tls}")));
         let found = |c: Config| match &c.services[0].checks[0] {
-            Check::Tls(t) => t.locate.clone().map(|l| (l.every, l.max_hops)),
+            Check::Tls(t) => t.locate.map(|l| (l.every, l.max_hops)),
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -432,7 +432,7 @@ mod tests {
         };
         let long = "x".repeat(255);
         match &alpn(&long).unwrap().services[0].checks[0] {
-            Check::Quic(q) => assert_eq!(q.alpn, [long.clone()]),
+            Check::Quic(q) => assert_eq!(q.alpn, std::slice::from_ref(&long)),
             other => panic!("{other:?}"),
         }
         for bad in [String::new(), "x".repeat(256)] {
