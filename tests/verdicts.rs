@@ -700,3 +700,39 @@ fn dns_injected_handshakes_take_the_services_own_tls_to_the_name() {
         ]
     );
 }
+
+/// `ip_blocked` pairs each target once per service: a TCP and a TLS check of
+/// one target share one case (one set of connects to the controls'
+/// addresses), another port is another target, and another service's
+/// check of the same target gets its own plan.
+#[test]
+fn ip_blocked_pairs_a_targets_checks_once_per_service() {
+    use reachability_exporter::verdict::{BlockingKind, Case};
+    let config = reachability_exporter::config::Config::parse(
+        "resolvers:\n  c: { udp: \"127.0.0.1:53\" }\nservices:\n  s:\n    dns: { names: [a.test], resolvers: [system, c] }\n    tcp: [\"a.test:443\", \"a.test:80\"]\n    tls: [{ target: \"a.test:443\", control_sni: b.test }]\n  t:\n    dns: { names: [a.test], resolvers: [system, c] }\n    tls: [\"a.test:443\"]\n",
+        std::path::Path::new("t.yaml"),
+    )
+    .unwrap();
+    // Entries in config order: s: dns ×2 (0, 1), tcp :443 (2), tcp :80 (3),
+    // tls :443 (4); t: dns ×2 (5, 6), tls :443 (7).
+    let plans = reachability_exporter::verdict::plans(&config).plans;
+    let got: Vec<(usize, &str, Vec<usize>)> = plans
+        .iter()
+        .filter(|p| p.kind == BlockingKind::IpBlocked)
+        .map(|p| {
+            let [Case::IpBlocked { checks, .. }] = p.cases.as_slice() else {
+                panic!("one ip_blocked case per plan: {:?}", p.cases)
+            };
+            let checks = checks.iter().map(|c| c.index()).collect();
+            (p.service.index(), p.target.as_str(), checks)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "a.test:443", vec![2, 4]),
+            (0, "a.test:80", vec![3]),
+            (1, "a.test:443", vec![7]),
+        ]
+    );
+}
