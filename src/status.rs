@@ -323,11 +323,19 @@ pub fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> 
         };
         match (case, case.evidence().map(|s| round.evidence_of(s))) {
             (_, None) => {}
-            (_, Some(Evidence::Waiting)) => lines.push("evidence: not gathered".to_string()),
-            (Case::DnsInjected { .. }, Some(Evidence::NotNeeded)) => lines.push(
-                "no handshakes made: the answers share an address, or one side has none"
+            (_, Some(Evidence::Waiting)) => lines.push(
+                "its own connects or handshakes: not made (no control answer to use, or the round ended first)"
                     .to_string(),
             ),
+            (Case::DnsInjected { system, .. }, Some(Evidence::NotNeeded)) => {
+                let bogon = round.outcome_of(*system).and_then(|o| o.failure)
+                    .is_some_and(|(_, r)| r == crate::reason::Reason::DnsBogon);
+                lines.push(if bogon {
+                    "no handshakes needed: the system resolver answered a bogon address, which no public service has".to_string()
+                } else {
+                    "no handshakes made: the answers share an address, or one side has none".to_string()
+                });
+            }
             (_, Some(Evidence::NotNeeded)) => {
                 lines.push("no connects made: no control address to try".to_string());
             }
@@ -353,6 +361,16 @@ pub fn evidence(plan: &crate::verdict::Plan, round: &Round, cat: &Catalogue) -> 
             // A case's slot holds only its own kind of evidence (connects
             // for ip_blocked, handshakes for dns_injected: plan.rs).
             (_, Some(Evidence::Connects(_) | Evidence::Handshakes { .. })) => {}
+        }
+        // ip_blocked needs an encrypted control's answer: a plain one
+        // could be the censor's own.
+        if let Case::IpBlocked { encrypted, .. } = case
+            && !encrypted.iter().any(|&e| e)
+        {
+            lines.push(
+                "no control goes over DoT or DoH: only an encrypted control's answer shows the network reaches past the censor, so ip_blocked is not judged"
+                    .to_string(),
+            );
         }
         if let Case::Throttled { min_rate, .. } = case {
             lines.push(format!("min_rate: {min_rate} B/s"));

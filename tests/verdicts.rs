@@ -100,6 +100,8 @@ async fn dns_removed_injected_and_ip_blocked() {
                 && inj.contains("<li>handshake with SNI blk.test at the address a control gave: ok</li>"),
             "{inj}"
         );
+        let bogon = evidence("dns_injected", "inj.test");
+        assert!(bogon.contains("<li>no handshakes needed: the system resolver answered a bogon address, which no public service has</li>"), "{bogon}");
         let ok = evidence("dns_injected", "ok.test");
         assert!(ok.contains("<li>no handshakes made: the answers share an address, or one side has none</li>"), "{ok}");
         let ipb = evidence("ip_blocked", &format!("ipb.test:{port}"));
@@ -135,8 +137,16 @@ async fn dns_removed_injected_and_ip_blocked() {
             "allowed_ranges: [127.0.0.0/8]\nresolvers:\n  system: {{ udp: \"{}\" }}\n  control: {{ udp: \"{}\" }}\n{services}",
             system.udp, control.udp
         );
-        let body = scrape(&config, pki.dir.path()).await;
+        let exporter = Exporter::start(pki.dir.path(), &config).await;
+        let (_, body) = get(exporter.addr, "/metrics", Some("4")).await;
+        let (_, page) = get(exporter.addr, "/", None).await;
+        exporter.stop().await;
         assert_eq!(verdict(&body, "s", &format!("ipb.test:{port}"), "ip_blocked"), None);
+        // The not-judged verdict's evidence says why.
+        let t = format!("<code>ip_blocked</code> ipb.test:{port}</summary>");
+        let plain = &page[page.find(&t).unwrap_or_else(|| panic!("{page}"))..];
+        let plain = &plain[..plain.find("</ul>").unwrap()];
+        assert!(plain.contains("<li>no control goes over DoT or DoH: only an encrypted control&#39;s answer shows the network reaches past the censor, so ip_blocked is not judged</li>"), "{plain}");
         assert_eq!(verdict(&body, "s", "gone.test", "dns_removed"), Some(1.0));
     })
     .await;

@@ -438,15 +438,16 @@ fn judge_case<'a>(
         Case::Throttled { transfer, min_rate } => {
             let o = outcome(*transfer)?;
             match (&o.failure, &o.facts) {
-                (None, Facts::Download(t)) if !t.stalled && t.first_byte.is_some() => {
-                    rate_below(t, *min_rate)
-                }
+                // A download that passed neither stalled nor lacks a
+                // first byte unless its body is empty, which the rate's
+                // floors leave unjudged.
+                (None, Facts::Download(t)) => rate_below(t, *min_rate),
                 // An upload's rate stands whether it finished or ran out
                 // of time while the peer still acknowledged bytes.
                 (
                     None | Some((Stage::Write | Stage::Http, Reason::GenericTimeout)),
                     Facts::Upload(t),
-                ) if !t.stalled && t.bytes > 0 => rate_below(t, *min_rate),
+                ) if !t.stalled => rate_below(t, *min_rate),
                 _ => None,
             }
         }

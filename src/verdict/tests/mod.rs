@@ -459,4 +459,21 @@ fn a_plan_reads_exactly_the_checks_of_its_cases() {
         cases: vec![removed(), Case::SniFiltered { check: id(4) }],
     };
     assert_eq!(plan.inputs().collect::<Vec<_>>(), ids(&[0, 1, 2, 4]));
+    // A censor search runs for the TLS check of an sni_filtered or
+    // ech_blocked case, never for another kind's.
+    assert_eq!(plan.searched_check(), Some(id(4)));
+    let with = |cases: Vec<Case>| Plan {
+        service: ServiceId::new(0),
+        target: "t".into(),
+        kind: BlockingKind::SniFiltered,
+        cases,
+    };
+    let ech = with(vec![Case::EchBlocked { check: id(7) }]);
+    assert_eq!(ech.searched_check(), Some(id(7)));
+    let others = with(vec![
+        removed(),
+        ip_blocked(true),
+        Case::QuicSniFiltered { check: id(8) },
+    ]);
+    assert_eq!(others.searched_check(), None);
 }

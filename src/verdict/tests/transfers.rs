@@ -51,6 +51,14 @@ fn uploads_throttled_and_stalled() {
             ABSENT,
             YES,
         ),
+        // Frozen past both floors: its rate is the freeze's, not a
+        // throttle's.
+        (
+            "frozen after 100 KB",
+            upload(100_000, 5000, write_stall, true),
+            ABSENT,
+            YES,
+        ),
         // The server answered otherwise: no rate to judge, nothing stalled.
         (
             "rejected",
