@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 pub use crate::stats::TaskDelay;
@@ -50,13 +50,18 @@ impl LagSamples {
         })
     }
 
-    /// Samples until `done` turns true (or its sender is gone).
-    pub async fn sample_until(&self, mut done: watch::Receiver<bool>) {
+    /// Samples until `done` turns true (or its sender is gone), and sends
+    /// on `first` once the first sample is in.
+    pub async fn sample_until(&self, mut done: watch::Receiver<bool>, first: oneshot::Sender<()>) {
+        let mut first = Some(first);
         let mut late = Duration::ZERO;
         loop {
             let t = Instant::now();
             tokio::task::yield_now().await;
             self.record(t.elapsed() + late.saturating_sub(TIMER_RESOLUTION));
+            if let Some(tx) = first.take() {
+                let _ = tx.send(());
+            }
             let due = Instant::now() + SAMPLE_EVERY;
             tokio::select! {
                 () = tokio::time::sleep_until(due) => late = due.elapsed(),
@@ -102,7 +107,10 @@ mod tests {
         let samples = std::sync::Arc::new(LagSamples::default());
         let (tx, rx) = watch::channel(false);
         let s = samples.clone();
-        let sampler = tokio::spawn(async move { s.sample_until(rx).await });
+        let (first, sampled) = tokio::sync::oneshot::channel();
+        let sampler = tokio::spawn(async move { s.sample_until(rx, first).await });
+        sampled.await.expect("told of the first sample");
+        assert_eq!(samples.summary().map(|d| d.samples), Some(1));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let idle = samples.summary().expect("sampled at once").max;
         assert!(idle < Duration::from_millis(5), "idle: {idle:?}");

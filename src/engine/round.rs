@@ -110,7 +110,8 @@ impl Round {
         tokio::spawn(async move {
             let sampler = driver.clone();
             let done = driver.done.subscribe();
-            tokio::spawn(async move { sampler.lag.sample_until(done).await });
+            let (first, sampled) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move { sampler.lag.sample_until(done, first).await });
             let mut tasks = JoinSet::new();
             // Evidence first: each task waits for the checks it reads. The
             // regime's references, a handful of handshakes, start at once.
@@ -157,6 +158,9 @@ impl Round {
                 });
             }
             while tasks.join_next().await.is_some() {}
+            // A round that ends before the sampler first ran still reports
+            // a delay (that wait), so that every round has the same series.
+            let _ = sampled.await;
             driver.done.send_replace(true);
         });
         round
@@ -337,5 +341,30 @@ impl Round {
                 verdict::judge(self.catalogue.plan(p), &outcome, &evidence).map(|v| (p, v))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A round can end before the delay sampler first runs (here: it has
+    /// no checks, and the one runtime thread is the driver's until it
+    /// ends). It still reports a delay, so that every round of a push
+    /// queue or a scrape has the same series.
+    #[tokio::test]
+    async fn a_round_that_ends_at_once_still_reports_a_task_delay() {
+        let yaml = "services:\n  chat:\n    tcp: [\"127.0.0.1:9\"]\n";
+        let config = crate::config::Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap();
+        let cat = Arc::new(Catalogue::new(config).unwrap());
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let permit = cat.reserve(0).unwrap();
+        let round = Round::start(cat, Vec::new(), deadline, permit, Arc::default());
+        round.wait(deadline).await;
+        assert!(round.is_done());
+        let delay = round
+            .task_delay()
+            .expect("a delay, from the sampler's first run");
+        assert_eq!(delay.samples, 1);
     }
 }

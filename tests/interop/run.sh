@@ -757,7 +757,8 @@ missing = sum(round((b - a) / 2) - 1 for a, b in zip(ts, ts[1:]))
 per_round = received / len(ts)
 assert dropped > 0 and missing > 0, f"dropped {dropped}, {missing} rounds missing"
 assert received == sent, f"the receiver holds {received} samples, the exporter counted {sent} sent"
-assert per_round == int(per_round), f"{received} samples in {len(ts)} rounds"
+uneven = sorted(f'{s["metric"]["__name__"]}:{len(s["values"])}' for s in r if len(s["values"]) != len(ts))
+assert per_round == int(per_round), f"{received} samples in {len(ts)} rounds; series not in every round: {uneven}"
 assert missing * per_round == dropped, f"{missing} rounds of {per_round} samples missing, {dropped} counted dropped"
 print(f"     small queue: {missing} rounds of {per_round:.0f} samples missing, {dropped:.0f} counted dropped, {sent:.0f} sent and received")
 PY
