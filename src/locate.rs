@@ -426,6 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn described_with_the_router_before_the_censor_or_why_not_located() {
+        let found = |censor_hop, routers| Located {
+            path_hops: Some(9),
+            censor_hop,
+            routers,
+            answers: vec![],
+        };
+        // The router at the censor's hop comes first; the one before it
+        // is the one named.
+        let l = found(Some(3), vec![(3, r(3)), (2, r(2))]);
+        assert_eq!(l.describe(), "censor at hop 3 of 9, after 10.0.2.1");
+        // No router before it answered: no "after".
+        let l = found(Some(3), vec![(3, r(3)), (1, r(1))]);
+        assert_eq!(l.describe(), "censor at hop 3 of 9");
+        let l = found(None, vec![]);
+        assert_eq!(l.describe(), "censor not located: no hop could be proven");
+        let l = Located {
+            path_hops: None,
+            ..found(None, vec![])
+        };
+        assert_eq!(
+            l.describe(),
+            "censor not located: the server was not reached within max_hops"
+        );
+    }
+
+    #[test]
     fn a_path_longer_than_max_hops_locates_nothing() {
         let p = Path::new(40, Some((3, Answer::Reset)));
         assert_eq!(hop(&p), (None, None, vec![]));

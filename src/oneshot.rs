@@ -157,10 +157,8 @@ pub async fn run(cat: Arc<Catalogue>, service: Option<&str>) -> Result<Report, U
 }
 
 fn latency(o: &Outcome) -> String {
-    o.duration.map_or_else(
-        || "-".to_string(),
-        |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0),
-    )
+    o.duration
+        .map_or_else(|| "-".to_string(), crate::status::millis)
 }
 
 fn result(o: &Outcome) -> (&'static str, String) {

@@ -522,13 +522,9 @@ fn row(out: &mut String, entry: &Entry, outcome: Option<&Outcome>, config: &Conf
             ),
         },
     };
-    let latency = outcome.and_then(|o| o.duration).map_or_else(
-        || "–".to_string(),
-        |d| match d.as_secs_f64() * 1000.0 {
-            ms if ms < 10.0 => format!("{ms:.2} ms"),
-            ms => format!("{ms:.1} ms"),
-        },
-    );
+    let latency = outcome
+        .and_then(|o| o.duration)
+        .map_or_else(|| "–".to_string(), millis);
     let _ = write!(
         out,
         "<tr class=\"{class}\"><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td><td>{why}</td>\
@@ -626,6 +622,15 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// A latency in milliseconds as the status page and `check` show it: two
+/// decimals under 10 ms (a loopback connect is hundredths), one above.
+pub fn millis(d: std::time::Duration) -> String {
+    match d.as_secs_f64() * 1000.0 {
+        ms if ms < 10.0 => format!("{ms:.2} ms"),
+        ms => format!("{ms:.1} ms"),
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,15 @@ fn check_command_exit_codes_table_and_json() {
         lines[1].starts_with("up       tcp    ") && lines[1].contains(" ok "),
         "{table}"
     );
+    // A loopback connect takes hundredths of a millisecond: two decimals
+    // under 10 ms, as on the status page.
+    let latency: Vec<&str> = lines[1].split_whitespace().rev().take(2).collect();
+    assert_eq!(latency[0], "ms", "{table}");
+    let (whole, decimals) = latency[1].split_once('.').expect("a decimal point");
+    assert!(
+        whole.parse::<u32>().unwrap() < 10 && decimals.len() == 2,
+        "{table}"
+    );
     assert!(
         !table.contains('\x1b'),
         "no colour when stdout is not a terminal"
