@@ -57,7 +57,7 @@ for w in $want; do
         config-sections) run config-sections src/config/resolver.rs src/config/pace.rs \
             src/config/regime.rs src/config/test_list.rs src/config/remote_write.rs src/config/web.rs \
             src/config/listen.rs src/config/check.rs src/config/kind.rs \
-            -- --lib --test=config_errors --test=bundled_config ;;
+            -- --lib --test=config_errors --test=bundled_config --test=test_lists --test=web_config ;;
         config-reading) run config-reading src/config/decode.rs src/config/words.rs \
             -- --lib --test=config_errors --test=bundled_config ;;
         locate) run locate src/locate.rs -- --lib ;;

@@ -39,12 +39,10 @@ impl FromStr for ListenAddress {
         }
         let (host, port) = s.rsplit_once(':').ok_or_else(wrong)?;
         let port: u16 = port.parse().map_err(|_| wrong())?;
+        // Past the parse above, an IP address is a bare IPv6 one (it needs
+        // brackets) or `[…]` that is no address: neither is a name.
         let host = if host.is_empty() {
             ListenHost::Any
-        } else if host.parse::<IpAddr>().is_ok() || host.contains(['[', ']']) {
-            // A bare IPv6 address needs brackets; `[…]` that did not parse
-            // above is not an address.
-            return Err(wrong());
         } else if host
             .split('.')
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))

@@ -519,4 +519,31 @@ mod tests {
             "3:49: services.a.dns.resolvers[1]: duplicate resolver \"system\""
         );
     }
+
+    #[test]
+    fn each_kind_answers_its_family_and_timeout() {
+        let c = parse(
+            "services:\n  a:\n    timeout: 2s\n    ip_family: ipv6\n    dns: { names: [x.example] }\n    tcp: [\"x.example:443\"]\n    tls: [\"x.example:443\"]\n    call_ports: [{ udp: \"x.example:3478\" }]\n    http: [\"http://x.example/\"]\n    download: [\"http://x.example/f\"]\n    upload: [\"http://x.example/u\"]\n    quic: [\"x.example:443\"]\n",
+        )
+        .unwrap();
+        let got: Vec<(CheckKind, IpFamily, Duration)> = c.services[0]
+            .checks
+            .iter()
+            .map(|ch| (ch.kind(), ch.family(), ch.timeout()))
+            .collect();
+        assert_eq!(got.len(), CheckKind::ALL.len(), "{got:?}");
+        for (kind, family, timeout) in got {
+            // A DNS check's record type decides its family.
+            let want = if kind == CheckKind::Dns {
+                IpFamily::V4
+            } else {
+                IpFamily::V6
+            };
+            assert_eq!(
+                (family, timeout),
+                (want, Duration::from_secs(2)),
+                "{kind:?}"
+            );
+        }
+    }
 }

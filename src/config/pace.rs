@@ -197,4 +197,29 @@ mod tests {
             assert!(budget - last_start >= longest, "{n} checks: {budget:?}");
         }
     }
+
+    #[test]
+    fn a_written_pace_is_taken_and_a_bad_rate_refused() {
+        let parse = |pace: &str| {
+            crate::config::Config::parse(
+                &format!("pace: {pace}\nservices:\n  s: {{ tcp: [\"127.0.0.1:9\"] }}\n"),
+                std::path::Path::new("t.yaml"),
+            )
+        };
+        let p = parse("{ starts_per_second: 50, spread: 25% }")
+            .unwrap()
+            .pace;
+        assert_eq!((p.starts_per_second, p.spread), (50, 0.25));
+        let p = parse("{ starts_per_second: 1 }").unwrap().pace;
+        assert_eq!((p.starts_per_second, p.spread), (1, Pace::default().spread));
+        for bad in ["0", "[1]", "-1"] {
+            let e = parse(&format!("{{ starts_per_second: {bad} }}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("expected a whole number of starts a second from 1 to 4294967295"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

@@ -75,10 +75,8 @@ impl Validator<'_> {
             Some(r) => self.resolver_index(resolvers, r, &at.key("resolve_with"))?,
             None => 0,
         };
-        let d = Defaults {
-            control_sni: None,
-            ..top.within(raw.timeout, raw.ip_family)
-        };
+        // The top level has no control_sni, ech or locate to pass on.
+        let d = top.within(raw.timeout, raw.ip_family);
         let foreign = match raw.foreign {
             Some(f) if !f.value.is_empty() => f.value,
             missing => {

@@ -284,3 +284,169 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// Parses `block` as the `remote_write:` of a one-check config read
+    /// from `dir`.
+    fn push(dir: &Path, block: &str) -> Result<RemoteWrite, String> {
+        let text = format!("remote_write:\n{block}\nservices:\n  s:\n    tcp: [\"127.0.0.1:9\"]\n");
+        Config::parse(&text, &dir.join("t.yaml"))
+            .map(|c| c.remote_write.expect("remote_write set"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn refused(dir: &Path, block: &str, want: &str) {
+        match push(dir, block) {
+            Err(e) => assert!(e.contains(want), "{block}: {e}"),
+            Ok(rw) => panic!("{block}: accepted as {rw:?}"),
+        }
+    }
+
+    const URL: &str = "  url: \"http://127.0.0.1:9/api/v1/write\"";
+
+    #[test]
+    fn defaults_and_what_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let rw = push(dir.path(), URL).unwrap();
+        assert_eq!(rw.every, DEFAULT_PUSH_EVERY);
+        assert_eq!(rw.job, "reachability");
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = match host.trim() {
+            "" => "localhost",
+            h => h,
+        };
+        assert_eq!(rw.instance, host);
+        assert!(rw.authorization.is_none() && rw.headers.is_empty());
+        assert!(matches!(rw.trust, Trust::WebPki) && rw.client_cert.is_none());
+        assert_eq!(
+            (rw.max_samples, rw.max_age),
+            (DEFAULT_QUEUE_SAMPLES, DEFAULT_QUEUE_AGE)
+        );
+
+        let rw = push(
+            dir.path(),
+            &format!("{URL}\n  every: 1s\n  job: j\n  instance: i\n  queue: {{ max_samples: 200, max_age: 10m }}"),
+        )
+        .unwrap();
+        assert_eq!(rw.every, Duration::from_secs(1));
+        assert_eq!((rw.job.as_str(), rw.instance.as_str()), ("j", "i"));
+        assert_eq!(
+            (rw.max_samples, rw.max_age),
+            (200, Duration::from_secs(600))
+        );
+    }
+
+    #[test]
+    fn bounds_and_empty_labels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        refused(
+            d,
+            &format!("{URL}\n  every: 999ms"),
+            "remote_write.every: must be at least 1s",
+        );
+        refused(
+            d,
+            &format!("{URL}\n  job: \"\""),
+            "remote_write.job: must not be empty",
+        );
+        refused(
+            d,
+            &format!("{URL}\n  instance: \"\""),
+            "remote_write.instance: must not be empty",
+        );
+        refused(
+            d,
+            &format!("{URL}\n  queue: {{ max_samples: 0 }}"),
+            "remote_write.queue.max_samples: must be at least 1",
+        );
+        // A user name alone is a credential too.
+        refused(
+            d,
+            "  url: \"http://user@127.0.0.1:9/api/v1/write\"",
+            "credentials in the URL are not used",
+        );
+    }
+
+    #[test]
+    fn headers_the_protocol_or_the_credentials_set_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let auth = "  basic_auth: { username: u, password: p }";
+        // An Authorization header of its own, only where no credentials set one.
+        let rw = push(
+            d,
+            &format!("{URL}\n  headers: {{ Authorization: Token t }}"),
+        )
+        .unwrap();
+        assert_eq!(
+            rw.headers,
+            [("Authorization".to_string(), "Token t".to_string())]
+        );
+        refused(
+            d,
+            &format!("{URL}\n{auth}\n  headers: {{ authorization: Token t }}"),
+            "Authorization is set by basic_auth or bearer_token_file",
+        );
+        let rw = push(
+            d,
+            &format!("{URL}\n{auth}\n  headers: {{ X-Scope-OrgID: t1 }}"),
+        )
+        .unwrap();
+        assert_eq!(
+            rw.headers,
+            [("X-Scope-OrgID".to_string(), "t1".to_string())]
+        );
+        refused(
+            d,
+            &format!("{URL}\n  headers: {{ \"Bad Name\": v }}"),
+            "not a valid HTTP header",
+        );
+        refused(
+            d,
+            &format!("{URL}\n  headers: {{ X-Ok: \"a\\x01b\" }}"),
+            "not a valid HTTP header",
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_goes_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pair = rcgen::generate_simple_self_signed(vec!["client".to_string()]).unwrap();
+        std::fs::write(d.join("c.pem"), pair.cert.pem()).unwrap();
+        std::fs::write(d.join("k.pem"), pair.signing_key.serialize_pem()).unwrap();
+        let rw = push(d, &format!("{URL}\n  tls: {{ insecure: true }}")).unwrap();
+        assert!(matches!(rw.trust, Trust::Insecure) && rw.client_cert.is_none());
+        let rw = push(
+            d,
+            &format!("{URL}\n  tls: {{ cert_file: c.pem, key_file: k.pem }}"),
+        )
+        .unwrap();
+        let (certs, _) = rw.client_cert.as_ref().expect("a client certificate");
+        assert_eq!(certs[0].as_ref(), pair.cert.der().as_ref());
+        refused(
+            d,
+            &format!("{URL}\n  tls: {{ cert_file: c.pem }}"),
+            "remote_write.tls: cert_file and key_file go together",
+        );
+        // Neither the key nor a credential is printed.
+        let rw = push(
+            d,
+            &format!("{URL}\n  basic_auth: {{ username: u, password: hunter2 }}\n  tls: {{ cert_file: c.pem, key_file: k.pem }}"),
+        )
+        .unwrap();
+        let printed = format!("{rw:?}");
+        assert!(
+            printed.contains("<secret>") && printed.contains("<private key>"),
+            "{printed}"
+        );
+        assert!(!printed.contains("Basic "), "{printed}");
+    }
+}

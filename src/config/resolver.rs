@@ -275,4 +275,61 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn resolv_conf_is_the_system_resolvers_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("r.conf"),
+            "nameserver 127.0.0.2\nnameserver ::1\n",
+        )
+        .unwrap();
+        let parse = |resolvers: &str| {
+            Config::parse(
+                &format!(
+                    "resolvers:\n{resolvers}\nservices:\n  s: {{ dns: {{ names: [x.example] }} }}\n"
+                ),
+                &dir.path().join("t.yaml"),
+            )
+        };
+        let c = parse("  system: { resolv_conf: r.conf }").unwrap();
+        match &c.resolvers[0].kind {
+            ResolverKind::UdpAndTcp(a) => assert_eq!(
+                a,
+                &["127.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let e = parse("  lab: { resolv_conf: r.conf }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`resolv_conf` applies only to the `system` resolver"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn only_dot_and_doh_are_encrypted() {
+        let c = Config::parse(
+            "resolvers:\n  u: { udp: \"127.0.0.1\" }\n  t: { tcp: \"127.0.0.1\" }\n  dot: { dot: \"127.0.0.1\" }\n  doh: { doh: \"https://127.0.0.1/dns-query\" }\nservices:\n  s: { dns: { names: [x.example], resolvers: [u] } }\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let encrypted: Vec<(&str, bool)> = c
+            .resolvers
+            .iter()
+            .map(|r| (r.name.as_str(), r.kind.is_encrypted()))
+            .collect();
+        assert_eq!(
+            encrypted,
+            [
+                ("system", false),
+                ("u", false),
+                ("t", false),
+                ("dot", true),
+                ("doh", true)
+            ]
+        );
+    }
 }
