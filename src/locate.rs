@@ -421,6 +421,10 @@ mod tests {
         assert!(said.contains(&"3/real:reset".to_string()), "{said:?}");
         assert!(said.contains(&"3/neutral:expired".to_string()), "{said:?}");
         assert!(said.contains(&"30/neutral:through".to_string()), "{said:?}");
+        // In TTL order, the real ClientHello's answer before the neutral one's.
+        let at = |a: &str| said.iter().position(|s| s == a).unwrap();
+        assert!(at("2/real:expired") < at("3/real:reset"), "{said:?}");
+        assert!(at("3/real:reset") < at("3/neutral:expired"), "{said:?}");
         let names = [Answer::Closed, Answer::Silent].map(Answer::as_str);
         assert_eq!(names, ["closed", "silent"]);
     }

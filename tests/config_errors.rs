@@ -250,6 +250,10 @@ const CASES: &[(&str, &str)] = &[
         "2:22: pace.starts_per_second: invalid rate 0: expected a whole number of starts a second from 1 to 4294967295, such as 200",
     ),
     (
+        "test-list-no-resolvers",
+        "2:5: test_lists[0].resolvers: empty list: name at least one resolver, such as system",
+    ),
+    (
         "test-list-check",
         "3:19: test_lists[0].checks[1]: unknown value `ping`, expected one of dns, tls, http",
     ),

@@ -80,6 +80,47 @@ fn hosts_become_services() {
     assert!(c.max_concurrent_checks >= 1 + 7 + 3 + 2);
 }
 
+/// A list's `insecure` reaches its TLS and HTTP checks; an IPv4 host's TLS
+/// check connects to that address, a name's to the name.
+#[test]
+fn a_lists_trust_and_hosts_reach_its_checks() {
+    use reachability_exporter::config::{Host, Trust};
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "l.csv",
+        &format!(
+            "{HEADER}https://192.0.2.7/,NEWS,News,2026-01-01,t,\nhttps://a.example/,NEWS,News,2026-01-01,t,\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "config.yaml",
+        "test_lists:\n  - { file: l.csv, checks: [tls, http], insecure: true }\n",
+    );
+    let c = Config::load(&dir.path().join("config.yaml")).unwrap();
+    let mut hosts = Vec::new();
+    for s in &c.services {
+        for check in &s.checks {
+            match check {
+                Check::Tls(t) => {
+                    assert!(matches!(t.trust, Trust::Insecure), "{t:?}");
+                    hosts.push(t.target.host.clone());
+                }
+                Check::Http(h) => assert!(matches!(h.trust, Trust::Insecure), "{h:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        hosts,
+        [
+            Host::Ip("192.0.2.7".parse().unwrap()),
+            Host::Name("a.example".to_string())
+        ]
+    );
+}
+
 /// `checks:` narrows what each URL gets.
 #[test]
 fn checks_narrow_the_kinds() {

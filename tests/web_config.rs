@@ -194,6 +194,10 @@ fn what_rustls_cannot_do_is_refused_by_name() {
             "2:10: http_server_config.http2: this exporter serves HTTP/1.1 only: leave http2 out or set it to false",
         ),
         (
+            "http_server_config:\n  headers:\n    X-Frame-Options: \"\"\n".to_string(),
+            "3:22: http_server_config.headers.X-Frame-Options: a header value is printable ASCII, not empty",
+        ),
+        (
             "http_server_config:\n  headers:\n    Server: nginx\n".to_string(),
             "3:13: http_server_config.headers.Server: header \"Server\" cannot be set: only Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection can",
         ),

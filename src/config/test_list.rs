@@ -485,6 +485,21 @@ mod tests {
         );
         assert!(split_row("a,\"open").is_err());
         assert!(split_row("a,\"b\"c").is_err());
+        // A quote inside a field that did not start with one is a character.
+        assert_eq!(split_row("a\"b,c").unwrap(), ["a\"b", "c"]);
+    }
+
+    #[test]
+    fn a_list_may_be_16_mib_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.csv");
+        let mut text = vec![b'a'; MAX_CONFIG_BYTES as usize];
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_list(&p).map(|t| t.len()), Ok(text.len()));
+        text.push(b'a');
+        std::fs::write(&p, &text).unwrap();
+        let e = read_list(&p).unwrap_err();
+        assert!(e.contains("more than the 16 MiB a list may be"), "{e}");
     }
 
     #[test]
