@@ -59,7 +59,7 @@ for w in $want; do
             src/config/listen.rs src/config/check.rs src/config/kind.rs \
             -- --lib --test=config_errors --test=bundled_config --test=test_lists --test=web_config ;;
         config-reading) run config-reading src/config/decode.rs src/config/words.rs \
-            -- --lib --test=config_errors --test=bundled_config ;;
+            -- --lib --test=config_errors --test=bundled_config --test=test_lists --test=web_config ;;
         locate) run locate src/locate.rs -- --lib ;;
         *) echo "unknown set $w (verdict, plan, reason, config, config-sections, config-reading, locate)" >&2; exit 2 ;;
     esac

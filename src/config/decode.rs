@@ -235,3 +235,41 @@ where
     let s = String::deserialize(d)?;
     parse(&s).map_err(de::Error::custom)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    /// The key path of an error keeps every key the user wrote, even one
+    /// named `value` (the word serde-saphyr's spans put in the path), and
+    /// only those.
+    #[test]
+    fn a_key_named_value_stays_in_the_path() {
+        let rw = "remote_write:\n  url: \"http://127.0.0.1:9/\"\n";
+        for (yaml, want) in [
+            (
+                "value: 1\n".to_string(),
+                "1:1: value: unknown field `value`",
+            ),
+            (
+                "services:\n  value:\n    tcpp: []\n".to_string(),
+                "3:5: services.value.tcpp: unknown field `tcpp`",
+            ),
+            (
+                format!("{rw}  headers: {{ value: [1] }}\n"),
+                "3:21: remote_write.headers.value: ",
+            ),
+            (
+                format!("{rw}  tls: {{ insecure: [1] }}\n"),
+                "3:20: remote_write.tls.insecure: ",
+            ),
+        ] {
+            let e = Config::parse(&yaml, Path::new("t.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("t.yaml:{want}")), "{yaml}: {e}");
+        }
+    }
+}

@@ -117,12 +117,9 @@ fn normalise(path: &str) -> String {
 }
 
 /// What belongs at a normalised path, when a wrong shape was found there.
+/// (A list entry of a target or a URL says it itself: its deserializer
+/// takes any shape and names the two it accepts.)
 fn shape_of(path: &str) -> Option<String> {
-    let target_entry = |k: &str| {
-        format!(
-            "a {k} entry is \"HOST:PORT\" or a mapping such as {{ target: \"HOST:PORT\", timeout: 2s }}"
-        )
-    };
     let s = match path {
         "" | "." => "a config file is a mapping of keys, such as `services:`, `resolvers:` and `timeout:`".into(),
         "services" => "expected a mapping of service names to their checks, such as `whatsapp: { tls: [\"web.whatsapp.com:443\"] }`".into(),
@@ -134,15 +131,10 @@ fn shape_of(path: &str) -> Option<String> {
         "services.*.tcp" | "services.*.tls" | "services.*.quic" => {
             "expected a list of targets, such as [\"web.whatsapp.com:443\"]".into()
         }
-        "services.*.tcp[]" => target_entry("tcp"),
-        "services.*.tls[]" => target_entry("tls"),
-        "services.*.quic[]" => target_entry("quic"),
         "services.*.call_ports" => "expected a list of call ports, such as [{ udp: \"HOST:PORT\" }]".into(),
         "services.*.call_ports[]" => "a call port is a mapping such as { udp: \"HOST:PORT\" } or { tcp: \"HOST:PORT\" }".into(),
         "services.*.http" => "expected a list of URLs, such as [\"https://example.org/\"]".into(),
         "services.*.download" => "expected a list of URLs, such as [\"https://example.org/file\"]".into(),
-        "services.*.http[]" => "an http entry is a URL or a mapping such as { url: \"https://example.org/\", status: [200] }".into(),
-        "services.*.download[]" => "a download entry is a URL or a mapping such as { url: \"https://example.org/file\", min_rate: 100KiB }".into(),
         p if p.ends_with(".status") => "expected a list of codes or ranges, such as [200, \"300-399\"]".into(),
         p if p.ends_with(".ech") => "expected `grease`, such as `ech: grease`".into(),
         p if p.ends_with(".locate") => {
@@ -165,7 +157,6 @@ fn shape_of(path: &str) -> Option<String> {
         "regime.domestic" | "regime.foreign" => {
             "expected a list of targets, such as [\"www.google.com:443\"]".into()
         }
-        "regime.domestic[]" | "regime.foreign[]" => "a reference is \"HOST:PORT\" or a mapping such as { target: \"HOST:PORT\", sni: example.org }".into(),
         "test_lists" => "expected a list of files, such as [lists/ru.csv] or [{ file: lists/ru.csv, checks: [tls] }]".into(),
         _ => return None,
     };
@@ -210,16 +201,103 @@ mod tests {
             let said = format!("`{key}` needs a space after the colon: `{fixed}`");
             assert_eq!(missing_space(line), Some(said), "{line}");
         }
-        // A key with its value after a space, a URL, a key alone, an
-        // address: fine.
+        // A header's name holds dashes.
+        assert_eq!(
+            missing_space("    X-Frame-Options:DENY"),
+            Some(
+                "`X-Frame-Options:DENY` needs a space after the colon: `X-Frame-Options: DENY`"
+                    .into()
+            )
+        );
+        // A key with its value after a space, a URL (with a port), a key
+        // alone, an address: fine.
         for line in [
             "timeout: 5s",
             "  - https://a.org/",
+            "  - https://a.org:8443/x",
             "services:",
             "    tls: [\"a.org:443\"]",
             "    - 127.0.0.1:443",
         ] {
             assert_eq!(missing_space(line), None, "{line}");
         }
+    }
+
+    /// Each key the table knows is told what belongs there when it holds
+    /// the wrong shape, in words of its own (not the generic ones).
+    #[test]
+    fn a_wrong_shape_is_told_what_belongs_there() {
+        let svc = |body: &str| format!("services:\n  a:\n    {body}\n");
+        let target = "target: \"a.example:443\"";
+        let cases: Vec<(String, &str)> = vec![
+            ("just words\n".into(), "a config file is a mapping of keys"),
+            (
+                svc("dns: { names: [a.example], types: A }"),
+                "expected a list of record types",
+            ),
+            (
+                svc("dns: { names: [a.example], resolvers: system }"),
+                "expected a list of resolver names",
+            ),
+            (svc("call_ports: x"), "expected a list of call ports"),
+            (
+                svc("http: x"),
+                "expected a list of URLs, such as [\"https://example.org/\"]",
+            ),
+            (
+                svc("download: x"),
+                "expected a list of URLs, such as [\"https://example.org/file\"]",
+            ),
+            (
+                svc(&format!("tls: [{{ {target}, locate: [x] }}]")),
+                "expected a mapping such as { every: 10m, max_hops: 30 }",
+            ),
+            (
+                svc(&format!("tls: [{{ {target}, locate: {{ max_hops: x }} }}]")),
+                "expected a whole number of hops, 1 to 64",
+            ),
+            (
+                svc(&format!("tcp: [{{ {target}, ip_family: [x] }}]")),
+                "expected one of ipv4, ipv6, any",
+            ),
+            (
+                svc(&format!("quic: [{{ {target}, alpn: h3 }}]")),
+                "expected a list of protocol names",
+            ),
+            (
+                "labels: { site: [a] }\n".into(),
+                "a label's value is a single string",
+            ),
+            (
+                "resolvers: [a]\n".into(),
+                "expected a mapping of names to resolvers",
+            ),
+            (
+                "modules: [a]\n".into(),
+                "expected a mapping of names to modules",
+            ),
+            (
+                "probe_allow: x\n".into(),
+                "expected a list of host globs and address ranges",
+            ),
+            (
+                "regime: x\n".into(),
+                "expected a mapping such as { domestic:",
+            ),
+            (
+                "remote_write: { url: \"http://127.0.0.1:9/\", headers: x }\n".into(),
+                "a mapping",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (yaml, want) in &cases {
+            let e = crate::config::Config::parse(yaml, std::path::Path::new("t.yaml"))
+                .map(|_| "accepted".to_string())
+                .unwrap_or_else(|e| e.to_string());
+            if !e.contains(want) {
+                wrong.push(format!("{yaml:?}\n  said: {e}\n  want: {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }
