@@ -143,8 +143,11 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
     let segs: Vec<&Segment> = path.iter().collect();
     let mut out = String::new();
     for (i, seg) in segs.iter().enumerate() {
-        match seg {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+        let name = match seg {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                continue;
+            }
             Segment::Map { key } => {
                 let spanned_value = key == "value"
                     && (matches!(segs.get(i.wrapping_sub(1)), Some(Segment::Seq { .. }))
@@ -170,24 +173,15 @@ fn format_path(path: &serde_path_to_error::Path) -> String {
                 if spanned_value {
                     continue;
                 }
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
+                key.as_str()
             }
-            Segment::Enum { variant } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(variant);
-            }
-            Segment::Unknown => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push('?');
-            }
+            Segment::Enum { variant } => variant.as_str(),
+            Segment::Unknown => "?",
+        };
+        if !out.is_empty() {
+            out.push('.');
         }
+        out.push_str(name);
     }
     out
 }

@@ -210,11 +210,14 @@ mod tests {
             )
         );
         // A key with its value after a space, a URL (with a port), a key
-        // alone, an address: fine.
+        // alone, an address, no key: fine.
         for line in [
             "timeout: 5s",
             "  - https://a.org/",
             "  - https://a.org:8443/x",
+            // A key starts with a letter; nothing at all before the colon.
+            "    - 10:30",
+            "    - :x",
             "services:",
             "    tls: [\"a.org:443\"]",
             "    - 127.0.0.1:443",
