@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 export FUZZ_ITERATIONS=${FUZZ_ITERATIONS:-10000000}
 start=$(date +%s)
 cargo test --profile fuzz --locked --test fuzz -- --nocapture --test-threads 4 2>&1 \
-    | grep -E 'executions|test result'
+    | grep -E 'executions|record sets|test result'
 echo "fuzz: $FUZZ_ITERATIONS executions per target, $(( $(date +%s) - start )) s"

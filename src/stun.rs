@@ -155,7 +155,10 @@ pub fn decode(buf: &[u8]) -> Result<Response, DecodeError> {
         match a_type {
             ATTR_XOR_MAPPED_ADDRESS => xor_mapped = address(value, Some(&id)),
             ATTR_MAPPED_ADDRESS => mapped = address(value, None),
-            ATTR_ERROR_CODE if is_error && value.len() >= 4 => {
+            // The number is the code modulo 100 (RFC 5389 §15.6): one
+            // past 99 is a malformed attribute, ignored as a malformed
+            // address is (the response still proves the path).
+            ATTR_ERROR_CODE if is_error && value.len() >= 4 && value[3] <= 99 => {
                 error = Some(u16::from(value[2] & 0x07) * 100 + u16::from(value[3]));
             }
             _ => {}
@@ -310,6 +313,13 @@ mod tests {
         let r = decode(&wire).unwrap();
         assert_eq!(r.error, Some(401));
         assert_eq!(r.method, 0x0801);
+        // A number past 99 (class 7, number 136: "836") is no code: an
+        // error response without one. Found by bench/fuzz.sh.
+        let mut bad = encode_response(&ID, 1, Some(799), None);
+        let n = bad.len();
+        assert_eq!(bad[n - 1], 99);
+        bad[n - 1] = 136;
+        assert_eq!(decode(&bad).map(|r| r.error), Ok(Some(0)));
     }
 
     #[test]

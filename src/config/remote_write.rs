@@ -405,6 +405,11 @@ mod tests {
         );
         refused(
             d,
+            &format!("{URL}\n  headers: {{ content-type: text/plain }}"),
+            "content-type is set by the remote-write protocol",
+        );
+        refused(
+            d,
             &format!("{URL}\n  headers: {{ \"Bad Name\": v }}"),
             "not a valid HTTP header",
         );

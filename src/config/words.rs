@@ -65,9 +65,12 @@ fn missing_space(line: &str) -> Option<String> {
     let b = line.as_bytes();
     let keyish = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
     for (i, _) in line.match_indices(':') {
-        // The key: letters, digits, `_` and `-` back to a separator.
-        let start = line[..i]
-            .rfind(|c: char| !keyish(c as u8))
+        // The key: letters, digits, `_` and `-` back to a separator (any
+        // byte of a multi-byte character is one, and the ASCII byte after
+        // it starts a character).
+        let start = b[..i]
+            .iter()
+            .rposition(|&c| !keyish(c))
             .map_or(0, |s| s + 1);
         let key = &line[start..i];
         let separated = start == 0 || matches!(b[start - 1], b' ' | b'{' | b'[' | b',');
@@ -218,6 +221,9 @@ mod tests {
             // A key starts with a letter; nothing at all before the colon.
             "    - 10:30",
             "    - :x",
+            // A character of two bytes before the colon (bench/fuzz.sh
+            // found this one panicking).
+            "Ɛcp:w[\"example.co  a",
             "services:",
             "    tls: [\"a.org:443\"]",
             "    - 127.0.0.1:443",
