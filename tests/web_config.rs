@@ -15,7 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_reachability_exporter");
 /// Starts the binary with `web.yml` holding `web` (in `pki`'s directory,
 /// beside `server.pem`/`server.key` for 127.0.0.1); returns it, where it
 /// listens, and its first log line.
-fn start(pki: &Pki, web: &str) -> (std::process::Child, SocketAddr, String) {
+fn start(pki: &Pki, web: &str) -> (Killed, SocketAddr, String) {
     let dir = pki.dir.path();
     let (cert, key) = pki.server_pem(&["127.0.0.1"]);
     std::fs::write(dir.join("server.pem"), cert).unwrap();
@@ -23,18 +23,20 @@ fn start(pki: &Pki, web: &str) -> (std::process::Child, SocketAddr, String) {
     std::fs::write(dir.join("web.yml"), web).unwrap();
     let config = dir.join("config.yaml");
     std::fs::write(&config, "services:\n  s:\n    tcp: [\"127.0.0.1:1\"]\n").unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .args(["--web.config.file", dir.join("web.yml").to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stderr.take().unwrap())
+    let mut child = Killed(
+        Command::new(BIN)
+            .args([
+                "--config.file",
+                config.to_str().unwrap(),
+                "--web.listen-address",
+                "127.0.0.1:0",
+            ])
+            .args(["--web.config.file", dir.join("web.yml").to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(child.0.stderr.take().unwrap())
         .lines()
         .next()
         .unwrap()
@@ -80,7 +82,7 @@ async fn mutual_tls_with_allowed_names() {
     within(30, async {
         let pki = Pki::new();
         let web = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  client_allowed_sans: [client.test]\n";
-        let (mut child, addr, line) = start(&pki, web);
+        let (child, addr, line) = start(&pki, web);
         assert!(line.contains(" tls=true auth=false"), "{line}");
         let ok = get_with(&pki.client_with(BOTH, Some("client.test"), true), addr, "/-/healthy").await;
         assert!(ok.is_some_and(|t| t.starts_with("HTTP/1.1 200")));
@@ -91,8 +93,7 @@ async fn mutual_tls_with_allowed_names() {
         assert_eq!(get_with(&pki.client_with(BOTH, None, true), addr, "/-/healthy").await, None);
         assert_eq!(get_with(&pki.client_with(BOTH, Some("other.test"), true), addr, "/-/healthy").await, None);
         assert_eq!(get_with(&pki.client_with(BOTH, Some("client.test"), false), addr, "/-/healthy").await, None);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
     })
     .await;
 }
@@ -102,7 +103,7 @@ async fn optional_client_certificates_versions_and_headers() {
     within(30, async {
         let pki = Pki::new();
         let web = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.pem\n  min_version: TLS13\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\nhttp_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: DENY\n    content-security-policy: \"default-src 'none'\"\n";
-        let (mut child, addr, _) = start(&pki, web);
+        let (child, addr, _) = start(&pki, web);
         // Without a certificate: in. With one from an unknown CA: out.
         let page = get_with(&pki.client_with(BOTH, None, true), addr, "/").await.expect("no answer");
         let head = page.to_ascii_lowercase();
@@ -115,8 +116,7 @@ async fn optional_client_certificates_versions_and_headers() {
         assert_eq!(get_with(&pki.client_with(BOTH, Some("client.test"), false), addr, "/-/healthy").await, None);
         // min_version TLS13: a TLS 1.2 client gets no answer.
         assert_eq!(get_with(&pki.client_with(TLS12, None, true), addr, "/-/healthy").await, None);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
     })
     .await;
 }

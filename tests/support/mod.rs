@@ -91,6 +91,17 @@ pub async fn run_checks(yaml: &str, dir: &Path) -> Vec<reachability_exporter::pr
     futures_util::future::join_all(runs).await
 }
 
+/// A child process that is killed when dropped, so that a test that
+/// fails midway leaves no exporter running behind it.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The exporter's real HTTP server (`server::run`) on 127.0.0.1:0, serving
 /// a config from a file, with the binary's default 0.5 s timeout offset.
 /// It probes whatever the config names; [`Exporter::stop`] shuts it down.
